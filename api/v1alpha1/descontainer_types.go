@@ -1,0 +1,118 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ContainerPhase is where a container is in its life: Pending → Writing → Uploaded → Committed,
+// or RolledBack / Failed.
+// +kubebuilder:validation:Enum=Pending;Writing;Uploaded;Committed;RolledBack;Failed
+type ContainerPhase string
+
+const (
+	PhasePending    ContainerPhase = "Pending"
+	PhaseWriting    ContainerPhase = "Writing"
+	PhaseUploaded   ContainerPhase = "Uploaded"
+	PhaseCommitted  ContainerPhase = "Committed"
+	PhaseRolledBack ContainerPhase = "RolledBack"
+	PhaseFailed     ContainerPhase = "Failed"
+)
+
+// DesContainerSpec identifies one archive object. It never changes once created.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a DesContainer's spec is immutable"
+type DesContainerSpec struct {
+	// ShardRef names the DesShard that wrote the container.
+	// +kubebuilder:validation:MinLength=1
+	ShardRef string `json:"shardRef"`
+	// Shard id of the objects inside.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	Shard int32 `json:"shard"`
+	// Day the container belongs to (YYYY-MM-DD, UTC).
+	// +kubebuilder:validation:Pattern=`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`
+	Day string `json:"day"`
+	// Bucket holding the object.
+	// +kubebuilder:validation:MinLength=3
+	Bucket string `json:"bucket"`
+	// Key of the object: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Key string `json:"key"`
+}
+
+// DesContainerStatus is the observed state of one container.
+type DesContainerStatus struct {
+	// +optional
+	Phase ContainerPhase `json:"phase,omitempty"`
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Files in the container.
+	// +optional
+	Files int64 `json:"files,omitempty"`
+	// Bytes of payload in the container (external payloads included).
+	// +optional
+	Bytes int64 `json:"bytes,omitempty"`
+	// ObjectSize is the size of the container object.
+	// +optional
+	ObjectSize int64 `json:"objectSize,omitempty"`
+	// PayloadChecksum combines the payloads' CRC-32C values.
+	// +optional
+	PayloadChecksum string `json:"payloadChecksum,omitempty"`
+	// IndexChecksum is the CRC-32C of the index region.
+	// +optional
+	IndexChecksum string `json:"indexChecksum,omitempty"`
+	// UploadID of the multipart upload while Writing, so recovery can abort it.
+	// +optional
+	UploadID string `json:"uploadID,omitempty"`
+	// Job and Pod that wrote the container.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	UploadedAt *metav1.Time `json:"uploadedAt,omitempty"`
+	// +optional
+	CommittedAt *metav1.Time `json:"committedAt,omitempty"`
+	// Reason a container was rolled back or failed.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// DesContainer is one archive object: its phase, contents and how it was written.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dcon,categories=des
+// +kubebuilder:printcolumn:name="Shard",type=integer,JSONPath=`.spec.shard`
+// +kubebuilder:printcolumn:name="Day",type=string,JSONPath=`.spec.day`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Files",type=integer,JSONPath=`.status.files`
+// +kubebuilder:printcolumn:name="Bytes",type=integer,JSONPath=`.status.bytes`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.spec.key`
+// +kubebuilder:printcolumn:name="Job",type=string,priority=1,JSONPath=`.status.job`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.reason`
+type DesContainer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DesContainerSpec   `json:"spec,omitempty"`
+	Status DesContainerStatus `json:"status,omitempty"`
+}
+
+// DesContainerList is a list of DesContainers.
+// +kubebuilder:object:root=true
+type DesContainerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DesContainer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DesContainer{}, &DesContainerList{})
+}

@@ -1,0 +1,208 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DesSourceSpec describes a catalog database listing small objects and the object store holding them.
+type DesSourceSpec struct {
+	// Catalog is the PostgreSQL table listing the source objects.
+	Catalog Catalog `json:"catalog"`
+	// Store is where the source objects are read from.
+	Store SourceStore `json:"store"`
+	// Naming of the objects' DES names.
+	// +kubebuilder:default={}
+	Naming Naming `json:"naming,omitempty"`
+	// Marker, when set, makes the controller run a CronJob that names ready-to-archive rows.
+	// +optional
+	Marker *Marker `json:"marker,omitempty"`
+}
+
+// Catalog is a PostgreSQL table with one row per source object.
+type Catalog struct {
+	// DSNSecretRef names the Secret key holding the PostgreSQL connection string
+	// (postgres://user:password@host:5432/db?sslmode=require).
+	DSNSecretRef SecretKeyRef `json:"dsnSecretRef"`
+	// Table is the catalog table, optionally schema-qualified (schema.table).
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$`
+	Table string `json:"table"`
+	// Columns maps the catalog's columns; each defaults to the name in brackets.
+	// +kubebuilder:default={}
+	Columns ColumnMapping `json:"columns,omitempty"`
+	// Statuses are the values of the status column for each state of a row.
+	// +kubebuilder:default={}
+	Statuses StatusValues `json:"statuses,omitempty"`
+	// AllowMigration lets the controller create the DES-owned columns and indexes (an idempotent
+	// migration). When false, run `manager migrate` yourself.
+	// +kubebuilder:default=false
+	AllowMigration bool `json:"allowMigration,omitempty"`
+}
+
+// ColumnMapping names the catalog columns DES reads and writes. Column names are lower-case SQL
+// identifiers.
+type ColumnMapping struct {
+	// ID is the primary key (bigint) [id].
+	// +kubebuilder:default=id
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	ID string `json:"id,omitempty"`
+	// Bucket holds each object's source bucket; leave empty and set store.bucket for one bucket.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	Bucket string `json:"bucket,omitempty"`
+	// Key is the object's key in the source bucket [source_key].
+	// +kubebuilder:default=source_key
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	Key string `json:"key,omitempty"`
+	// Size of the object in bytes [size].
+	// +kubebuilder:default=size
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	Size string `json:"size,omitempty"`
+	// Status of the row [status].
+	// +kubebuilder:default=status
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	Status string `json:"status,omitempty"`
+	// DesName is the object's DES name [des_name].
+	// +kubebuilder:default=des_name
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	DesName string `json:"desName,omitempty"`
+	// Shard is the shard id of the DES name [shard].
+	// +kubebuilder:default=shard
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	Shard string `json:"shard,omitempty"`
+	// CreatedAt is when the row was created [created_at].
+	// +kubebuilder:default=created_at
+	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}$`
+	CreatedAt string `json:"createdAt,omitempty"`
+}
+
+// StatusValues are the values the status column takes.
+// +kubebuilder:validation:XValidation:rule="[self.ready, self.claimed, self.packed, self.failed].all(v, [self.ready, self.claimed, self.packed, self.failed].filter(w, w == v).size() == 1)",message="status values ready, claimed, packed and failed must all differ"
+type StatusValues struct {
+	// +kubebuilder:default=ready
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Ready string `json:"ready,omitempty"`
+	// +kubebuilder:default=claimed
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Claimed string `json:"claimed,omitempty"`
+	// +kubebuilder:default=packed
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Packed string `json:"packed,omitempty"`
+	// +kubebuilder:default=failed
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Failed string `json:"failed,omitempty"`
+}
+
+// SourceStore is the object store holding the source objects.
+type SourceStore struct {
+	ObjectStore `json:",inline"`
+	// Bucket is the one source bucket, when the catalog has no bucket column.
+	// +optional
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	Bucket string `json:"bucket,omitempty"`
+}
+
+// Naming configures DES names and their shards.
+type Naming struct {
+	// Prefix of generated names (PREFIX_YYYYMMDD_(...)).
+	// +kubebuilder:default=DES
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]{1,32}$`
+	Prefix string `json:"prefix,omitempty"`
+	// ShardBits is the number of top SHA-256 bits of a name that select its shard (2^shardBits shards).
+	// +kubebuilder:default=12
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	ShardBits int32 `json:"shardBits,omitempty"`
+}
+
+// Marker configures the CronJob that assigns DES names to new catalog rows.
+type Marker struct {
+	// Schedule in cron format.
+	// +kubebuilder:default="*/5 * * * *"
+	// +kubebuilder:validation:MinLength=9
+	Schedule string `json:"schedule,omitempty"`
+	// BatchSize is the number of rows named per transaction.
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	BatchSize int32 `json:"batchSize,omitempty"`
+	// MinAge is how old a row must be before it is named.
+	// +kubebuilder:default="5m"
+	MinAge metav1.Duration `json:"minAge,omitempty"`
+	// RowsPerSecond caps the marking rate; 0 means no cap.
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	RowsPerSecond int32 `json:"rowsPerSecond,omitempty"`
+	// MaxRetries before a failing row stays failed.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	MaxRetries int32 `json:"maxRetries,omitempty"`
+}
+
+// RowCounts counts catalog rows per state.
+type RowCounts struct {
+	Unnamed int64 `json:"unnamed,omitempty"`
+	Ready   int64 `json:"ready,omitempty"`
+	Claimed int64 `json:"claimed,omitempty"`
+	Packed  int64 `json:"packed,omitempty"`
+	Failed  int64 `json:"failed,omitempty"`
+}
+
+// DesSourceStatus is the observed state of a DesSource.
+type DesSourceStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready says whether the database, table, columns and bucket are reachable.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Rows counts catalog rows per state, as of LastChecked.
+	// +optional
+	Rows *RowCounts `json:"rows,omitempty"`
+	// CommittedContainers is the number of containers committed from this source.
+	// +optional
+	CommittedContainers int64 `json:"committedContainers,omitempty"`
+	// LastChecked is when the catalog was last inspected.
+	// +optional
+	LastChecked *metav1.Time `json:"lastChecked,omitempty"`
+}
+
+// DesSource is a catalog database of small objects and the bucket(s) holding them.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dsrc,categories=des
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Table",type=string,JSONPath=`.spec.catalog.table`
+// +kubebuilder:printcolumn:name="Shard-Bits",type=integer,JSONPath=`.spec.naming.shardBits`
+// +kubebuilder:printcolumn:name="Ready-Rows",type=integer,JSONPath=`.status.rows.ready`
+// +kubebuilder:printcolumn:name="Packed",type=integer,JSONPath=`.status.rows.packed`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.rows.failed`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.committedContainers) || oldSelf.status.committedContainers == 0 || self.spec.naming.shardBits == oldSelf.spec.naming.shardBits",message="spec.naming.shardBits cannot change once containers exist: existing names would map to other shards"
+// +kubebuilder:validation:XValidation:rule="has(self.spec.catalog.columns.bucket) || has(self.spec.store.bucket)",message="set spec.store.bucket, or spec.catalog.columns.bucket when objects live in several buckets"
+type DesSource struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DesSourceSpec   `json:"spec,omitempty"`
+	Status DesSourceStatus `json:"status,omitempty"`
+}
+
+// DesSourceList is a list of DesSources.
+// +kubebuilder:object:root=true
+type DesSourceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DesSource `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DesSource{}, &DesSourceList{})
+}
