@@ -1,0 +1,372 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DES-owned columns, added by Migrate.
+const (
+	colContainer    = "des_container"
+	colContainerKey = "des_container_key"
+	colError        = "des_error"
+	colRetries      = "des_retries"
+	colClaimedAt    = "des_claimed_at"
+	colPackedAt     = "des_packed_at"
+)
+
+var (
+	// ErrTableMissing means the catalog table does not exist.
+	ErrTableMissing = errors.New("catalog table does not exist")
+	// ErrColumnMissing means a mapped or DES-owned column does not exist.
+	ErrColumnMissing = errors.New("catalog column does not exist")
+	// ErrRolledBack means a commit found fewer claimed rows than the container holds: someone rolled
+	// the container back first. Nothing was changed.
+	ErrRolledBack = errors.New("container was rolled back before its commit")
+)
+
+// Catalog runs DES's statements against one catalog table.
+type Catalog struct {
+	pool *pgxpool.Pool
+	m    Mapping
+}
+
+// New checks the mapping; it does not touch the database.
+func New(pool *pgxpool.Pool, m Mapping) (*Catalog, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("catalog mapping: %w", err)
+	}
+	return &Catalog{pool: pool, m: m}, nil
+}
+
+// Mapping returns the mapping the catalog was made with.
+func (c *Catalog) Mapping() Mapping { return c.m }
+
+// Migrate adds the DES-owned columns, indexes and the des_containers table. It is idempotent and safe
+// to run concurrently (an advisory lock serialises it).
+func (c *Catalog) Migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('des-migrate'))`); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		for _, stmt := range c.migrationStatements() {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migrate catalog %s: %s: %w", c.m.Table, firstWords(stmt), err)
+			}
+		}
+		return nil
+	})
+}
+
+func (c *Catalog) migrationStatements() []string {
+	t := c.m.tableIdent()
+	_, name := c.m.schemaAndTable()
+	index := func(suffix string) string { return col(truncate(name, 63-len(suffix)) + suffix) }
+	return []string{
+		fmt.Sprintf(`ALTER TABLE %s
+			ADD COLUMN IF NOT EXISTS %s text,
+			ADD COLUMN IF NOT EXISTS %s text,
+			ADD COLUMN IF NOT EXISTS %s text,
+			ADD COLUMN IF NOT EXISTS %s integer NOT NULL DEFAULT 0,
+			ADD COLUMN IF NOT EXISTS %s timestamptz,
+			ADD COLUMN IF NOT EXISTS %s timestamptz`,
+			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt),
+		// Claims scan ready rows of one shard in id order.
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = %s`,
+			index("_des_ready"), t, col(c.m.Shard), col(c.m.ID), col(c.m.Status), literal(c.m.Ready)),
+		// Commit, roll-back and recovery find a container's rows.
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NOT NULL`,
+			index("_des_container"), t, colContainer, colContainer),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
+			key text PRIMARY KEY,
+			container text NOT NULL UNIQUE,
+			bucket text NOT NULL,
+			source text NOT NULL,
+			shard integer NOT NULL,
+			day date NOT NULL,
+			files bigint NOT NULL,
+			bytes bigint NOT NULL,
+			object_size bigint NOT NULL,
+			payload_checksum text NOT NULL,
+			index_checksum text NOT NULL,
+			writer text NOT NULL,
+			committed_at timestamptz NOT NULL DEFAULT now())`, c.m.containersIdent()),
+	}
+}
+
+// Check verifies that the table and every mapped and DES-owned column exist, naming what is missing.
+func (c *Catalog) Check(ctx context.Context) error {
+	schema, name := c.m.schemaAndTable()
+	rows, err := c.pool.Query(ctx, `
+		SELECT a.attname FROM pg_attribute a
+		JOIN pg_class t ON t.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = t.relnamespace
+		WHERE t.relname = $1 AND t.relkind IN ('r', 'p', 'v')
+		  AND (($2 = '' AND n.nspname = ANY (current_schemas(false))) OR n.nspname = $2)
+		  AND a.attnum > 0 AND NOT a.attisdropped`, name, schema)
+	if err != nil {
+		return fmt.Errorf("inspect catalog table %s: %w", c.m.Table, err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("inspect catalog table %s: %w", c.m.Table, err)
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("%w: %s", ErrTableMissing, c.m.Table)
+	}
+	present := map[string]bool{}
+	for _, h := range have {
+		present[h] = true
+	}
+	var missing []string
+	for role, column := range c.m.requiredColumns() {
+		if !present[column] {
+			missing = append(missing, fmt.Sprintf("%s (columns.%s)", column, role))
+		}
+	}
+	for _, column := range []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt} {
+		if !present[column] {
+			missing = append(missing, column+" (DES-owned: run `manager migrate` or set catalog.allowMigration)")
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("%w in %s: %s", ErrColumnMissing, c.m.Table, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Row is one claimed source object.
+type Row struct {
+	ID     int64
+	Bucket string
+	Key    string
+	Size   int64
+	Name   string
+}
+
+// Claim marks up to limit ready rows of a shard as claimed by container and returns them in id order.
+// Concurrent claimers get disjoint rows (FOR UPDATE SKIP LOCKED).
+func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit int) ([]Row, error) {
+	m := c.m
+	// $5 (the default bucket) is always referenced so PostgreSQL can type it.
+	bucket := "$5::text"
+	if m.Bucket != "" {
+		bucket = fmt.Sprintf("COALESCE(%s, $5::text)", col(m.Bucket))
+	}
+	q := fmt.Sprintf(`
+		UPDATE %[1]s SET %[2]s = $4, %[3]s = $3, %[4]s = now()
+		WHERE %[5]s IN (
+			SELECT %[5]s FROM %[1]s WHERE %[6]s = $1 AND %[2]s = $2
+			ORDER BY %[5]s LIMIT $6 FOR UPDATE SKIP LOCKED)
+		RETURNING %[5]s, %[7]s, %[8]s, %[9]s, %[10]s`,
+		m.tableIdent(), col(m.Status), colContainer, colClaimedAt, col(m.ID), col(m.Shard),
+		bucket, col(m.Key), col(m.Size), col(m.DesName))
+	rows, err := c.pool.Query(ctx, q, shard, m.Ready, container, m.Claimed, m.DefaultBucket, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim rows of shard %d for %s: %w", shard, container, err)
+	}
+	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
+		var row Row
+		err := r.Scan(&row.ID, &row.Bucket, &row.Key, &row.Size, &row.Name)
+		return row, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim rows of shard %d for %s: %w", shard, container, err)
+	}
+	sort.Slice(claimed, func(i, j int) bool { return claimed[i].ID < claimed[j].ID })
+	return claimed, nil
+}
+
+// MarkFailed moves one row claimed by container to failed with the error text. It changes nothing if
+// the row is no longer claimed by container.
+func (c *Catalog) MarkFailed(ctx context.Context, container string, id int64, cause string) (bool, error) {
+	m := c.m
+	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = $2, %s = %s + 1
+		WHERE %s = $3 AND %s = $4 AND %s = $5`,
+		m.tableIdent(), col(m.Status), colContainer, colError, colRetries, colRetries,
+		col(m.ID), colContainer, col(m.Status))
+	tag, err := c.pool.Exec(ctx, q, m.Failed, cause, id, container, m.Claimed)
+	if err != nil {
+		return false, fmt.Errorf("mark row %d failed: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Record is the permanent record of a committed container (table des_containers).
+type Record struct {
+	Key             string
+	Container       string
+	Bucket          string
+	Source          string
+	Shard           int
+	Day             time.Time
+	Files           int64
+	Bytes           int64
+	ObjectSize      int64
+	PayloadChecksum string
+	IndexChecksum   string
+	Writer          string
+}
+
+// Commit moves exactly the rows claimed by rec.Container to packed and records the container, in one
+// transaction. If fewer rows than rec.Files are still claimed (the container was rolled back), nothing
+// changes and the error is ErrRolledBack. Committing an already committed container is a no-op.
+func (c *Catalog) Commit(ctx context.Context, rec Record) error {
+	if rec.Files <= 0 {
+		return fmt.Errorf("commit %s: a container without files is never committed", rec.Container)
+	}
+	m := c.m
+	update := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = $2, %s = now() WHERE %s = $3 AND %s = $4`,
+		m.tableIdent(), col(m.Status), colContainerKey, colPackedAt, colContainer, col(m.Status))
+	insert := fmt.Sprintf(`INSERT INTO %s (key, container, bucket, source, shard, day, files, bytes,
+		object_size, payload_checksum, index_checksum, writer) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
+		m.containersIdent())
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed)
+		if err != nil {
+			return err
+		}
+		moved := tag.RowsAffected()
+		if moved == 0 {
+			if done, err := containerRecorded(ctx, tx, m, rec.Container); err != nil || done {
+				return err // already committed: nothing to do
+			}
+		}
+		if moved != rec.Files {
+			return fmt.Errorf("%w: %d of %d rows still claimed", ErrRolledBack, moved, rec.Files)
+		}
+		_, err = tx.Exec(ctx, insert, rec.Key, rec.Container, rec.Bucket, rec.Source, rec.Shard,
+			rec.Day.UTC().Format(time.DateOnly), rec.Files, rec.Bytes, rec.ObjectSize,
+			rec.PayloadChecksum, rec.IndexChecksum, rec.Writer)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("commit container %s: %w", rec.Container, err)
+	}
+	return nil
+}
+
+func containerRecorded(ctx context.Context, tx pgx.Tx, m Mapping, container string) (bool, error) {
+	var n int
+	err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE container = $1`, m.containersIdent()), container).Scan(&n)
+	return n > 0, err
+}
+
+// IsCommitted reports whether the container has a permanent record.
+func (c *Catalog) IsCommitted(ctx context.Context, container string) (bool, error) {
+	var n int
+	err := c.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE container = $1`, c.m.containersIdent()), container).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up container %s: %w", container, err)
+	}
+	return n > 0, nil
+}
+
+// RollBack returns every row still claimed by container to ready and reports how many moved. Rows of
+// a committed container are packed, not claimed, so a late roll-back changes nothing.
+func (c *Catalog) RollBack(ctx context.Context, container string) (int64, error) {
+	m := c.m
+	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = NULL WHERE %s = $2 AND %s = $3`,
+		m.tableIdent(), col(m.Status), colContainer, colClaimedAt, colContainer, col(m.Status))
+	tag, err := c.pool.Exec(ctx, q, m.Ready, container, m.Claimed)
+	if err != nil {
+		return 0, fmt.Errorf("roll back container %s: %w", container, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ClaimedNames returns the DES names of the rows claimed by container, sorted.
+func (c *Catalog) ClaimedNames(ctx context.Context, container string) ([]string, error) {
+	m := c.m
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = $1 AND %s = $2 ORDER BY 1`,
+		col(m.DesName), m.tableIdent(), colContainer, col(m.Status))
+	rows, err := c.pool.Query(ctx, q, container, m.Claimed)
+	if err != nil {
+		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
+	}
+	return names, nil
+}
+
+// Counts counts rows per state; rows without a DES name count as unnamed whatever their status.
+type Counts struct {
+	Unnamed, Ready, Claimed, Packed, Failed int64
+}
+
+// Count counts the rows of the catalog per state.
+func (c *Catalog) Count(ctx context.Context) (Counts, error) {
+	m := c.m
+	q := fmt.Sprintf(`SELECT
+		count(*) FILTER (WHERE %[1]s IS NULL),
+		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $1),
+		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $2),
+		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $3),
+		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $4)
+		FROM %[3]s`, col(m.DesName), col(m.Status), m.tableIdent())
+	var n Counts
+	err := c.pool.QueryRow(ctx, q, m.Ready, m.Claimed, m.Packed, m.Failed).
+		Scan(&n.Unnamed, &n.Ready, &n.Claimed, &n.Packed, &n.Failed)
+	if err != nil {
+		return n, fmt.Errorf("count catalog rows: %w", err)
+	}
+	return n, nil
+}
+
+// ReadyByShard counts ready rows per shard, for the given shards.
+func (c *Catalog) ReadyByShard(ctx context.Context, shards []int32) (map[int32]int64, error) {
+	m := c.m
+	q := fmt.Sprintf(`SELECT %[1]s, count(*) FROM %[2]s WHERE %[3]s = $1 AND %[1]s = ANY($2) GROUP BY 1`,
+		col(m.Shard), m.tableIdent(), col(m.Status))
+	rows, err := c.pool.Query(ctx, q, m.Ready, shards)
+	if err != nil {
+		return nil, fmt.Errorf("count ready rows per shard: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int32]int64, len(shards))
+	for rows.Next() {
+		var s int32
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count ready rows per shard: %w", err)
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// IsUnavailable reports whether err means the database could not be reached (as opposed to a
+// statement that failed), so callers can retry later instead of marking anything failed.
+func IsUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func firstWords(stmt string) string {
+	f := strings.Fields(stmt)
+	if len(f) > 4 {
+		f = f[:4]
+	}
+	return strings.Join(f, " ")
+}

@@ -1,0 +1,259 @@
+package catalog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/testworld"
+)
+
+func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres) }
+
+// newCatalog creates a catalog table shaped like a user's (no DES columns) with rows spread over shards.
+func newCatalog(t *testing.T, rowsPerShard, shards int) (*catalog.Catalog, *pgxpool.Pool) {
+	t.Helper()
+	pool, _ := testworld.PG(t).NewDatabase(t)
+	ctx := context.Background()
+	mustExec(t, pool, `CREATE TABLE objects (
+		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
+		status text NOT NULL DEFAULT 'new', des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`)
+	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard)
+		SELECT 'src/' || g, g, 'ready', 'N_' || g, g % $1 FROM generate_series(1, $2) g`, shards, rowsPerShard*shards)
+	c, err := catalog.New(pool, catalog.DefaultMapping("objects", "source-bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, pool
+}
+
+func mustExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	c, _ := newCatalog(t, 1, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- c.Migrate(context.Background()) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("repeated migration: %v", err)
+		}
+	}
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatalf("check after migration: %v", err)
+	}
+}
+
+func TestCheckNamesWhatIsMissing(t *testing.T) {
+	pool, _ := testworld.PG(t).NewDatabase(t)
+	ctx := context.Background()
+	m := catalog.DefaultMapping("objects", "b")
+
+	c, _ := catalog.New(pool, m)
+	if err := c.Check(ctx); !errors.Is(err, catalog.ErrTableMissing) {
+		t.Fatalf("missing table: got %v", err)
+	}
+
+	mustExec(t, pool, `CREATE TABLE objects (id bigint PRIMARY KEY, source_key text, status text, des_name text, shard int, created_at timestamptz)`)
+	err := c.Check(ctx)
+	if !errors.Is(err, catalog.ErrColumnMissing) || !strings.Contains(err.Error(), "size (columns.size)") ||
+		!strings.Contains(err.Error(), "des_container (DES-owned") {
+		t.Fatalf("missing columns: got %v", err)
+	}
+	mustExec(t, pool, `ALTER TABLE objects ADD COLUMN size bigint`)
+	if err := c.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(ctx); err != nil {
+		t.Fatalf("complete table: %v", err)
+	}
+}
+
+func TestMappingRejectsInjection(t *testing.T) {
+	cases := map[string]func(*catalog.Mapping){
+		"table with quote":    func(m *catalog.Mapping) { m.Table = `objects"; DROP TABLE x; --` },
+		"three-part table":    func(m *catalog.Mapping) { m.Table = "a.b.c" },
+		"upper-case column":   func(m *catalog.Mapping) { m.Key = "Key" },
+		"empty column":        func(m *catalog.Mapping) { m.Size = "" },
+		"no bucket":           func(m *catalog.Mapping) { m.DefaultBucket = "" },
+		"equal status values": func(m *catalog.Mapping) { m.Packed = m.Ready },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := catalog.DefaultMapping("objects", "b")
+			mutate(&m)
+			if err := m.Validate(); err == nil {
+				t.Fatalf("mapping %+v accepted", m)
+			}
+		})
+	}
+	if err := catalog.DefaultMapping("archive.objects", "b").Validate(); err != nil {
+		t.Fatalf("schema-qualified table refused: %v", err)
+	}
+}
+
+func TestConcurrentClaimsAreDisjoint(t *testing.T) {
+	const rows = 500
+	c, _ := newCatalog(t, rows, 1)
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[int64]string{}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				container := fmt.Sprintf("c-%d-%d", w, i)
+				got, err := c.Claim(ctx, 0, container, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range got {
+					if prev, dup := seen[r.ID]; dup {
+						t.Errorf("row %d claimed by %s and %s", r.ID, prev, container)
+					}
+					seen[r.ID] = container
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	if len(seen) != rows {
+		t.Fatalf("%d rows claimed, want %d", len(seen), rows)
+	}
+}
+
+func TestClaimReturnsRowsInIDOrderWithBucket(t *testing.T) {
+	c, _ := newCatalog(t, 10, 2)
+	got, err := c.Claim(context.Background(), 1, "c1", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []catalog.Row{
+		{ID: 1, Bucket: "source-bucket", Key: "src/1", Size: 1, Name: "N_1"},
+		{ID: 3, Bucket: "source-bucket", Key: "src/3", Size: 3, Name: "N_3"},
+		{ID: 5, Bucket: "source-bucket", Key: "src/5", Size: 5, Name: "N_5"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("claim = %v, want %v", got, want)
+	}
+}
+
+func record(container string, files int64) catalog.Record {
+	return catalog.Record{
+		Key: "archive/2026-11-26/000/" + container + ".des", Container: container, Bucket: "archive",
+		Source: "src", Shard: 0, Day: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Files: files,
+		Bytes: 10, ObjectSize: 100, PayloadChecksum: "p", IndexChecksum: "i", Writer: "pod-1",
+	}
+}
+
+// TestCommitAndRollBackRace checks the arbiter rule: whichever of commit and roll-back runs first wins
+// and the other changes nothing.
+func TestCommitAndRollBackRace(t *testing.T) {
+	ctx := context.Background()
+	t.Run("commit first", func(t *testing.T) {
+		c, _ := newCatalog(t, 5, 1)
+		claimed, _ := c.Claim(ctx, 0, "c1", 5)
+		if err := c.Commit(ctx, record("c1", int64(len(claimed)))); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.RollBack(ctx, "c1"); err != nil || n != 0 {
+			t.Fatalf("roll-back after commit moved %d rows (%v)", n, err)
+		}
+		if err := c.Commit(ctx, record("c1", int64(len(claimed)))); err != nil {
+			t.Fatalf("repeated commit: %v", err)
+		}
+		assertCounts(t, c, catalog.Counts{Packed: 5})
+		if ok, _ := c.IsCommitted(ctx, "c1"); !ok {
+			t.Fatal("committed container has no record")
+		}
+	})
+	t.Run("roll-back first", func(t *testing.T) {
+		c, _ := newCatalog(t, 5, 1)
+		claimed, _ := c.Claim(ctx, 0, "c1", 5)
+		if n, err := c.RollBack(ctx, "c1"); err != nil || n != 5 {
+			t.Fatalf("roll-back moved %d rows (%v)", n, err)
+		}
+		if err := c.Commit(ctx, record("c1", int64(len(claimed)))); !errors.Is(err, catalog.ErrRolledBack) {
+			t.Fatalf("commit after roll-back: got %v, want ErrRolledBack", err)
+		}
+		assertCounts(t, c, catalog.Counts{Ready: 5})
+		if ok, _ := c.IsCommitted(ctx, "c1"); ok {
+			t.Fatal("rolled-back container has a record")
+		}
+	})
+	t.Run("a commit of more files than claimed rows changes nothing", func(t *testing.T) {
+		c, _ := newCatalog(t, 5, 1)
+		c.Claim(ctx, 0, "c1", 5)
+		if err := c.Commit(ctx, record("c1", 6)); !errors.Is(err, catalog.ErrRolledBack) {
+			t.Fatalf("commit of more files than claimed rows: got %v", err)
+		}
+		assertCounts(t, c, catalog.Counts{Claimed: 5})
+	})
+}
+
+func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) {
+	ctx := context.Background()
+	c, pool := newCatalog(t, 3, 1)
+	rows, _ := c.Claim(ctx, 0, "c1", 3)
+	if ok, err := c.MarkFailed(ctx, "other", rows[0].ID, "boom"); err != nil || ok {
+		t.Fatalf("foreign container marked a row failed (%v)", err)
+	}
+	if ok, err := c.MarkFailed(ctx, "c1", rows[0].ID, "source object missing"); err != nil || !ok {
+		t.Fatalf("mark failed: %v", err)
+	}
+	var msg string
+	var retries int
+	if err := pool.QueryRow(ctx, `SELECT des_error, des_retries FROM objects WHERE id = $1`, rows[0].ID).Scan(&msg, &retries); err != nil {
+		t.Fatal(err)
+	}
+	if msg != "source object missing" || retries != 1 {
+		t.Fatalf("failed row: error %q retries %d", msg, retries)
+	}
+	if err := c.Commit(ctx, record("c1", 2)); err != nil {
+		t.Fatalf("commit of the two remaining rows: %v", err)
+	}
+	assertCounts(t, c, catalog.Counts{Packed: 2, Failed: 1})
+	names, _ := c.ClaimedNames(ctx, "c1")
+	if len(names) != 0 {
+		t.Fatalf("committed container still has claimed rows %v", names)
+	}
+}
+
+func assertCounts(t *testing.T, c *catalog.Catalog, want catalog.Counts) {
+	t.Helper()
+	got, err := c.Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("counts = %+v, want %+v", got, want)
+	}
+}
