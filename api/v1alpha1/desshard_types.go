@@ -146,6 +146,12 @@ type DesShardStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Runs counts the packing runs scheduled so far; it numbers the runs' Jobs.
+	// +optional
+	Runs int64 `json:"runs,omitempty"`
+	// LastScheduleTime is when the last run was scheduled.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
 	// ShardCount is the number of shards this DesShard serves.
 	// +optional
 	ShardCount int32 `json:"shardCount,omitempty"`
@@ -173,8 +179,10 @@ type DesShardStatus struct {
 // +kubebuilder:printcolumn:name="Jobs",type=integer,JSONPath=`.status.activeJobs`
 // +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Last-Run",type=date,JSONPath=`.status.lastScheduleTime`
 // +kubebuilder:printcolumn:name="Bucket",type=string,priority=1,JSONPath=`.spec.archive.bucket`
 // +kubebuilder:printcolumn:name="Prefix",type=string,priority=1,JSONPath=`.spec.archive.prefix`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="a DesShard name has at most 40 characters: it prefixes the names of its Jobs and Leases"
 type DesShard struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -30,7 +30,7 @@ type Catalog struct {
 	// +kubebuilder:default={}
 	Columns ColumnMapping `json:"columns,omitempty"`
 	// Statuses are the values of the status column for each state of a row.
-	// +kubebuilder:default={}
+	// +kubebuilder:default={ready:"ready",claimed:"claimed",packed:"packed",failed:"failed"}
 	Statuses StatusValues `json:"statuses,omitempty"`
 	// AllowMigration lets the controller create the DES-owned columns and indexes (an idempotent
 	// migration). When false, run `manager migrate` yourself.

@@ -298,6 +298,10 @@ func (in *DesShardStatus) DeepCopyInto(out *DesShardStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.LastScheduleTime != nil {
+		in, out := &in.LastScheduleTime, &out.LastScheduleTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Containers != nil {
 		in, out := &in.Containers, &out.Containers
 		*out = make(map[string]int64, len(*in))

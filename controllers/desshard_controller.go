@@ -1,0 +1,292 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+)
+
+// DesShardReconciler turns DesShards into packer Jobs, one per group of due shards, never two for a
+// shard at once.
+type DesShardReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Jobs     JobDefaults
+}
+
+// +kubebuilder:rbac:groups=des.datavision.io,resources=desshards,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=des.datavision.io,resources=desshards/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=des.datavision.io,resources=dessources,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// shardObservation is what the reconciler learned about a DesShard's world in one pass.
+type shardObservation struct {
+	source  *desv1.DesSource
+	shards  []int32
+	jobs    []batchv1.Job
+	leases  map[int32]LeaseState
+	holders map[int32]string
+	busy    map[int32]string
+}
+
+// Reconcile observes the DesShard's source, Jobs and Leases, starts a run when one is due, and
+// records what it saw in the status.
+func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ds := &desv1.DesShard{}
+	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := ds.DeepCopy()
+	now := r.Clock.Now()
+	obs, problem, err := r.observe(ctx, ds, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != nil {
+		return ctrl.Result{RequeueAfter: time.Minute}, r.updateStatus(ctx, base, ds, obs, problem)
+	}
+	requeue, err := r.scheduleRun(ctx, ds, obs, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeue}, r.updateStatus(ctx, base, ds, obs, nil)
+}
+
+// notReady is a configuration problem shown in the Ready condition instead of being retried fast.
+type notReady struct{ reason, message string }
+
+func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, now time.Time) (*shardObservation, *notReady, error) {
+	obs := &shardObservation{}
+	src := &desv1.DesSource{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: ds.Spec.SourceRef}, src); err != nil {
+		if apierrors.IsNotFound(err) {
+			return obs, &notReady{"SourceNotFound", fmt.Sprintf("DesSource %q does not exist in namespace %s", ds.Spec.SourceRef, ds.Namespace)}, nil
+		}
+		return nil, nil, fmt.Errorf("get DesSource %s: %w", ds.Spec.SourceRef, err)
+	}
+	obs.source = src
+	shards, err := expandShards(ds.Spec, src.Spec.Naming.ShardBits)
+	if err != nil {
+		return obs, &notReady{"InvalidShards", err.Error()}, nil
+	}
+	obs.shards = shards
+	jobs := &batchv1.JobList{}
+	if err := r.List(ctx, jobs, client.InNamespace(ds.Namespace), client.MatchingLabels{LabelDesShard: ds.Name}); err != nil {
+		return nil, nil, fmt.Errorf("list Jobs of %s: %w", ds.Name, err)
+	}
+	obs.jobs = jobs.Items
+	leases := &coordinationv1.LeaseList{}
+	if err := r.List(ctx, leases, client.InNamespace(ds.Namespace), client.MatchingLabels{LabelDesShard: ds.Name}); err != nil {
+		return nil, nil, fmt.Errorf("list Leases of %s: %w", ds.Name, err)
+	}
+	obs.leases, obs.holders = map[int32]LeaseState{}, map[int32]string{}
+	for i := range leases.Items {
+		l := &leases.Items[i]
+		id, err := strconv.ParseInt(l.Labels[LabelShard], 10, 32)
+		if err != nil || l.Name != LeaseName(ds.Name, int32(id)) {
+			continue // not a shard lock of ours
+		}
+		obs.leases[int32(id)] = classifyLease(l, now)
+		obs.holders[int32(id)] = leaseHolder(l)
+	}
+	obs.busy = busyShards(obs.jobs, obs.leases, obs.holders)
+	return obs, nil, nil
+}
+
+// scheduleRun creates the Jobs of a run when one is due and returns when to look again.
+func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) (time.Duration, error) {
+	interval := ds.Spec.Interval.Duration
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	due, next := runDue(ds.Status.LastScheduleTime, interval, now)
+	if ds.Spec.Suspend {
+		return interval, nil
+	}
+	if !due {
+		return next.Sub(now), nil
+	}
+	run := ds.Status.Runs + 1
+	plans := planRun(ds.Name, run, groupShards(obs.shards, int(ds.Spec.ShardsPerJob)), obs.busy)
+	for _, p := range plans {
+		if err := r.createJob(ctx, ds, obs.source, p, run); err != nil {
+			return 0, err
+		}
+	}
+	ds.Status.Runs = run
+	ds.Status.LastScheduleTime = &metav1.Time{Time: now}
+	log.FromContext(ctx).Info("scheduled run", "run", run, "jobs", len(plans), "busyShards", len(obs.busy))
+	return interval, nil
+}
+
+func (r *DesShardReconciler) createJob(ctx context.Context, ds *desv1.DesShard, src *desv1.DesSource, p jobPlan, run int64) error {
+	job := buildJob(ds, src, p, run, r.Jobs)
+	if err := controllerutil.SetControllerReference(ds, job, r.Scheme); err != nil {
+		return err
+	}
+	err := r.Create(ctx, job)
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		return nil // a retried reconcile of the same run
+	case err != nil:
+		return fmt.Errorf("create Job %s: %w", job.Name, err)
+	}
+	jobsCreated.WithLabelValues(ds.Namespace, ds.Name).Inc()
+	r.Recorder.Eventf(ds, job, "Normal", "JobCreated", "CreateJob", "run %d: Job %s packs shards %s", run, job.Name, formatShardList(p.Shards))
+	return nil
+}
+
+// updateStatus patches the status from base (the object as read) to what this pass observed.
+func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.DesShard, obs *shardObservation, problem *notReady) error {
+	st := &ds.Status
+	st.ObservedGeneration = ds.Generation
+	st.ShardCount = int32(len(obs.shards))
+	active, failed := 0, 0
+	for i := range obs.jobs {
+		switch finished, bad := jobFinished(&obs.jobs[i]); {
+		case !finished:
+			active++
+		case bad:
+			failed++
+		}
+	}
+	st.ActiveJobs = int32(active)
+	st.Shards = shardStatuses(obs, st.Shards)
+	setCondition(st, desv1.ConditionReady, problem == nil, reasonOr(problem, "Ready"), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
+	progressingMsg := fmt.Sprintf("%d active Jobs", active)
+	if ds.Spec.Suspend {
+		progressingMsg = "suspended: no new Jobs"
+	}
+	setCondition(st, desv1.ConditionProgressing, active > 0, map[bool]string{true: "JobsActive", false: "Idle"}[active > 0], progressingMsg, ds.Generation)
+	setCondition(st, desv1.ConditionDegraded, failed > 0, map[bool]string{true: "JobsFailed", false: "NoFailures"}[failed > 0], fmt.Sprintf("%d failed Jobs retained", failed), ds.Generation)
+	if err := r.Status().Patch(ctx, ds, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("update status of DesShard %s: %w", ds.Name, err)
+	}
+	return nil
+}
+
+// shardStatuses lists only shards with something to say, keeping the last success and error of
+// shards seen before.
+func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.ShardStatus {
+	prev := map[int32]desv1.ShardStatus{}
+	for _, s := range previous {
+		prev[s.ID] = s
+	}
+	var out []desv1.ShardStatus
+	for _, id := range obs.shards {
+		s := prev[id]
+		s.ID = id
+		s.ActiveJob, s.LeaseHolder = "", ""
+		if reason, ok := obs.busy[id]; ok && len(reason) > 4 && reason[:4] == "job " {
+			s.ActiveJob = reason[4:]
+		}
+		if obs.leases[id] == LeaseHeld {
+			s.LeaseHolder = obs.holders[id]
+		}
+		if s.ActiveJob != "" || s.LeaseHolder != "" || s.LastError != "" || s.LastSuccess != nil || s.PendingRows > 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func setCondition(st *desv1.DesShardStatus, typ string, ok bool, reason, message string, gen int64) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: gen})
+}
+
+func reasonOr(p *notReady, ok string) string {
+	if p != nil {
+		return p.reason
+	}
+	return ok
+}
+
+func messageOr(p *notReady, ok string) string {
+	if p != nil {
+		return p.message
+	}
+	return ok
+}
+
+// SetupWithManager watches DesShards, their Jobs, their shard Leases (holder changes only, so renewals
+// every few seconds do not cause reconcile storms) and their DesSource.
+func (r *DesShardReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&desv1.DesShard{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&batchv1.Job{}, builder.WithPredicates(jobFinishedChanged())).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToDesShard),
+			builder.WithPredicates(leaseHolderChanged())).
+		Watches(&desv1.DesSource{}, handler.EnqueueRequestsFromMapFunc(r.sourceToDesShards)).
+		Named("desshard").
+		Complete(r)
+}
+
+func leaseToDesShard(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[LabelDesShard]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+func (r *DesShardReconciler) sourceToDesShards(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &desv1.DesShardList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, ds := range list.Items {
+		if ds.Spec.SourceRef == o.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ds)})
+		}
+	}
+	return reqs
+}
+
+// leaseHolderChanged passes Lease creations, deletions and holder changes, not renewals.
+func leaseHolderChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e eventUpdate) bool {
+			return leaseHolder(e.ObjectOld.(*coordinationv1.Lease)) != leaseHolder(e.ObjectNew.(*coordinationv1.Lease))
+		},
+	}
+}
+
+// jobFinishedChanged passes Job creations, deletions and the moment a Job finishes.
+func jobFinishedChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e eventUpdate) bool {
+			oldDone, oldFailed := jobFinished(e.ObjectOld.(*batchv1.Job))
+			newDone, newFailed := jobFinished(e.ObjectNew.(*batchv1.Job))
+			return oldDone != newDone || oldFailed != newFailed
+		},
+	}
+}

@@ -1,0 +1,238 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+)
+
+// Labels and annotations DES puts on the objects it creates.
+const (
+	LabelManagedBy   = "app.kubernetes.io/managed-by"
+	ManagedByDES     = "des-operator"
+	LabelComponent   = "app.kubernetes.io/component"
+	LabelDesShard    = "des.datavision.io/desshard"
+	LabelSource      = "des.datavision.io/source"
+	LabelRun         = "des.datavision.io/run"
+	LabelGroup       = "des.datavision.io/group"
+	LabelShard       = "des.datavision.io/shard"
+	AnnotationShards = "des.datavision.io/shards"
+)
+
+// Paths where a packer pod finds its Secrets (docs/protocol.md); the packer reads the same constants.
+const (
+	CatalogSecretDir = "/var/run/des/catalog"
+	CatalogDSNFile   = "dsn"
+	SourceSecretDir  = "/var/run/des/source"
+	ArchiveSecretDir = "/var/run/des/archive"
+	SourceCADir      = "/var/run/des/source-ca"
+	ArchiveCADir     = "/var/run/des/archive-ca"
+	CABundleFile     = "ca.crt"
+)
+
+// JobDefaults are the controller-wide settings for packer Jobs that a DesShard can override.
+type JobDefaults struct {
+	Image                   string
+	ServiceAccountName      string
+	TTLSecondsAfterFinished int32
+}
+
+// jobPlan is one Job to create in a run.
+type jobPlan struct {
+	Name   string
+	Group  int
+	Shards []int32
+}
+
+// runDue says whether a new run should start now, and when the next one is due otherwise.
+func runDue(last *metav1.Time, interval time.Duration, now time.Time) (bool, time.Time) {
+	if last == nil {
+		return true, now
+	}
+	next := last.Add(interval)
+	return !now.Before(next), next
+}
+
+// planRun picks, for each group, the shards that are not busy (in an active Job or under a fresh
+// Lease) and names one Job per non-empty group. Names depend only on the DesShard, run and group, so
+// a retried reconcile creates the same Jobs rather than duplicates.
+func planRun(desShard string, run int64, groups [][]int32, busy map[int32]string) []jobPlan {
+	var plans []jobPlan
+	for i, g := range groups {
+		var free []int32
+		for _, s := range g {
+			if _, ok := busy[s]; !ok {
+				free = append(free, s)
+			}
+		}
+		if len(free) == 0 {
+			continue
+		}
+		plans = append(plans, jobPlan{Name: jobName(desShard, run, i), Group: i, Shards: free})
+	}
+	return plans
+}
+
+func jobName(desShard string, run int64, group int) string {
+	return fmt.Sprintf("%s-r%d-g%d", desShard, run, group)
+}
+
+// jobFinished reports whether a Job has completed or failed for good.
+func jobFinished(j *batchv1.Job) (finished bool, failed bool) {
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			return true, false
+		case batchv1.JobFailed, batchv1.JobFailureTarget:
+			return true, true
+		}
+	}
+	return false, false
+}
+
+// busyShards maps each shard in an active Job or under a fresh Lease to the reason it is busy.
+func busyShards(jobs []batchv1.Job, leases map[int32]LeaseState, holders map[int32]string) map[int32]string {
+	busy := map[int32]string{}
+	for i := range jobs {
+		if finished, _ := jobFinished(&jobs[i]); finished {
+			continue
+		}
+		shards, err := parseShardList(jobs[i].Annotations[AnnotationShards])
+		if err != nil {
+			continue
+		}
+		for _, s := range shards {
+			busy[s] = "job " + jobs[i].Name
+		}
+	}
+	for s, state := range leases {
+		if state == LeaseHeld {
+			if _, ok := busy[s]; !ok {
+				busy[s] = "lease held by " + holders[s]
+			}
+		}
+	}
+	return busy
+}
+
+// buildJob renders the packer Job for one plan. The pod gets its Secrets as read-only files, never as
+// environment variables, so they do not show up in `kubectl describe`.
+func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64, d JobDefaults) *batchv1.Job {
+	tmpl := ds.Spec.Job
+	image := d.Image
+	if tmpl.Image != "" {
+		image = tmpl.Image
+	}
+	sa := d.ServiceAccountName
+	if tmpl.ServiceAccountName != "" {
+		sa = tmpl.ServiceAccountName
+	}
+	labels := map[string]string{
+		LabelManagedBy: ManagedByDES,
+		LabelComponent: "packer",
+		LabelDesShard:  ds.Name,
+		LabelSource:    src.Name,
+		LabelRun:       strconv.FormatInt(run, 10),
+		LabelGroup:     strconv.Itoa(plan.Group),
+	}
+	volumes, mounts := packerVolumes(ds, src)
+	container := corev1.Container{
+		Name:    "packer",
+		Image:   image,
+		Command: []string{"/manager"},
+		Args: []string{"pack",
+			"--desshard=" + ds.Name,
+			"--shards=" + formatShardList(plan.Shards),
+		},
+		Env: []corev1.EnvVar{
+			fieldEnv("POD_NAME", "metadata.name"),
+			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+			{Name: "DES_JOB_NAME", Value: plan.Name},
+		},
+		VolumeMounts: mounts,
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsNonRoot:             ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+	if tmpl.Resources != nil {
+		container.Resources = *tmpl.Resources
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        plan.Name,
+			Namespace:   ds.Namespace,
+			Labels:      labels,
+			Annotations: map[string]string{AnnotationShards: formatShardList(plan.Shards)},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To(tmpl.BackoffLimit),
+			ActiveDeadlineSeconds:   ptr.To(tmpl.ActiveDeadlineSeconds),
+			TTLSecondsAfterFinished: ptr.To(d.TTLSecondsAfterFinished),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:      corev1.RestartPolicyNever,
+					ServiceAccountName: sa,
+					NodeSelector:       tmpl.NodeSelector,
+					Tolerations:        tmpl.Tolerations,
+					Containers:         []corev1.Container{container},
+					Volumes:            volumes,
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+				},
+			},
+		},
+	}
+}
+
+func fieldEnv(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+}
+
+func packerVolumes(ds *desv1.DesShard, src *desv1.DesSource) ([]corev1.Volume, []corev1.VolumeMount) {
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	add := func(name, dir, secret string, items []corev1.KeyToPath) {
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items, DefaultMode: ptr.To(int32(0o400))},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
+	}
+	dsn := src.Spec.Catalog.DSNSecretRef
+	add("catalog", CatalogSecretDir, dsn.Name, []corev1.KeyToPath{{Key: dsn.Key, Path: CatalogDSNFile}})
+	add("source-credentials", SourceSecretDir, src.Spec.Store.CredentialsSecretRef.Name, nil)
+	add("archive-credentials", ArchiveSecretDir, ds.Spec.Archive.CredentialsSecretRef.Name, nil)
+	if ca := src.Spec.Store.CABundleSecretRef; ca != nil {
+		add("source-ca", SourceCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: CABundleFile}})
+	}
+	if ca := ds.Spec.Archive.CABundleSecretRef; ca != nil {
+		add("archive-ca", ArchiveCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: CABundleFile}})
+	}
+	return volumes, mounts
+}
+
+// sortedKeys returns the keys of a shard map in order, for stable status output.
+func sortedKeys[V any](m map[int32]V) []int32 {
+	keys := make([]int32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys
+}
