@@ -10,7 +10,7 @@ while read -r pkg dir; do
   for target in $(grep -hoE '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
     found=1
     echo "[fuzz] $pkg $target for $fuzztime" >&2
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 2s "$pkg"
   done
 done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
 [ "$found" = 1 ] || echo "[fuzz] no fuzz targets found" >&2

@@ -1,0 +1,82 @@
+// Command des packs, lists, reads and verifies DES archives.
+//
+//	des pack -o ARCHIVE FILE|DIR...
+//	des ls [-l] ARCHIVE
+//	des cat ARCHIVE NAME
+//	des meta ARCHIVE NAME
+//	des verify ARCHIVE
+//	des stat ARCHIVE
+//
+// Exit status: 0 success, 1 failure (including a corrupt archive), 2 usage.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// verb is one subcommand. Every verb has the same signature so that adding
+// one is a single line in the verbs table.
+type verb struct {
+	run     func(args []string, stdout, stderr io.Writer) int
+	summary string
+}
+
+// verbs is the dispatch table.
+var verbs = map[string]verb{
+	"pack":   {runPack, "write an archive from files and directories"},
+	"ls":     {runLs, "list the names in an archive"},
+	"cat":    {runCat, "write one file's bytes to stdout"},
+	"meta":   {runMeta, "print one file's meta JSON"},
+	"verify": {runVerify, "check structure and every checksum"},
+	"stat":   {runStat, "describe an archive's layout"},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches args[0] to its verb; it is main without os.Exit, so tests
+// can drive the CLI in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return exitOK
+	}
+	v, ok := verbs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "des: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	return v.run(args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: des COMMAND [flags] ARGS...")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(verbs))
+	for n := range verbs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, verbs[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'des COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "Exit status: 0 ok, 1 error or corrupt archive, 2 usage error.")
+}

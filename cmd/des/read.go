@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/datavision/des/internal/desformat"
+)
+
+const externalRootHelp = "`DIR` laid out like the bucket (DIR/<key>) holding external payloads"
+
+func runLs(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("ls", "[-l] ARCHIVE",
+		`List the names in an archive, one per line, in archive order. With -l,
+also show size, flags (ext = external payload) and the CRC-32C checksum
+("-" for archives written without checksums, like DES v1).`, stdout, stderr)
+	long := c.fs.Bool("l", false, "long listing: size, flags, checksum, name")
+	pos, code, ok := c.parse(args, 1, 1)
+	if !ok {
+		return code
+	}
+	r, closer, err := openReader(context.Background(), pos[0], "", *long)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer closer.Close()
+	bw := bufio.NewWriter(stdout)
+	for _, e := range r.Entries() {
+		if !*long {
+			fmt.Fprintln(bw, e.Name)
+			continue
+		}
+		sum := "-"
+		crc, has, err := r.Checksum(e.Name)
+		if err != nil {
+			return c.fail(err)
+		}
+		if has {
+			sum = fmt.Sprintf("%08x", crc)
+		}
+		flags := "-"
+		if e.IsExternal() {
+			flags = "ext"
+		}
+		fmt.Fprintf(bw, "%12d  %-3s  %-8s  %s\n", e.Size, flags, sum, e.Name)
+	}
+	if err := bw.Flush(); err != nil {
+		return c.fail(err)
+	}
+	return exitOK
+}
+
+func runCat(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("cat", "[--external-root DIR] ARCHIVE NAME",
+		`Write one file's bytes to stdout. The checksum is verified as the bytes
+stream; on a mismatch des exits 1 after the last byte (discard the output).`, stdout, stderr)
+	extRoot := c.fs.String("external-root", "", externalRootHelp)
+	pos, code, ok := c.parse(args, 2, 2)
+	if !ok {
+		return code
+	}
+	ctx := context.Background()
+	r, closer, err := openReader(ctx, pos[0], *extRoot, false)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer closer.Close()
+	f, err := r.Open(ctx, pos[1])
+	if err != nil {
+		return c.fail(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(stdout, struct{ io.Reader }{f}); err != nil {
+		return c.fail(err)
+	}
+	return exitOK
+}
+
+func runMeta(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("meta", "ARCHIVE NAME",
+		"Print one file's meta JSON object exactly as stored, followed by a newline.", stdout, stderr)
+	pos, code, ok := c.parse(args, 2, 2)
+	if !ok {
+		return code
+	}
+	r, closer, err := openReader(context.Background(), pos[0], "", false)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer closer.Close()
+	meta, err := r.Meta(pos[1])
+	if err != nil {
+		return c.fail(err)
+	}
+	fmt.Fprintf(stdout, "%s\n", meta)
+	return exitOK
+}
+
+func runVerify(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("verify", "[--external-root DIR] ARCHIVE",
+		`Check an archive: header, footer, index (and its checksum), every meta
+object and every payload's length and CRC-32C. External payloads are
+checked when --external-root is given. Exits 1 if anything is wrong.`, stdout, stderr)
+	extRoot := c.fs.String("external-root", "", externalRootHelp)
+	pos, code, ok := c.parse(args, 1, 1)
+	if !ok {
+		return code
+	}
+	ctx := context.Background()
+	r, closer, err := openReader(ctx, pos[0], *extRoot, true)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer closer.Close()
+	rep, err := r.Verify(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(stderr, "des verify: %s: %v\n", pos[0], p)
+	}
+	if more := rep.ProblemCount - len(rep.Problems); more > 0 {
+		fmt.Fprintf(stderr, "des verify: %s: ... and %d more problems\n", pos[0], more)
+	}
+	status := "OK"
+	if rep.ProblemCount > 0 {
+		status = fmt.Sprintf("FAILED (%d problems)", rep.ProblemCount)
+	}
+	fmt.Fprintf(stdout, "%s: %s: %d files", pos[0], status, rep.Names)
+	if rep.Duplicates > 0 {
+		fmt.Fprintf(stdout, " (+%d shadowed duplicate entries)", rep.Duplicates)
+	}
+	fmt.Fprintf(stdout, ", %d checksums verified, %d without checksum", rep.Checksummed, rep.Unchecksummed)
+	if rep.External > 0 {
+		fmt.Fprintf(stdout, ", %d external", rep.External)
+	}
+	fmt.Fprintln(stdout)
+	if rep.ExternalSkipped > 0 {
+		fmt.Fprintf(stdout, "note: %d external payloads not checked; pass --external-root DIR to check them\n", rep.ExternalSkipped)
+	}
+	if rep.ProblemCount > 0 {
+		return exitError
+	}
+	return exitOK
+}
+
+func runStat(args []string, stdout, stderr io.Writer) int {
+	c := newCommand("stat", "ARCHIVE", "Describe an archive: format, regions, counts and checksum coverage.", stdout, stderr)
+	pos, code, ok := c.parse(args, 1, 1)
+	if !ok {
+		return code
+	}
+	r, closer, err := openReader(context.Background(), pos[0], "", false)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer closer.Close()
+	printStat(stdout, pos[0], r)
+	return exitOK
+}
+
+func printStat(w io.Writer, path string, r *desformat.Reader) {
+	f := r.Footer()
+	var internal, external int64
+	var nExt, nEmpty int
+	for _, e := range r.Entries() {
+		switch {
+		case e.IsExternal():
+			nExt++
+			external += e.Size
+		case e.Size == 0:
+			nEmpty++
+		default:
+			internal += e.Size
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	fmt.Fprintf(tw, "archive:\t%s\n", path)
+	fmt.Fprintf(tw, "size:\t%d bytes\n", r.Size())
+	fmt.Fprintf(tw, "format:\tDES v%d\n", f.Version)
+	fmt.Fprintf(tw, "files:\t%d (%d index entries, %d shadowed duplicates)\n", r.Len(), r.NumIndexEntries(), r.NumIndexEntries()-r.Len())
+	fmt.Fprintf(tw, "empty files:\t%d\n", nEmpty)
+	fmt.Fprintf(tw, "external files:\t%d (%d bytes)\n", nExt, external)
+	fmt.Fprintf(tw, "internal bytes:\t%d\n", internal)
+	fmt.Fprintf(tw, "header:\t[0, %d)\n", desformat.HeaderSize)
+	fmt.Fprintf(tw, "data:\t[%d, %d)\n", f.DataStart, f.DataStart+f.DataLength)
+	fmt.Fprintf(tw, "meta:\t[%d, %d)\n", f.MetaStart, f.MetaStart+f.MetaLength)
+	fmt.Fprintf(tw, "index:\t[%d, %d)\n", f.IndexStart, f.IndexStart+f.IndexLength)
+	fmt.Fprintf(tw, "footer:\t[%d, %d)\n", r.Size()-desformat.FooterSize, r.Size())
+	if f.HasIndexChecksum() {
+		fmt.Fprintf(tw, "index checksum:\tcrc32c %08x (verified)\n", f.IndexChecksum())
+	} else {
+		fmt.Fprintf(tw, "index checksum:\tnone (v1 archive)\n")
+	}
+	payload := "none (v1 archive)"
+	if f.HasPayloadChecksums() {
+		payload = "crc32c in meta"
+	}
+	fmt.Fprintf(tw, "payload checksums:\t%s\n", payload)
+	tw.Flush()
+}

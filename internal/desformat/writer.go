@@ -1,0 +1,300 @@
+package desformat
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+// DefaultWriteBuffer is the Writer's output buffer size when
+// WriterOptions.BufferSize is zero.
+const DefaultWriteBuffer = 256 << 10
+
+// WriterOptions configures a Writer. The zero value stores every payload
+// inside the archive.
+type WriterOptions struct {
+	// External receives payloads of ExternalThreshold bytes or more.
+	External ExternalStore
+	// ExternalThreshold is the size at or above which payloads go to
+	// External; 0 disables external storage.
+	ExternalThreshold int64
+	// ExternalPrefix is the key prefix: keys are PREFIX/_bigFiles/NAME.
+	ExternalPrefix string
+	// BufferSize is the output buffer size (DefaultWriteBuffer if 0).
+	BufferSize int
+}
+
+// FileHeader describes a payload handed to Writer.Add.
+type FileHeader struct {
+	Name string
+	// Size is the exact number of bytes the payload reader yields.
+	Size int64
+	// Meta is an optional JSON object; the writer adds "size", "crc32c"
+	// and, for external payloads, "is_external" and "external_key".
+	Meta json.RawMessage
+}
+
+// Writer streams an archive to an io.Writer. Payload bytes are copied
+// straight to the output; only the meta objects and the index are kept in
+// memory until Close writes them. A Writer is not safe for concurrent use.
+type Writer struct {
+	bw      *bufio.Writer
+	opts    WriterOptions
+	off     uint64 // bytes emitted so far = absolute offset of the next byte
+	names   map[string]struct{}
+	entries []writerEntry
+	meta    []byte // meta region, offsets relative to its start
+	src     payloadReader
+	err     error // sticky: once output is inconsistent, nothing more is written
+	closed  bool
+}
+
+type writerEntry struct {
+	name       string
+	dOff, size uint64
+	mOff, mLen uint64
+	flags      Flags
+}
+
+// writerOnly hides io.ReaderFrom of the destination, so bufio.Writer.ReadFrom
+// always copies into its buffer instead of handing small payloads to the
+// destination one write call each.
+type writerOnly struct{ io.Writer }
+
+// NewWriter starts an archive on w and writes the header (buffered).
+func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
+	if opts.ExternalThreshold < 0 {
+		return nil, fmt.Errorf("desformat: negative external threshold %d", opts.ExternalThreshold)
+	}
+	if opts.ExternalThreshold > 0 && opts.External == nil {
+		return nil, errors.New("desformat: external threshold set without an external store")
+	}
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = DefaultWriteBuffer
+	}
+	wr := &Writer{
+		bw:    bufio.NewWriterSize(writerOnly{w}, opts.BufferSize),
+		opts:  opts,
+		names: make(map[string]struct{}),
+	}
+	var hdr [HeaderSize]byte
+	copy(hdr[:], HeaderMagic)
+	hdr[8] = Version
+	wr.write(hdr[:])
+	return wr, wr.err
+}
+
+// write appends p to the output, making any failure sticky.
+func (w *Writer) write(p []byte) {
+	if w.err != nil {
+		return
+	}
+	n, err := w.bw.Write(p)
+	w.off += uint64(n)
+	if err != nil {
+		w.err = fmt.Errorf("desformat: write: %w", err)
+	}
+}
+
+// Count returns the number of payloads added so far.
+func (w *Writer) Count() int { return len(w.entries) }
+
+// Add copies one payload of exactly fh.Size bytes from r into the archive
+// (or into the external store when it is at least ExternalThreshold bytes).
+//
+// Input errors (name, meta, duplicate) are detected before anything is
+// written and leave the Writer usable. Errors while copying (I/O, reader
+// yielding a different size) leave a partial payload in the output, so the
+// Writer refuses further use and Close returns that error.
+func (w *Writer) Add(ctx context.Context, fh FileHeader, r io.Reader) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if err := w.checkHeader(fh); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	mf := metaFields{size: fh.Size, hasCRC: true}
+	external := w.opts.ExternalThreshold > 0 && fh.Size >= w.opts.ExternalThreshold
+	if external {
+		mf.extKey = ExternalKey(w.opts.ExternalPrefix, fh.Name)
+	}
+	// Encode meta before touching the output so bad meta costs nothing;
+	// the checksum is patched in once the payload has been read.
+	mStart := len(w.meta)
+	meta, err := appendMeta(w.meta, fh.Meta, &mf)
+	if err == nil && len(meta)-mStart > MaxMetaLen {
+		err = fmt.Errorf("%w: %d bytes (max %d)", ErrMetaTooLarge, len(meta)-mStart, MaxMetaLen)
+	}
+	if err != nil {
+		w.meta = meta[:mStart]
+		return fmt.Errorf("%q: %w", fh.Name, err)
+	}
+	w.meta = meta
+
+	e := writerEntry{name: fh.Name, size: uint64(fh.Size), mOff: uint64(mStart), mLen: uint64(len(meta) - mStart)}
+	w.src.reset(r, fh.Size)
+	if external {
+		e.flags = FlagExternal
+		err = w.putExternal(ctx, mf.extKey, fh.Size)
+	} else {
+		e.dOff = w.off
+		err = w.copyPayload()
+	}
+	if err != nil {
+		w.meta = w.meta[:mStart]
+		return fmt.Errorf("desformat: add %q: %w", fh.Name, err)
+	}
+	patchCRC(w.meta, mf.crcPos, w.src.crc)
+	w.entries = append(w.entries, e)
+	w.names[fh.Name] = struct{}{}
+	return nil
+}
+
+func (w *Writer) usable() error {
+	switch {
+	case w.err != nil:
+		return fmt.Errorf("%w: %w", ErrWriterClosed, w.err)
+	case w.closed:
+		return ErrWriterClosed
+	}
+	return nil
+}
+
+func (w *Writer) checkHeader(fh FileHeader) error {
+	if err := ValidateName(fh.Name); err != nil {
+		return err
+	}
+	if fh.Size < 0 {
+		return fmt.Errorf("%w: %q: negative size %d", ErrSizeMismatch, fh.Name, fh.Size)
+	}
+	if _, dup := w.names[fh.Name]; dup {
+		return fmt.Errorf("%w: %q", ErrDuplicateName, fh.Name)
+	}
+	return nil
+}
+
+// copyPayload streams the payload into the output buffer. A failure here
+// has already emitted bytes, so it poisons the Writer.
+func (w *Writer) copyPayload() error {
+	n, err := w.bw.ReadFrom(&w.src)
+	w.off += uint64(n)
+	if err == nil && w.src.remaining != 0 {
+		err = fmt.Errorf("%w: payload ended after %d bytes", ErrSizeMismatch, n)
+	}
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// putExternal streams the payload to the external store. Nothing has been
+// written to the archive, so a failure leaves the Writer usable.
+func (w *Writer) putExternal(ctx context.Context, key string, size int64) error {
+	if err := w.opts.External.Put(ctx, key, &w.src, size); err != nil {
+		return fmt.Errorf("external put %s: %w", key, err)
+	}
+	if w.src.remaining != 0 {
+		return fmt.Errorf("%w: external store consumed %d of %d bytes", ErrSizeMismatch, w.src.n, size)
+	}
+	return nil
+}
+
+// patchCRC overwrites the placeholder checksum the meta encoder left at
+// meta[pos:] (a quoted 8-digit hex string) with the real value.
+func patchCRC(meta []byte, pos int, crc uint32) {
+	appendCRCString(meta[pos:pos], crc)
+}
+
+// Close writes the meta region, the index and the footer, and flushes.
+// It does not close the underlying io.Writer.
+func (w *Writer) Close() error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	w.closed = true
+	var f Footer
+	f.Version = Version
+	f.DataStart, f.DataLength = HeaderSize, w.off-HeaderSize
+	f.MetaStart, f.MetaLength = w.off, uint64(len(w.meta))
+	w.write(w.meta)
+	f.IndexStart = w.off
+	crc := w.writeIndex(f.MetaStart)
+	f.IndexLength = w.off - f.IndexStart
+	f.FileCount = uint64(len(w.entries))
+
+	buf := appendFooter(make([]byte, 0, FooterSize), &f)
+	crc = crc32.Update(crc, castagnoli, buf[16:])
+	buf[9] = featureIndexCRC | featurePayloadCRC
+	buf[10], buf[11], buf[12], buf[13] = byte(crc), byte(crc>>8), byte(crc>>16), byte(crc>>24)
+	w.write(buf)
+	if w.err == nil {
+		if err := w.bw.Flush(); err != nil {
+			w.err = fmt.Errorf("desformat: flush: %w", err)
+		}
+	}
+	w.meta, w.entries, w.names = nil, nil, nil
+	return w.err
+}
+
+// writeIndex emits all index entries and returns their running CRC-32C.
+func (w *Writer) writeIndex(metaStart uint64) uint32 {
+	var crc uint32
+	scratch := make([]byte, 0, 512)
+	for i := range w.entries {
+		e := &w.entries[i]
+		scratch = appendIndexEntry(scratch[:0], e.name, e.dOff, e.size, metaStart+e.mOff, e.mLen, e.flags)
+		crc = crc32.Update(crc, castagnoli, scratch)
+		w.write(scratch)
+	}
+	return crc
+}
+
+// payloadReader yields exactly `remaining` bytes of r, checksumming them,
+// and reports a reader that has more or fewer bytes than declared.
+type payloadReader struct {
+	r         io.Reader
+	remaining int64
+	n         int64
+	crc       uint32
+	probe     [1]byte // field, not local: avoids an allocation per payload
+}
+
+func (p *payloadReader) reset(r io.Reader, size int64) {
+	p.r, p.remaining, p.n, p.crc = r, size, 0, 0
+}
+
+func (p *payloadReader) Read(b []byte) (int, error) {
+	if p.remaining <= 0 {
+		// Declared size reached: the source must be exhausted too, or the
+		// caller's size was wrong and the archive would silently truncate.
+		n, err := p.r.Read(p.probe[:])
+		switch {
+		case n > 0:
+			return 0, fmt.Errorf("%w: payload is longer than declared %d bytes", ErrSizeMismatch, p.n)
+		case err != nil && err != io.EOF:
+			return 0, err
+		}
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.remaining {
+		b = b[:p.remaining]
+	}
+	n, err := p.r.Read(b)
+	p.crc = crc32.Update(p.crc, castagnoli, b[:n])
+	p.remaining -= int64(n)
+	p.n += int64(n)
+	if err == io.EOF {
+		if p.remaining > 0 {
+			return n, fmt.Errorf("%w: payload ended after %d bytes, declared %d", ErrSizeMismatch, p.n, p.n+p.remaining)
+		}
+		err = nil // let the next call probe for extra bytes
+	}
+	return n, err
+}
