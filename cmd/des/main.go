@@ -39,6 +39,7 @@ var verbs = map[string]verb{
 	"meta":   {runMeta, "print one file's meta JSON"},
 	"verify": {runVerify, "check structure and every checksum"},
 	"stat":   {runStat, "describe an archive's layout"},
+	"name":   {runName, "issue, parse and shard DES names"},
 }
 
 func main() {
