@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/protocol"
 )
 
 // DesShardReconciler turns DesShards into packer Jobs, one per group of due shards, never two for a
@@ -95,19 +96,19 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 	}
 	obs.shards = shards
 	jobs := &batchv1.JobList{}
-	if err := r.List(ctx, jobs, client.InNamespace(ds.Namespace), client.MatchingLabels{LabelDesShard: ds.Name}); err != nil {
+	if err := r.List(ctx, jobs, client.InNamespace(ds.Namespace), client.MatchingLabels{protocol.LabelDesShard: ds.Name}); err != nil {
 		return nil, nil, fmt.Errorf("list Jobs of %s: %w", ds.Name, err)
 	}
 	obs.jobs = jobs.Items
 	leases := &coordinationv1.LeaseList{}
-	if err := r.List(ctx, leases, client.InNamespace(ds.Namespace), client.MatchingLabels{LabelDesShard: ds.Name}); err != nil {
+	if err := r.List(ctx, leases, client.InNamespace(ds.Namespace), client.MatchingLabels{protocol.LabelDesShard: ds.Name}); err != nil {
 		return nil, nil, fmt.Errorf("list Leases of %s: %w", ds.Name, err)
 	}
 	obs.leases, obs.holders = map[int32]LeaseState{}, map[int32]string{}
 	for i := range leases.Items {
 		l := &leases.Items[i]
-		id, err := strconv.ParseInt(l.Labels[LabelShard], 10, 32)
-		if err != nil || l.Name != LeaseName(ds.Name, int32(id)) {
+		id, err := strconv.ParseInt(l.Labels[protocol.LabelShard], 10, 32)
+		if err != nil || l.Name != protocol.LeaseName(ds.Name, int32(id)) {
 			continue // not a shard lock of ours
 		}
 		obs.leases[int32(id)] = classifyLease(l, now)
@@ -250,7 +251,7 @@ func (r *DesShardReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func leaseToDesShard(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[LabelDesShard]
+	name := o.GetLabels()[protocol.LabelDesShard]
 	if name == "" {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/protocol"
 )
 
 func (e *testEnv) shardReconciler() *DesShardReconciler {
@@ -24,12 +25,12 @@ func (e *testEnv) shardReconciler() *DesShardReconciler {
 func (e *testEnv) jobs(desShard string) map[string]string {
 	e.t.Helper()
 	list := &batchv1.JobList{}
-	if err := e.c.List(e.ctx, list, client.InNamespace(e.ns), client.MatchingLabels{LabelDesShard: desShard}); err != nil {
+	if err := e.c.List(e.ctx, list, client.InNamespace(e.ns), client.MatchingLabels{protocol.LabelDesShard: desShard}); err != nil {
 		e.t.Fatal(err)
 	}
 	out := map[string]string{}
 	for _, j := range list.Items {
-		out[j.Name] = j.Annotations[AnnotationShards]
+		out[j.Name] = j.Annotations[protocol.AnnotationShards]
 	}
 	return out
 }
@@ -37,7 +38,7 @@ func (e *testEnv) jobs(desShard string) map[string]string {
 func (e *testEnv) holdLease(desShard string, shard int32, holder string) {
 	e.t.Helper()
 	e.create(&coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: LeaseName(desShard, shard), Labels: map[string]string{LabelDesShard: desShard, LabelShard: "0"}},
+		ObjectMeta: metav1.ObjectMeta{Name: protocol.LeaseName(desShard, shard), Labels: map[string]string{protocol.LabelDesShard: desShard, protocol.LabelShard: "0"}},
 		Spec: coordinationv1.LeaseSpec{
 			HolderIdentity:       ptr.To(holder),
 			LeaseDurationSeconds: ptr.To(int32(30)),
@@ -177,7 +178,7 @@ func TestShardProblemsShowInReady(t *testing.T) {
 
 func renew(e *testEnv, desShard string, shard int32) {
 	e.t.Helper()
-	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: LeaseName(desShard, shard)}}
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: protocol.LeaseName(desShard, shard)}}
 	e.get(l)
 	l.Spec.RenewTime = &metav1.MicroTime{Time: e.clock.Now()}
 	if err := e.c.Update(e.ctx, l); err != nil {

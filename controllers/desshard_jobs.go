@@ -12,30 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-)
-
-// Labels and annotations DES puts on the objects it creates.
-const (
-	LabelManagedBy   = "app.kubernetes.io/managed-by"
-	ManagedByDES     = "des-operator"
-	LabelComponent   = "app.kubernetes.io/component"
-	LabelDesShard    = "des.datavision.io/desshard"
-	LabelSource      = "des.datavision.io/source"
-	LabelRun         = "des.datavision.io/run"
-	LabelGroup       = "des.datavision.io/group"
-	LabelShard       = "des.datavision.io/shard"
-	AnnotationShards = "des.datavision.io/shards"
-)
-
-// Paths where a packer pod finds its Secrets (docs/protocol.md); the packer reads the same constants.
-const (
-	CatalogSecretDir = "/var/run/des/catalog"
-	CatalogDSNFile   = "dsn"
-	SourceSecretDir  = "/var/run/des/source"
-	ArchiveSecretDir = "/var/run/des/archive"
-	SourceCADir      = "/var/run/des/source-ca"
-	ArchiveCADir     = "/var/run/des/archive-ca"
-	CABundleFile     = "ca.crt"
+	"github.com/datavision/des/internal/protocol"
 )
 
 // JobDefaults are the controller-wide settings for packer Jobs that a DesShard can override.
@@ -108,7 +85,7 @@ func busyShards(jobs []batchv1.Job, leases map[int32]LeaseState, holders map[int
 		if finished, _ := jobFinished(&jobs[i]); finished {
 			continue
 		}
-		shards, err := parseShardList(jobs[i].Annotations[AnnotationShards])
+		shards, err := parseShardList(jobs[i].Annotations[protocol.AnnotationShards])
 		if err != nil {
 			continue
 		}
@@ -139,12 +116,12 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 		sa = tmpl.ServiceAccountName
 	}
 	labels := map[string]string{
-		LabelManagedBy: ManagedByDES,
-		LabelComponent: "packer",
-		LabelDesShard:  ds.Name,
-		LabelSource:    src.Name,
-		LabelRun:       strconv.FormatInt(run, 10),
-		LabelGroup:     strconv.Itoa(plan.Group),
+		protocol.LabelManagedBy: protocol.ManagedByDES,
+		protocol.LabelComponent: "packer",
+		protocol.LabelDesShard:  ds.Name,
+		protocol.LabelSource:    src.Name,
+		protocol.LabelRun:       strconv.FormatInt(run, 10),
+		protocol.LabelGroup:     strconv.Itoa(plan.Group),
 	}
 	volumes, mounts := packerVolumes(ds, src)
 	container := corev1.Container{
@@ -176,7 +153,7 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 			Name:        plan.Name,
 			Namespace:   ds.Namespace,
 			Labels:      labels,
-			Annotations: map[string]string{AnnotationShards: formatShardList(plan.Shards)},
+			Annotations: map[string]string{protocol.AnnotationShards: formatShardList(plan.Shards)},
 		},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr.To(tmpl.BackoffLimit),
@@ -215,14 +192,14 @@ func packerVolumes(ds *desv1.DesShard, src *desv1.DesSource) ([]corev1.Volume, [
 		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
 	}
 	dsn := src.Spec.Catalog.DSNSecretRef
-	add("catalog", CatalogSecretDir, dsn.Name, []corev1.KeyToPath{{Key: dsn.Key, Path: CatalogDSNFile}})
-	add("source-credentials", SourceSecretDir, src.Spec.Store.CredentialsSecretRef.Name, nil)
-	add("archive-credentials", ArchiveSecretDir, ds.Spec.Archive.CredentialsSecretRef.Name, nil)
+	add("catalog", protocol.CatalogSecretDir, dsn.Name, []corev1.KeyToPath{{Key: dsn.Key, Path: protocol.CatalogDSNFile}})
+	add("source-credentials", protocol.SourceSecretDir, src.Spec.Store.CredentialsSecretRef.Name, nil)
+	add("archive-credentials", protocol.ArchiveSecretDir, ds.Spec.Archive.CredentialsSecretRef.Name, nil)
 	if ca := src.Spec.Store.CABundleSecretRef; ca != nil {
-		add("source-ca", SourceCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: CABundleFile}})
+		add("source-ca", protocol.SourceCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: protocol.CABundleFile}})
 	}
 	if ca := ds.Spec.Archive.CABundleSecretRef; ca != nil {
-		add("archive-ca", ArchiveCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: CABundleFile}})
+		add("archive-ca", protocol.ArchiveCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: protocol.CABundleFile}})
 	}
 	return volumes, mounts
 }

@@ -1,21 +1,10 @@
 package controllers
 
 import (
-	"fmt"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 )
-
-// LeaseName is the name of the Lease that locks one shard of a DesShard. The packer and the controller
-// must agree on it (docs/protocol.md).
-func LeaseName(desShard string, shard int32) string {
-	const maxPrefix = 253 - len("des--0000")
-	if len(desShard) > maxPrefix {
-		desShard = desShard[:maxPrefix]
-	}
-	return fmt.Sprintf("des-%s-%04x", desShard, shard)
-}
 
 // LeaseState classifies a shard Lease.
 type LeaseState int

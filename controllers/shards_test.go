@@ -91,12 +91,3 @@ func TestClassifyLease(t *testing.T) {
 		}
 	}
 }
-
-func TestLeaseName(t *testing.T) {
-	if got := LeaseName("daily", 0x2a); got != "des-daily-002a" {
-		t.Fatalf("LeaseName = %q", got)
-	}
-	if got := LeaseName(strings.Repeat("x", 300), 1); len(got) > 253 {
-		t.Fatalf("lease name is %d bytes", len(got))
-	}
-}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/controllers"
+)
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = desv1.AddToScheme(s)
+	return s
+}
+
+type controllerFlags struct {
+	metricsAddr, probeAddr string
+	leaderElect            bool
+	leaderElectionNS       string
+	packerImage            string
+	packerServiceAccount   string
+	jobTTL                 time.Duration
+	zap                    zap.Options
+}
+
+func runController(ctx context.Context, args []string, _, stderr io.Writer) int {
+	var f controllerFlags
+	fs := flag.NewFlagSet("manager controller", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
+	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
+	fs.StringVar(&f.packerImage, "packer-image", envOr("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs unless a DesShard overrides it (env DES_PACKER_IMAGE)")
+	fs.StringVar(&f.packerServiceAccount, "packer-service-account", envOr("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer Jobs (env DES_PACKER_SERVICE_ACCOUNT)")
+	fs.DurationVar(&f.jobTTL, "job-ttl", 24*time.Hour, "how long finished packer Jobs are kept")
+	f.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
+	if err := startController(ctx, f); err != nil {
+		ctrl.Log.Error(err, "controller stopped")
+		return 1
+	}
+	return 0
+}
+
+func startController(ctx context.Context, f controllerFlags) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	scheme := newScheme()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:  f.probeAddr,
+		LeaderElection:          f.leaderElect,
+		LeaderElectionID:        "des-controller.des.datavision.io",
+		LeaderElectionNamespace: f.leaderElectionNS,
+		// Stepping down fast on shutdown lets the next replica take over without waiting for expiry.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	shards := &controllers.DesShardReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   scheme,
+		Recorder: mgr.GetEventRecorder("des-controller"),
+		Clock:    clock.RealClock{},
+		Jobs: controllers.JobDefaults{
+			Image:                   f.packerImage,
+			ServiceAccountName:      f.packerServiceAccount,
+			TTLSecondsAfterFinished: int32(f.jobTTL / time.Second),
+		},
+	}
+	if err := shards.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up DesShard controller: %w", err)
+	}
+	pools := controllers.NewPoolCache()
+	defer pools.Close()
+	sources := &controllers.DesSourceReconciler{
+		Client:   mgr.GetClient(),
+		Secrets:  mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder("des-controller"),
+		Clock:    clock.RealClock{},
+		Pools:    pools,
+	}
+	if err := sources.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up DesSource controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting controller", "packerImage", f.packerImage, "leaderElection", f.leaderElect)
+	return mgr.Start(ctx)
+}

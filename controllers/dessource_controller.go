@@ -1,0 +1,255 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/resolve"
+)
+
+// DesSourceReconciler checks that a DesSource's catalog and bucket are usable, migrates the catalog
+// when allowed, and reports row counts.
+type DesSourceReconciler struct {
+	client.Client
+	// Secrets reads Secrets straight from the API server (mgr.GetAPIReader()), so that the manager
+	// never caches every Secret of the cluster.
+	Secrets  client.Reader
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// Pools caches catalog connections across reconciles.
+	Pools *PoolCache
+	// RecheckInterval is how often a source is inspected again (counts refresh).
+	RecheckInterval time.Duration
+}
+
+// +kubebuilder:rbac:groups=des.datavision.io,resources=dessources,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=des.datavision.io,resources=dessources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
+// Reconcile inspects the catalog and the bucket and records the outcome in Ready and the row counts.
+func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	src := &desv1.DesSource{}
+	if err := r.Get(ctx, req.NamespacedName, src); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := src.DeepCopy()
+	counts, problem := r.inspect(ctx, src)
+	if problem != nil {
+		log.FromContext(ctx).Info("source not ready", "reason", problem.reason, "message", problem.message)
+	}
+	if err := r.updateStatus(ctx, base, src, counts, problem); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.recheck()}, nil
+}
+
+func (r *DesSourceReconciler) recheck() time.Duration {
+	if r.RecheckInterval > 0 {
+		return r.RecheckInterval
+	}
+	return time.Minute
+}
+
+// inspect runs the checks in the order a person would debug them and stops at the first problem.
+func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource) (*catalog.Counts, *notReady) {
+	dsn, problem := r.secretValue(ctx, src.Namespace, src.Spec.Catalog.DSNSecretRef)
+	if problem != nil {
+		return nil, problem
+	}
+	cat, problem := r.openCatalog(ctx, src, string(dsn))
+	if problem != nil {
+		return nil, problem
+	}
+	if problem := r.checkCatalog(ctx, src, cat); problem != nil {
+		return nil, problem
+	}
+	if problem := r.checkBucket(ctx, src); problem != nil {
+		return nil, problem
+	}
+	counts, err := cat.Count(ctx)
+	if err != nil {
+		return nil, &notReady{"CatalogQueryFailed", err.Error()}
+	}
+	return &counts, nil
+}
+
+func (r *DesSourceReconciler) secretValue(ctx context.Context, ns string, ref desv1.SecretKeyRef) ([]byte, *notReady) {
+	secret := &corev1.Secret{}
+	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &notReady{"SecretNotFound", fmt.Sprintf("Secret %q does not exist", ref.Name)}
+		}
+		return nil, &notReady{"SecretUnreadable", fmt.Sprintf("read Secret %q: %v", ref.Name, err)}
+	}
+	v, ok := secret.Data[ref.Key]
+	if !ok || len(v) == 0 {
+		return nil, &notReady{"SecretKeyNotFound", fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
+	}
+	return v, nil
+}
+
+func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSource, dsn string) (*catalog.Catalog, *notReady) {
+	pool, err := r.Pools.Get(ctx, dsn)
+	if err == nil {
+		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = pool.Ping(pingCtx)
+		cancel()
+	}
+	if err != nil {
+		return nil, &notReady{"DatabaseUnreachable", "cannot reach the catalog database: " + redactDSN(err.Error(), dsn)}
+	}
+	cat, err := catalog.New(pool, resolve.Mapping(src))
+	if err != nil {
+		return nil, &notReady{"InvalidMapping", err.Error()}
+	}
+	return cat, nil
+}
+
+// checkCatalog checks the table and columns, running the migration first when the source allows it.
+func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSource, cat *catalog.Catalog) *notReady {
+	err := cat.Check(ctx)
+	if errors.Is(err, catalog.ErrColumnMissing) && src.Spec.Catalog.AllowMigration {
+		if merr := cat.Migrate(ctx); merr != nil {
+			return &notReady{"MigrationFailed", merr.Error()}
+		}
+		r.Recorder.Eventf(src, nil, corev1.EventTypeNormal, "CatalogMigrated", "Migrate", "added DES columns and indexes to %s", src.Spec.Catalog.Table)
+		err = cat.Check(ctx)
+	}
+	switch {
+	case errors.Is(err, catalog.ErrTableMissing):
+		return &notReady{"TableNotFound", err.Error()}
+	case errors.Is(err, catalog.ErrColumnMissing):
+		return &notReady{"ColumnNotFound", err.Error()}
+	case err != nil:
+		return &notReady{"CatalogQueryFailed", err.Error()}
+	}
+	return nil
+}
+
+func (r *DesSourceReconciler) checkBucket(ctx context.Context, src *desv1.DesSource) *notReady {
+	store := src.Spec.Store.ObjectStore
+	creds := &corev1.Secret{}
+	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: src.Namespace, Name: store.CredentialsSecretRef.Name}, creds); err != nil {
+		return &notReady{"SecretNotFound", fmt.Sprintf("object store credentials: Secret %q: %v", store.CredentialsSecretRef.Name, err)}
+	}
+	var ca []byte
+	if store.CABundleSecretRef != nil {
+		v, problem := r.secretValue(ctx, src.Namespace, *store.CABundleSecretRef)
+		if problem != nil {
+			return problem
+		}
+		ca = v
+	}
+	bucket := src.Spec.Store.Bucket
+	if bucket == "" {
+		return nil // per-row buckets: nothing single to probe
+	}
+	s, err := objstore.New(ctx, resolve.StoreConfig(store, creds.Data, ca))
+	if err != nil {
+		return &notReady{"InvalidObjectStore", err.Error()}
+	}
+	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := probeBucket(probeCtx, s, bucket); err != nil {
+		return &notReady{"BucketUnreachable", fmt.Sprintf("bucket %q: %v", bucket, err)}
+	}
+	return nil
+}
+
+// probeBucket lists at most one key: it proves the bucket exists and the credentials may read it.
+func probeBucket(ctx context.Context, s *objstore.Store, bucket string) error {
+	for _, err := range s.List(ctx, bucket, objstore.ListOptions{PageSize: 1}) {
+		return err
+	}
+	return nil
+}
+
+func (r *DesSourceReconciler) updateStatus(ctx context.Context, base, src *desv1.DesSource, counts *catalog.Counts, problem *notReady) error {
+	st := &src.Status
+	st.ObservedGeneration = src.Generation
+	now := metav1.NewTime(r.Clock.Now())
+	st.LastChecked = &now
+	cond := metav1.Condition{Type: desv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready",
+		Message: "catalog table, columns and bucket are reachable", ObservedGeneration: src.Generation}
+	if problem != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, problem.reason, problem.message
+	}
+	if counts != nil {
+		st.Rows = &desv1.RowCounts{Unnamed: counts.Unnamed, Ready: counts.Ready, Claimed: counts.Claimed, Packed: counts.Packed, Failed: counts.Failed}
+	}
+	meta.SetStatusCondition(&st.Conditions, cond)
+	if err := r.Status().Patch(ctx, src, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("update status of DesSource %s: %w", src.Name, err)
+	}
+	return nil
+}
+
+// SetupWithManager watches DesSources. Secrets are not watched (that would cache every Secret in the
+// cluster); a changed Secret is picked up at the next periodic check.
+func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&desv1.DesSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named("dessource").
+		Complete(r)
+}
+
+// PoolCache keeps one pgx pool per DSN so reconciles do not reconnect every time.
+type PoolCache struct {
+	mu    sync.Mutex
+	pools map[string]*pgxpool.Pool
+}
+
+// NewPoolCache returns an empty cache.
+func NewPoolCache() *PoolCache {
+	return &PoolCache{pools: map[string]*pgxpool.Pool{}}
+}
+
+// Get returns the pool for dsn, creating it (lazily connecting) on first use.
+func (c *PoolCache) Get(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pools[dsn]; ok {
+		return p, nil
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("the DSN is not a valid PostgreSQL connection string") // never echo it: it may hold a password
+	}
+	cfg.MaxConns = 4
+	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.pools[dsn] = p
+	return p, nil
+}
+
+// Close closes every pool.
+func (c *PoolCache) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for dsn, p := range c.pools {
+		p.Close()
+		delete(c.pools, dsn)
+	}
+}

@@ -1,0 +1,124 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/testworld"
+)
+
+func (e *testEnv) sourceReconciler() *DesSourceReconciler {
+	pools := NewPoolCache()
+	e.t.Cleanup(pools.Close)
+	return &DesSourceReconciler{Client: e.c, Secrets: e.c, Recorder: e.events, Clock: e.clock, Pools: pools}
+}
+
+// realSource makes a DesSource pointing at the test world's PostgreSQL and S3 server, with its Secrets.
+func (e *testEnv) realSource(name, dsn, bucket string) *desv1.DesSource {
+	s3 := testworld.S3Store(e.t)
+	e.secret("catalog", map[string]string{"dsn": dsn})
+	e.secret("source-s3", map[string]string{"AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey})
+	src := sampleSource(name)
+	src.Spec.Store.Endpoint = s3.Endpoint
+	src.Spec.Store.Region = s3.Region
+	src.Spec.Store.PathStyle = true
+	src.Spec.Store.Bucket = bucket
+	return src
+}
+
+const userTable = `CREATE TABLE objects (id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
+	status text, des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`
+
+func TestSourceReadyExplainsWhatIsWrong(t *testing.T) {
+	pg := testworld.PG(t)
+	cases := []struct {
+		name          string
+		setup         func(e *testEnv) *desv1.DesSource
+		reason, inMsg string
+	}{
+		{"missing DSN secret", func(e *testEnv) *desv1.DesSource {
+			return sampleSource("src")
+		}, "SecretNotFound", `Secret "catalog" does not exist`},
+		{"wrong DSN", func(e *testEnv) *desv1.DesSource {
+			return e.realSource("src", fmt.Sprintf("postgres://des:s3cret@127.0.0.1:%d/nosuchdb?sslmode=disable", pg.Port), "bucket")
+		}, "DatabaseUnreachable", "cannot reach the catalog database"},
+		{"missing table", func(e *testEnv) *desv1.DesSource {
+			_, dsn := pg.NewDatabase(e.t)
+			return e.realSource("src", dsn, testworld.S3Store(e.t).NewBucket(e.t))
+		}, "TableNotFound", "catalog table does not exist: objects"},
+		{"missing column", func(e *testEnv) *desv1.DesSource {
+			pool, dsn := pg.NewDatabase(e.t)
+			mustExec(e.t, pool, strings.Replace(userTable, "size bigint NOT NULL,", "", 1))
+			src := e.realSource("src", dsn, testworld.S3Store(e.t).NewBucket(e.t))
+			src.Spec.Catalog.AllowMigration = true
+			return src
+		}, "ColumnNotFound", "size (columns.size)"},
+		{"DES columns missing and migration not allowed", func(e *testEnv) *desv1.DesSource {
+			pool, dsn := pg.NewDatabase(e.t)
+			mustExec(e.t, pool, userTable)
+			return e.realSource("src", dsn, testworld.S3Store(e.t).NewBucket(e.t))
+		}, "ColumnNotFound", "des_container (DES-owned: run `manager migrate` or set catalog.allowMigration)"},
+		{"missing bucket", func(e *testEnv) *desv1.DesSource {
+			pool, dsn := pg.NewDatabase(e.t)
+			mustExec(e.t, pool, userTable)
+			src := e.realSource("src", dsn, "no-such-bucket")
+			src.Spec.Catalog.AllowMigration = true
+			return src
+		}, "BucketUnreachable", `bucket "no-such-bucket"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			src := tc.setup(e)
+			e.create(src)
+			e.reconcile(e.sourceReconciler(), "src")
+			e.get(src)
+			c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionReady)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != tc.reason || !strings.Contains(c.Message, tc.inMsg) {
+				t.Fatalf("Ready = %+v\nwant reason %s with %q", c, tc.reason, tc.inMsg)
+			}
+			if strings.Contains(c.Message, "s3cret") {
+				t.Fatalf("the message reveals the password: %s", c.Message)
+			}
+		})
+	}
+}
+
+func TestSourceReadyMigratesAndCounts(t *testing.T) {
+	e := newTestEnv(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
+	mustExec(t, pool, userTable)
+	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard)
+		VALUES ('a', 1, NULL, NULL, NULL), ('b', 2, 'ready', 'N_b', 1), ('c', 3, 'ready', 'N_c', 2), ('d', 4, 'packed', 'N_d', 1)`)
+	src := e.realSource("src", dsn, testworld.S3Store(t).NewBucket(t))
+	src.Spec.Catalog.AllowMigration = true
+	e.create(src)
+
+	e.reconcile(e.sourceReconciler(), "src")
+	e.get(src)
+	c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != src.Generation {
+		t.Fatalf("Ready = %+v", c)
+	}
+	want := desv1.RowCounts{Unnamed: 1, Ready: 2, Packed: 1}
+	if src.Status.Rows == nil || *src.Status.Rows != want {
+		t.Fatalf("rows = %+v, want %+v", src.Status.Rows, want)
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM objects WHERE des_retries = 0`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("migration did not add des_retries: %d rows, %v", n, err)
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	got := redactDSN("failed to connect to postgres://u:hunter2@h/db", "postgres://u:hunter2@h/db")
+	if strings.Contains(got, "hunter2") {
+		t.Fatalf("password kept: %s", got)
+	}
+}

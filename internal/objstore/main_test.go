@@ -1,0 +1,87 @@
+package objstore_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/objstore/objstoretest"
+	"github.com/datavision/des/internal/testworld"
+)
+
+func TestMain(m *testing.M) { testworld.Main(m, testworld.S3) }
+
+// worldConfig points a Config at the test world's versitygw.
+func worldConfig(t testing.TB) objstore.Config {
+	w := testworld.S3Store(t)
+	return objstore.Config{
+		Endpoint: w.Endpoint, Region: w.Region, PathStyle: true,
+		AccessKeyID: w.AccessKey, SecretAccessKey: w.SecretKey,
+	}
+}
+
+// newStore returns a Store of its own (so its wire counters belong to the test) and a fresh bucket.
+func newStore(t testing.TB) (*objstore.Store, string) {
+	t.Helper()
+	s, err := objstore.New(context.Background(), worldConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, testworld.S3Store(t).NewBucket(t)
+}
+
+// faulty returns the store routed through a fault wrapper around its real client.
+func faulty(s *objstore.Store) (*objstore.Store, *objstoretest.Faults) {
+	f := objstoretest.Wrap(s.API())
+	return s.WithAPI(f), f
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func put(t testing.TB, s *objstore.Store, bucket, key string, data []byte) {
+	t.Helper()
+	if _, err := s.Put(context.Background(), bucket, key, data, objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getAll(t testing.TB, s *objstore.Store, bucket, key string) []byte {
+	t.Helper()
+	body, _, err := s.Get(context.Background(), bucket, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func assertNoUploads(t testing.TB, s *objstore.Store, bucket string) {
+	t.Helper()
+	for u, err := range s.ListMultipartUploads(context.Background(), bucket, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("multipart upload left behind: %+v", u)
+	}
+}
+
+func assertSame(t testing.TB, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("content differs: got %d bytes, want %d", len(got), len(want))
+	}
+}

@@ -1,0 +1,228 @@
+// Package objstoretest wraps a real S3 client to inject faults and observe concurrency in tests. The
+// requests that are not failed go to the real server unchanged.
+package objstoretest
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/datavision/des/internal/objstore"
+)
+
+// Operation names are the S3 API method names: "GetObject", "UploadPart", ...
+
+// Rule injects a fault into calls of one operation.
+type Rule struct {
+	Op string
+	// Nth selects the call (1-based, counted per operation since Wrap); 0 selects every call.
+	Nth int
+	// Err is returned instead of sending the request (nil: send it).
+	Err error
+	// Delay is waited before the call (or before failing it), honouring the context.
+	Delay time.Duration
+	// RewriteRange changes a GetObject's Range header before it is sent, to imitate stores that misread
+	// ranges (return "" to send no Range at all).
+	RewriteRange func(rng string) string
+	// DropContentRange removes Content-Range from a GetObject answer, as some stores do.
+	DropContentRange bool
+}
+
+// Faults is an objstore.API that forwards to a real client except where a Rule applies. It counts calls
+// and, per operation, the calls in flight (for GetObject until its body is closed).
+type Faults struct {
+	next objstore.API
+
+	mu       sync.Mutex
+	rules    []Rule
+	calls    map[string]int
+	inFlight map[string]int
+	maxIn    map[string]int
+}
+
+// Wrap returns a Faults forwarding to next.
+func Wrap(next objstore.API) *Faults {
+	return &Faults{next: next, calls: map[string]int{}, inFlight: map[string]int{}, maxIn: map[string]int{}}
+}
+
+// Add installs rules.
+func (f *Faults) Add(rules ...Rule) *Faults {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, rules...)
+	return f
+}
+
+// FailNth makes the nth call of op fail with err without reaching the server.
+func (f *Faults) FailNth(op string, n int, err error) *Faults {
+	return f.Add(Rule{Op: op, Nth: n, Err: err})
+}
+
+// Calls returns how many times op was called.
+func (f *Faults) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+// MaxInFlight returns the largest number of concurrent calls of op seen.
+func (f *Faults) MaxInFlight(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxIn[op]
+}
+
+// matching returns the rules applying to the nth call of op.
+func (f *Faults) matching(op string, n int) []Rule {
+	var out []Rule
+	for _, r := range f.rules {
+		if r.Op == op && (r.Nth == 0 || r.Nth == n) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// enter counts the call, applies the rules' delay and error, and returns the function that ends the
+// in-flight period and the rules that apply.
+func (f *Faults) enter(ctx context.Context, op string) (func(), []Rule, error) {
+	f.mu.Lock()
+	f.calls[op]++
+	n := f.calls[op]
+	f.inFlight[op]++
+	f.maxIn[op] = max(f.maxIn[op], f.inFlight[op])
+	rules := f.matching(op, n)
+	f.mu.Unlock()
+	var delay time.Duration
+	var err error
+	for _, r := range rules {
+		delay += r.Delay
+		if err == nil {
+			err = r.Err
+		}
+	}
+	var once sync.Once
+	leave := func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.inFlight[op]--
+			f.mu.Unlock()
+		})
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			leave()
+			return leave, nil, ctx.Err()
+		}
+	}
+	if err != nil {
+		leave()
+	}
+	return leave, rules, err
+}
+
+// call runs one operation through the rules.
+func call[In, Out any](f *Faults, ctx context.Context, op string, in In, optFns []func(*s3.Options),
+	next func(context.Context, In, ...func(*s3.Options)) (Out, error)) (Out, error) {
+	leave, _, err := f.enter(ctx, op)
+	if err != nil {
+		var zero Out
+		return zero, err
+	}
+	defer leave()
+	return next(ctx, in, optFns...)
+}
+
+// GetObject keeps the call in flight until the body is closed: that is when the connection is free.
+func (f *Faults) GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	leave, rules, err := f.enter(ctx, "GetObject")
+	if err != nil {
+		return nil, err
+	}
+	in = rewriteRange(in, rules)
+	out, err := f.next.GetObject(ctx, in, optFns...)
+	if err != nil {
+		leave()
+		return nil, err
+	}
+	for _, r := range rules {
+		if r.DropContentRange {
+			out.ContentRange = nil
+		}
+	}
+	out.Body = &leavingBody{ReadCloser: out.Body, leave: leave}
+	return out, nil
+}
+
+func rewriteRange(in *s3.GetObjectInput, rules []Rule) *s3.GetObjectInput {
+	for _, r := range rules {
+		if r.RewriteRange == nil {
+			continue
+		}
+		c := *in
+		c.Range = nil
+		if v := r.RewriteRange(aws.ToString(in.Range)); v != "" {
+			c.Range = aws.String(v)
+		}
+		in = &c
+	}
+	return in
+}
+
+type leavingBody struct {
+	io.ReadCloser
+	leave func()
+}
+
+func (b *leavingBody) Close() error {
+	b.leave()
+	return b.ReadCloser.Close()
+}
+
+func (f *Faults) HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	return call(f, ctx, "HeadObject", in, optFns, f.next.HeadObject)
+}
+
+func (f *Faults) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	return call(f, ctx, "PutObject", in, optFns, f.next.PutObject)
+}
+
+func (f *Faults) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	return call(f, ctx, "DeleteObject", in, optFns, f.next.DeleteObject)
+}
+
+func (f *Faults) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	return call(f, ctx, "ListObjectsV2", in, optFns, f.next.ListObjectsV2)
+}
+
+func (f *Faults) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	return call(f, ctx, "CreateMultipartUpload", in, optFns, f.next.CreateMultipartUpload)
+}
+
+func (f *Faults) UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	return call(f, ctx, "UploadPart", in, optFns, f.next.UploadPart)
+}
+
+func (f *Faults) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	return call(f, ctx, "CompleteMultipartUpload", in, optFns, f.next.CompleteMultipartUpload)
+}
+
+func (f *Faults) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	return call(f, ctx, "AbortMultipartUpload", in, optFns, f.next.AbortMultipartUpload)
+}
+
+func (f *Faults) ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
+	return call(f, ctx, "ListMultipartUploads", in, optFns, f.next.ListMultipartUploads)
+}
+
+func (f *Faults) ListParts(ctx context.Context, in *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error) {
+	return call(f, ctx, "ListParts", in, optFns, f.next.ListParts)
+}
+
+var _ objstore.API = (*Faults)(nil)

@@ -1,0 +1,63 @@
+// Package protocol holds the names the controller and the packer must agree on (docs/protocol.md):
+// shard Lease names and labels, where a packer pod finds its Secrets, and container object keys.
+package protocol
+
+import (
+	"fmt"
+	"path"
+	"time"
+)
+
+// Labels and annotations DES puts on the objects it creates.
+const (
+	LabelManagedBy   = "app.kubernetes.io/managed-by"
+	ManagedByDES     = "des-operator"
+	LabelComponent   = "app.kubernetes.io/component"
+	LabelDesShard    = "des.datavision.io/desshard"
+	LabelSource      = "des.datavision.io/source"
+	LabelRun         = "des.datavision.io/run"
+	LabelGroup       = "des.datavision.io/group"
+	LabelShard       = "des.datavision.io/shard"
+	AnnotationShards = "des.datavision.io/shards"
+)
+
+// Shard Lease timing: a packer renews every LeaseRenewInterval; a Lease not renewed for
+// LeaseDuration is expired and its shard's open containers are recovered by the controller.
+const (
+	LeaseDuration      = 30 * time.Second
+	LeaseRenewInterval = 10 * time.Second
+)
+
+// Where a packer pod finds its Secrets, mounted read-only by the Job the controller renders.
+const (
+	CatalogSecretDir = "/var/run/des/catalog"
+	CatalogDSNFile   = "dsn"
+	SourceSecretDir  = "/var/run/des/source"
+	ArchiveSecretDir = "/var/run/des/archive"
+	SourceCADir      = "/var/run/des/source-ca"
+	ArchiveCADir     = "/var/run/des/archive-ca"
+	CABundleFile     = "ca.crt"
+)
+
+// LeaseName is the name of the Lease that locks one shard of a DesShard.
+func LeaseName(desShard string, shard int32) string {
+	const maxPrefix = 253 - len("des--0000")
+	if len(desShard) > maxPrefix {
+		desShard = desShard[:maxPrefix]
+	}
+	return fmt.Sprintf("des-%s-%04x", desShard, shard)
+}
+
+// ShardHex is a shard id as it appears in object keys and Lease names.
+func ShardHex(shard int32) string { return fmt.Sprintf("%04x", shard) }
+
+// ShardPrefix is the key prefix of one shard's containers for one day: <prefix>/<YYYY-MM-DD>/<shard-hex>.
+// Big payloads of those containers live under ShardPrefix/_bigFiles/.
+func ShardPrefix(prefix string, day time.Time, shard int32) string {
+	return path.Join(prefix, day.UTC().Format(time.DateOnly), ShardHex(shard))
+}
+
+// ContainerKey is the object key of a container: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des.
+func ContainerKey(prefix string, day time.Time, shard int32, containerID string) string {
+	return ShardPrefix(prefix, day, shard) + "/" + containerID + ".des"
+}
