@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/objstore/objstoretest"
 )
@@ -274,9 +276,10 @@ func TestRecoveryCompletesOrphanUpload(t *testing.T) {
 	data := randomBytes(partSize+100, 14)
 	var id string
 	u := s.NewUploader(ctx, bucket, "day/k", objstore.UploadOptions{PartSize: partSize, OnUploadID: func(v string) error { id = v; return nil }})
-	if _, err := u.Write(data[:partSize+1]); err != nil { // part 1 goes up
+	if _, err := u.Write(data[:partSize+1]); err != nil { // part 1 goes up, in the background
 		t.Fatal(err)
 	}
+	waitForParts(t, s, bucket, "day/k", &id, 1)
 	// The writer "crashes": finish the last part by hand, then forget the Upload.
 	crashed := s.NewUploader(ctx, bucket, "other/k", objstore.UploadOptions{PartSize: partSize})
 	if _, err := crashed.Write(randomBytes(partSize+1, 15)); err != nil {
@@ -308,4 +311,21 @@ func TestRecoveryCompletesOrphanUpload(t *testing.T) {
 	if err := s.AbortMultipart(ctx, bucket, "day/k", id); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("abort of a completed upload: %v", err)
 	}
+}
+
+// waitForParts waits until the server lists n parts of an upload: Write hands full parts to
+// background senders, so a part may still be in flight when Write returns.
+func waitForParts(t *testing.T, s *objstore.Store, bucket, key string, id *string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if *id != "" {
+			out, err := s.API().ListParts(context.Background(), &s3.ListPartsInput{Bucket: &bucket, Key: &key, UploadId: id})
+			if err == nil && len(out.Parts) >= n {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("upload of %s never listed %d parts", key, n)
 }
