@@ -51,6 +51,7 @@ type Writer struct {
 	src     payloadReader
 	err     error // sticky: once output is inconsistent, nothing more is written
 	closed  bool
+	summary Summary // filled by Close
 }
 
 type writerEntry struct {
@@ -239,6 +240,7 @@ func (w *Writer) Close() error {
 			w.err = fmt.Errorf("desformat: flush: %w", err)
 		}
 	}
+	w.summary = w.summarize(&f, crc)
 	w.meta, w.entries, w.names = nil, nil, nil
 	return w.err
 }

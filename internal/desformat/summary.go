@@ -1,0 +1,62 @@
+package desformat
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+)
+
+// Summary describes a finished archive. Its two checksums can be recomputed from the archive alone
+// (Reader.Summary), so whoever finds an archive later, such as crash recovery, can check it against
+// what its writer recorded.
+type Summary struct {
+	Files int64
+	// PayloadBytes counts every payload, external ones included.
+	PayloadBytes int64
+	// Size of the archive object itself.
+	Size int64
+	// IndexCRC is the footer's CRC-32C over the index and footer fields.
+	IndexCRC uint32
+	// MetaCRC is the CRC-32C of the meta region. Every payload's CRC-32C is in its meta, so this one
+	// value stands for all payloads.
+	MetaCRC uint32
+}
+
+// IndexChecksum and PayloadChecksum format the checksums as 8 hex digits, as recorded in
+// DesContainer status and the des_containers table.
+func (s Summary) IndexChecksum() string   { return fmt.Sprintf("%08x", s.IndexCRC) }
+func (s Summary) PayloadChecksum() string { return fmt.Sprintf("%08x", s.MetaCRC) }
+
+func (w *Writer) summarize(f *Footer, indexCRC uint32) Summary {
+	s := Summary{Files: int64(len(w.entries)), Size: int64(w.off), IndexCRC: indexCRC,
+		MetaCRC: crc32.Checksum(w.meta, castagnoli)}
+	for i := range w.entries {
+		s.PayloadBytes += int64(w.entries[i].size)
+	}
+	return s
+}
+
+// Summary returns the archive's summary; valid after a successful Close.
+func (w *Writer) Summary() Summary { return w.summary }
+
+// Summary recomputes the archive's summary. It reads the meta region (one ReadAt), so it costs a
+// request on remote archives; the index checksum itself was verified when the Reader was opened.
+func (r *Reader) Summary(ctx context.Context) (Summary, error) {
+	f := r.footer
+	if !f.HasIndexChecksum() {
+		return Summary{}, fmt.Errorf("%w: archive has no index checksum (written by DES v1)", ErrChecksum)
+	}
+	s := Summary{Files: int64(r.Len()), Size: r.size, IndexCRC: f.IndexChecksum()}
+	for i := range r.raw {
+		s.PayloadBytes += r.raw[i].Size
+	}
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	meta := make([]byte, f.MetaLength) // bounded: validate checked the region lies inside the archive
+	if _, err := r.ra.ReadAt(meta, int64(f.MetaStart)); err != nil {
+		return Summary{}, fmt.Errorf("read meta region: %w", err)
+	}
+	s.MetaCRC = crc32.Checksum(meta, castagnoli)
+	return s, nil
+}
