@@ -3,6 +3,7 @@
 package protocol
 
 import (
+	"crypto/rand"
 	"fmt"
 	"path"
 	"time"
@@ -61,3 +62,24 @@ func ShardPrefix(prefix string, day time.Time, shard int32) string {
 func ContainerKey(prefix string, day time.Time, shard int32, containerID string) string {
 	return ShardPrefix(prefix, day, shard) + "/" + containerID + ".des"
 }
+
+// FinalizerRecovery is set by the packer on every DesContainer it creates and removed by the controller
+// once the container's phase is final, so deleting an unfinished container first rolls it back.
+const FinalizerRecovery = "des.datavision.io/recovery"
+
+// ContainerPrefix is the per-container key prefix under which its big payloads live
+// (ContainerPrefix/_bigFiles/<name>).
+func ContainerPrefix(prefix string, day time.Time, shard int32, containerID string) string {
+	return ShardPrefix(prefix, day, shard) + "/" + containerID
+}
+
+// NewContainerID returns a unique, time-ordered container id: "c" and 16 lower-case hex digits of
+// Unix milliseconds << 16 | 16 random bits. It is valid in object keys and Kubernetes names.
+func NewContainerID(now time.Time) string {
+	var b [2]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
+	return fmt.Sprintf("c%016x", uint64(now.UnixMilli())<<16|uint64(b[0])<<8|uint64(b[1]))
+}
+
+// ContainerName is the DesContainer name of a container of a DesShard.
+func ContainerName(desShard, containerID string) string { return desShard + "-" + containerID }

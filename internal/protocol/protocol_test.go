@@ -23,3 +23,14 @@ func TestNames(t *testing.T) {
 		t.Fatalf("lease name is %d bytes", len(got))
 	}
 }
+
+func TestContainerIDsAreUniqueAndOrdered(t *testing.T) {
+	now := time.UnixMilli(1_800_000_000_000)
+	a, b := NewContainerID(now), NewContainerID(now.Add(time.Millisecond))
+	if len(a) != 17 || a[0] != 'c' || !(a < b) {
+		t.Fatalf("ids %q, %q: want c+16 hex, time-ordered", a, b)
+	}
+	if got := ContainerPrefix("p", now, 1, a); got != "p/2027-01-15/0001/"+a {
+		t.Fatalf("ContainerPrefix = %q", got)
+	}
+}
