@@ -18,3 +18,12 @@ var (
 func init() {
 	metrics.Registry.MustRegister(jobsCreated)
 }
+
+var recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "des_container_recoveries_total",
+	Help: "Container recoveries by outcome (Committed = rolled forward or found committed, RolledBack, error).",
+}, []string{"outcome"})
+
+func init() {
+	metrics.Registry.MustRegister(recoveries)
+}

@@ -104,6 +104,16 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err := sources.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesSource controller: %w", err)
 	}
+	containers := &controllers.DesContainerReconciler{
+		Client:   mgr.GetClient(),
+		Secrets:  mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder("des-controller"),
+		Clock:    clock.RealClock{},
+		Pools:    pools,
+	}
+	if err := containers.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up DesContainer controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

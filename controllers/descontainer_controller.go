@@ -1,0 +1,259 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
+	"github.com/datavision/des/internal/resolve"
+)
+
+// ConditionFinished is set on DesContainers whose phase is final; its transition time starts the
+// retention period.
+const ConditionFinished = "Finished"
+
+// DesContainerReconciler repairs containers whose writer died (roll forward or roll back, see
+// docs/protocol.md), and deletes finished containers after their DesShard's retention.
+type DesContainerReconciler struct {
+	client.Client
+	Secrets  client.Reader
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Pools    *PoolCache
+	// WrapStore, when set, wraps the archive store's client (tests inject faults with it).
+	WrapStore func(objstore.API) objstore.API
+}
+
+// +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers/finalizers,verbs=update
+
+// Reconcile: a finished container waits out its retention; an unfinished one is left alone while its
+// writer lives and recovered once it does not.
+func (r *DesContainerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	c := &desv1.DesContainer{}
+	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if finalPhase(c.Status.Phase) {
+		return r.finish(ctx, c)
+	}
+	now := r.Clock.Now()
+	if c.DeletionTimestamp.IsZero() {
+		verdict, err := r.judge(ctx, c, now)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if verdict.alive {
+			return ctrl.Result{RequeueAfter: verdict.recheck + time.Second}, nil
+		}
+		log.FromContext(ctx).Info("recovering container", "phase", c.Status.Phase, "why", verdict.why)
+	}
+	return r.recover(ctx, c)
+}
+
+func (r *DesContainerReconciler) judge(ctx context.Context, c *desv1.DesContainer, now time.Time) (writerVerdict, error) {
+	lease := &coordinationv1.Lease{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, lease)
+	if apierrors.IsNotFound(err) {
+		lease = nil
+	} else if err != nil {
+		return writerVerdict{}, fmt.Errorf("get shard Lease: %w", err)
+	}
+	var job *batchv1.Job
+	if c.Status.Job != "" {
+		job = &batchv1.Job{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Status.Job}, job)
+		if apierrors.IsNotFound(err) {
+			job = nil
+		} else if err != nil {
+			return writerVerdict{}, fmt.Errorf("get Job %s: %w", c.Status.Job, err)
+		}
+	}
+	return judgeWriter(c, lease, job, now), nil
+}
+
+func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {
+	rc, err := r.recovererFor(ctx, c)
+	if err != nil {
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "RecoveryBlocked", "Recover", "%v", err)
+		return ctrl.Result{}, err
+	}
+	out, err := rc.recover(ctx, c)
+	if err != nil {
+		recoveries.WithLabelValues("error").Inc()
+		return ctrl.Result{}, fmt.Errorf("recover container %s: %w", c.Name, err)
+	}
+	recoveries.WithLabelValues(string(out.phase)).Inc()
+	eventType := corev1.EventTypeNormal
+	if out.phase != desv1.PhaseCommitted {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(c, nil, eventType, "Recovered"+string(out.phase), "Recover", "%s", out.reason)
+	if err := r.setFinalPhase(ctx, c, out); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.finish(ctx, c)
+}
+
+// recovererFor resolves the container's DesShard and DesSource into a catalog and an archive store.
+func (r *DesContainerReconciler) recovererFor(ctx context.Context, c *desv1.DesContainer) (*recoverer, error) {
+	ds := &desv1.DesShard{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.ShardRef}, ds); err != nil {
+		return nil, fmt.Errorf("DesShard %s of container %s: %w", c.Spec.ShardRef, c.Name, err)
+	}
+	src := &desv1.DesSource{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: ds.Spec.SourceRef}, src); err != nil {
+		return nil, fmt.Errorf("DesSource %s of container %s: %w", ds.Spec.SourceRef, c.Name, err)
+	}
+	dsn, err := r.secretKey(ctx, c.Namespace, src.Spec.Catalog.DSNSecretRef)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := r.Pools.Get(ctx, string(dsn))
+	if err != nil {
+		return nil, fmt.Errorf("catalog of %s: %w", src.Name, err)
+	}
+	cat, err := catalog.New(pool, resolve.Mapping(src))
+	if err != nil {
+		return nil, err
+	}
+	store, err := r.archiveStore(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
+	day, _ := time.Parse(time.DateOnly, c.Spec.Day)
+	record := func(s desformat.Summary) catalog.Record {
+		return catalog.Record{Key: c.Spec.Key, Container: c.Name, Bucket: c.Spec.Bucket, Source: src.Name,
+			Shard: int(c.Spec.Shard), Day: day, Files: s.Files, Bytes: s.PayloadBytes, ObjectSize: s.Size,
+			PayloadChecksum: s.PayloadChecksum(), IndexChecksum: s.IndexChecksum(), Writer: writerOf(c)}
+	}
+	return &recoverer{cat: cat, store: store, record: record}, nil
+}
+
+func writerOf(c *desv1.DesContainer) string {
+	if c.Status.Pod != "" {
+		return c.Status.Pod
+	}
+	return "recovery"
+}
+
+func (r *DesContainerReconciler) archiveStore(ctx context.Context, ds *desv1.DesShard) (*objstore.Store, error) {
+	spec := ds.Spec.Archive.ObjectStore
+	creds := &corev1.Secret{}
+	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: spec.CredentialsSecretRef.Name}, creds); err != nil {
+		return nil, fmt.Errorf("archive credentials Secret %s: %w", spec.CredentialsSecretRef.Name, err)
+	}
+	var ca []byte
+	if spec.CABundleSecretRef != nil {
+		v, err := r.secretKey(ctx, ds.Namespace, *spec.CABundleSecretRef)
+		if err != nil {
+			return nil, err
+		}
+		ca = v
+	}
+	s, err := objstore.New(ctx, resolve.StoreConfig(spec, creds.Data, ca))
+	if err != nil {
+		return nil, fmt.Errorf("archive store of %s: %w", ds.Name, err)
+	}
+	if r.WrapStore != nil {
+		s = s.WithAPI(r.WrapStore(s.API()))
+	}
+	return s, nil
+}
+
+func (r *DesContainerReconciler) secretKey(ctx context.Context, ns string, ref desv1.SecretKeyRef) ([]byte, error) {
+	s := &corev1.Secret{}
+	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, s); err != nil {
+		return nil, fmt.Errorf("Secret %s: %w", ref.Name, err)
+	}
+	v, ok := s.Data[ref.Key]
+	if !ok {
+		return nil, fmt.Errorf("Secret %s has no key %s", ref.Name, ref.Key)
+	}
+	return v, nil
+}
+
+func (r *DesContainerReconciler) setFinalPhase(ctx context.Context, c *desv1.DesContainer, out recoveryOutcome) error {
+	base := c.DeepCopy()
+	now := metav1.NewTime(r.Clock.Now())
+	st := &c.Status
+	st.Phase, st.Reason, st.UploadID = out.phase, out.reason, ""
+	if s := out.summary; s != nil {
+		st.Files, st.Bytes, st.ObjectSize = s.Files, s.PayloadBytes, s.Size
+		st.IndexChecksum, st.PayloadChecksum = s.IndexChecksum(), s.PayloadChecksum()
+	}
+	if out.phase == desv1.PhaseCommitted && st.CommittedAt == nil {
+		st.CommittedAt = &now
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: ConditionFinished, Status: metav1.ConditionTrue,
+		Reason: "Recovered" + string(out.phase), Message: out.reason, ObservedGeneration: c.Generation})
+	if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("record recovery of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// finish removes the recovery finalizer of a finished container and deletes it once its DesShard's
+// retention has passed; the catalog's des_containers table keeps the permanent record.
+func (r *DesContainerReconciler) finish(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {
+	if controllerutil.RemoveFinalizer(c, protocol.FinalizerRecovery) {
+		if err := r.Update(ctx, c); err != nil {
+			return ctrl.Result{}, fmt.Errorf("remove finalizer of %s: %w", c.Name, err)
+		}
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	retention := 7 * 24 * time.Hour
+	ds := &desv1.DesShard{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.ShardRef}, ds); err == nil && ds.Spec.Retention.Duration > 0 {
+		retention = ds.Spec.Retention.Duration
+	}
+	left := finishedAt(c).Add(retention).Sub(r.Clock.Now())
+	if left > 0 {
+		return ctrl.Result{RequeueAfter: left}, nil
+	}
+	if err := r.Delete(ctx, c); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, fmt.Errorf("delete container %s after retention: %w", c.Name, err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// finishedAt is when a container reached its final phase.
+func finishedAt(c *desv1.DesContainer) time.Time {
+	if c.Status.CommittedAt != nil {
+		return c.Status.CommittedAt.Time
+	}
+	if cond := meta.FindStatusCondition(c.Status.Conditions, ConditionFinished); cond != nil {
+		return cond.LastTransitionTime.Time
+	}
+	return c.CreationTimestamp.Time
+}
+
+// SetupWithManager watches DesContainers; writers' Lease expiries are met with timed requeues rather
+// than a Lease watch, so renewals cost nothing here.
+func (r *DesContainerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&desv1.DesContainer{}).
+		Named("descontainer").
+		Complete(r)
+}

@@ -1,0 +1,298 @@
+package controllers
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
+	"github.com/datavision/des/internal/testworld"
+)
+
+// crashWorld is a DesShard whose packer died at some step: a catalog with claimed rows, an archive
+// bucket, and the DesContainer the packer left behind.
+type crashWorld struct {
+	*testEnv
+	cat    *catalog.Catalog
+	store  *objstore.Store
+	bucket string
+	con    *desv1.DesContainer
+	rows   []catalog.Row
+}
+
+const crashShard = 3
+
+func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
+	e := newTestEnv(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
+	mustExec(t, pool, userTable)
+	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard)
+		SELECT 'src/' || g, 100 * g, 'ready', 'N_' || g, $1 FROM generate_series(1, 5) g`, crashShard)
+	s3 := testworld.S3Store(t)
+	bucket := s3.NewBucket(t)
+	src := e.realSource("src", dsn, bucket)
+	e.create(src)
+	e.secret("archive-s3", map[string]string{"AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey})
+	ds := sampleShard("daily", "src", crashShard)
+	ds.Spec.Archive.Endpoint, ds.Spec.Archive.Bucket, ds.Spec.Archive.Prefix = s3.Endpoint, bucket, "arch"
+	e.create(ds)
+
+	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Migrate(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	store, err := objstore.New(e.ctx, objstore.Config{Endpoint: s3.Endpoint, Region: s3.Region, PathStyle: true, AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := e.clock.Now()
+	id := protocol.NewContainerID(day)
+	con := &desv1.DesContainer{
+		ObjectMeta: metav1.ObjectMeta{Name: protocol.ContainerName("daily", id), Finalizers: []string{protocol.FinalizerRecovery}},
+		Spec: desv1.DesContainerSpec{ShardRef: "daily", Shard: crashShard, Day: day.Format(time.DateOnly), Bucket: bucket,
+			Key: protocol.ContainerKey("arch", day, crashShard, id)},
+	}
+	e.create(con)
+	con.Status.Phase, con.Status.Pod = phase, "packer-pod-1"
+	if err := e.c.Status().Update(e.ctx, con); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := cat.Claim(e.ctx, crashShard, con.Name, 100)
+	if err != nil || len(rows) != 5 {
+		t.Fatalf("claim: %d rows, %v", len(rows), err)
+	}
+	return &crashWorld{testEnv: e, cat: cat, store: store, bucket: bucket, con: con, rows: rows}
+}
+
+func (w *crashWorld) reconciler() *DesContainerReconciler {
+	pools := NewPoolCache()
+	w.t.Cleanup(pools.Close)
+	return &DesContainerReconciler{Client: w.c, Secrets: w.c, Recorder: w.events, Clock: w.clock, Pools: pools}
+}
+
+// archive builds the container the packer would have written for rows, with big payloads (≥ 300 B)
+// stored under the container's prefix.
+func (w *crashWorld) archive(rows []catalog.Row) ([]byte, desformat.Summary) {
+	w.t.Helper()
+	var buf bytes.Buffer
+	ext := w.store.Blobs(w.bucket, objstore.UploadOptions{})
+	dw, err := desformat.NewWriter(&buf, desformat.WriterOptions{External: ext, ExternalThreshold: 300, ExternalPrefix: containerPrefix(w.con)})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, r := range rows {
+		payload := bytes.Repeat([]byte{byte(r.ID)}, int(r.Size))
+		if err := dw.Add(w.ctx, desformat.FileHeader{Name: r.Name, Size: r.Size}, bytes.NewReader(payload)); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	if err := dw.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	return buf.Bytes(), dw.Summary()
+}
+
+func (w *crashWorld) upload(data []byte) {
+	w.t.Helper()
+	if _, err := w.store.Put(w.ctx, w.bucket, w.con.Spec.Key, data, objstore.PutOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *crashWorld) setStatus(mutate func(*desv1.DesContainerStatus)) {
+	w.t.Helper()
+	w.get(w.con)
+	mutate(&w.con.Status)
+	if err := w.c.Status().Update(w.ctx, w.con); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *crashWorld) summaryStatus(s desformat.Summary) func(*desv1.DesContainerStatus) {
+	return func(st *desv1.DesContainerStatus) {
+		st.Phase, st.Files, st.Bytes = desv1.PhaseUploaded, s.Files, s.PayloadBytes
+		st.IndexChecksum, st.PayloadChecksum = s.IndexChecksum(), s.PayloadChecksum()
+	}
+}
+
+// state is everything recovery may change, for "a second reconcile changes nothing".
+func (w *crashWorld) state() string {
+	w.t.Helper()
+	counts, err := w.cat.Count(w.ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.get(w.con)
+	var objects, uploads []string
+	for o, err := range w.store.List(w.ctx, w.bucket, objstore.ListOptions{}) {
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		objects = append(objects, o.Key)
+	}
+	for u, err := range w.store.ListMultipartUploads(w.ctx, w.bucket, "") {
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		uploads = append(uploads, u.Key)
+	}
+	committed, _ := w.cat.IsCommitted(w.ctx, w.con.Name)
+	return fmt.Sprintf("phase=%s counts=%+v committed=%v objects=%v uploads=%v finalizers=%v",
+		w.con.Status.Phase, counts, committed, objects, uploads, w.con.Finalizers)
+}
+
+func TestRecoveryMatrix(t *testing.T) {
+	cases := []struct {
+		name      string
+		crash     func(w *crashWorld)
+		wantPhase desv1.ContainerPhase
+		want      catalog.Counts
+		objects   int // objects left in the bucket
+	}{
+		{"before upload", func(w *crashWorld) {}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
+		{"during multipart", func(w *crashWorld) {
+			up := w.store.NewUploader(w.ctx, w.bucket, w.con.Spec.Key, objstore.UploadOptions{PartSize: objstore.MinPartSize,
+				OnUploadID: func(id string) error {
+					w.setStatus(func(st *desv1.DesContainerStatus) { st.UploadID = id })
+					return nil
+				}})
+			if _, err := up.Write(make([]byte, objstore.MinPartSize+10)); err != nil {
+				w.t.Fatal(err)
+			}
+			_, _ = w.archive(w.rows) // its big payloads went up already
+			// the packer dies here: the upload is neither completed nor aborted
+		}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
+		{"after upload, before commit", func(w *crashWorld) {
+			data, sum := w.archive(w.rows)
+			w.upload(data)
+			w.setStatus(w.summaryStatus(sum))
+		}, desv1.PhaseCommitted, catalog.Counts{Packed: 5}, 4}, // the container and its 3 big payloads
+		{"after upload of an object that lacks a claimed row", func(w *crashWorld) {
+			data, sum := w.archive(w.rows[:4])
+			w.upload(data)
+			w.setStatus(w.summaryStatus(sum))
+		}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
+		{"after upload of an object whose checksums differ from the status", func(w *crashWorld) {
+			data, sum := w.archive(w.rows)
+			w.upload(data)
+			sum.MetaCRC++
+			w.setStatus(w.summaryStatus(sum))
+		}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
+		{"after commit, before the status said so", func(w *crashWorld) {
+			data, sum := w.archive(w.rows)
+			w.upload(data)
+			w.setStatus(w.summaryStatus(sum))
+			rec := catalog.Record{Key: w.con.Spec.Key, Container: w.con.Name, Bucket: w.bucket, Source: "src", Shard: crashShard,
+				Day: w.clock.Now(), Files: sum.Files, Bytes: sum.PayloadBytes, ObjectSize: sum.Size,
+				PayloadChecksum: sum.PayloadChecksum(), IndexChecksum: sum.IndexChecksum(), Writer: "packer-pod-1"}
+			if err := w.cat.Commit(w.ctx, rec); err != nil {
+				w.t.Fatal(err)
+			}
+		}, desv1.PhaseCommitted, catalog.Counts{Packed: 5}, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorld(t, desv1.PhaseWriting)
+			tc.crash(w)
+			r := w.reconciler()
+			w.reconcile(r, w.con.Name)
+			first := w.state()
+			w.reconcile(r, w.con.Name)
+			if second := w.state(); second != first {
+				t.Fatalf("a second reconcile changed something:\n%s\n%s", first, second)
+			}
+			counts, _ := w.cat.Count(w.ctx)
+			t.Logf("reason: %s", w.con.Status.Reason)
+			if w.con.Status.Phase != tc.wantPhase || counts != tc.want {
+				t.Fatalf("phase %s, counts %+v; want %s, %+v (reason: %s)", w.con.Status.Phase, counts, tc.wantPhase, tc.want, w.con.Status.Reason)
+			}
+			if len(w.con.Finalizers) != 0 {
+				t.Errorf("finalizer kept on a finished container: %v", w.con.Finalizers)
+			}
+			var objects int
+			for _, err := range w.store.List(w.ctx, w.bucket, objstore.ListOptions{}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				objects++
+			}
+			for _, err := range w.store.ListMultipartUploads(w.ctx, w.bucket, "") {
+				t.Fatalf("multipart upload left behind (%v)", err)
+			}
+			if objects != tc.objects {
+				t.Fatalf("%d objects left, want %d (%s)", objects, tc.objects, first)
+			}
+			if committed, _ := w.cat.IsCommitted(w.ctx, w.con.Name); committed != (tc.wantPhase == desv1.PhaseCommitted) {
+				t.Fatalf("des_containers record present = %v for phase %s", committed, tc.wantPhase)
+			}
+		})
+	}
+}
+
+func TestLiveWriterIsLeftAlone(t *testing.T) {
+	w := newCrashWorld(t, desv1.PhaseWriting)
+	w.create(&coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: protocol.LeaseName("daily", crashShard)},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("packer-pod-1"), LeaseDurationSeconds: ptr.To(int32(30)),
+			RenewTime: &metav1.MicroTime{Time: w.clock.Now()}},
+	})
+	before := w.state()
+	res := w.reconcile(w.reconciler(), w.con.Name)
+	if after := w.state(); after != before {
+		t.Fatalf("recovery touched a container whose writer is alive:\n%s\n%s", before, after)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > 31*time.Second {
+		t.Fatalf("requeue after %v, want the Lease expiry", res.RequeueAfter)
+	}
+	// Once the Lease expires the container is recovered.
+	w.clock.Step(31 * time.Second)
+	w.reconcile(w.reconciler(), w.con.Name)
+	w.get(w.con)
+	if w.con.Status.Phase != desv1.PhaseRolledBack {
+		t.Fatalf("after the Lease expired: phase %s", w.con.Status.Phase)
+	}
+}
+
+func TestJudgeWriter(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	lease := func(holder string, ago time.Duration) *coordinationv1.Lease {
+		return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder),
+			LeaseDurationSeconds: ptr.To(int32(30)), RenewTime: &metav1.MicroTime{Time: now.Add(-ago)}}}
+	}
+	con := func(pod string, age time.Duration) *desv1.DesContainer {
+		c := &desv1.DesContainer{}
+		c.CreationTimestamp = metav1.NewTime(now.Add(-age))
+		c.Status.Pod = pod
+		return c
+	}
+	cases := []struct {
+		name  string
+		c     *desv1.DesContainer
+		lease *coordinationv1.Lease
+		alive bool
+	}{
+		{"writer holds a fresh lease", con("p1", time.Hour), lease("p1", 5*time.Second), true},
+		{"writer's lease expired", con("p1", time.Hour), lease("p1", time.Minute), false},
+		{"another pod took the shard", con("p1", time.Hour), lease("p2", time.Second), false},
+		{"no lease at all", con("p1", time.Hour), nil, false},
+		{"brand new container without a pod yet", con("", time.Second), nil, true},
+		{"old container that never got a pod", con("", time.Hour), nil, false},
+	}
+	for _, tc := range cases {
+		if got := judgeWriter(tc.c, tc.lease, nil, now); got.alive != tc.alive {
+			t.Errorf("%s: alive = %v (%s), want %v", tc.name, got.alive, got.why, tc.alive)
+		}
+	}
+}

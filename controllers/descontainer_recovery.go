@@ -1,0 +1,195 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
+)
+
+// finalPhase reports whether nothing more will ever happen to a container's rows and object.
+func finalPhase(p desv1.ContainerPhase) bool {
+	return p == desv1.PhaseCommitted || p == desv1.PhaseRolledBack || p == desv1.PhaseFailed
+}
+
+// writerVerdict says whether the packer that writes a container may still be working on it.
+type writerVerdict struct {
+	alive bool
+	// recheck is when the verdict may change (the Lease's expiry), if alive.
+	recheck time.Duration
+	why     string
+}
+
+// judgeWriter decides from the shard Lease and the Job whether a container's writer is alive. A
+// writer is alive while its pod holds the shard's Lease and its Job has not failed; a container too
+// young to have recorded its pod yet gets one Lease period of grace.
+func judgeWriter(c *desv1.DesContainer, lease *coordinationv1.Lease, job *batchv1.Job, now time.Time) writerVerdict {
+	if job != nil {
+		if finished, failed := jobFinished(job); finished && failed {
+			return writerVerdict{why: fmt.Sprintf("Job %s failed", job.Name)}
+		}
+	}
+	pod := c.Status.Pod
+	if pod == "" {
+		age := now.Sub(c.CreationTimestamp.Time)
+		if age < protocol.LeaseDuration {
+			return writerVerdict{alive: true, recheck: protocol.LeaseDuration - age, why: "just created"}
+		}
+		return writerVerdict{why: "no writer recorded a Lease period after creation"}
+	}
+	switch state := classifyLease(lease, now); {
+	case state == LeaseHeld && leaseHolder(lease) == pod:
+		expiry := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
+		return writerVerdict{alive: true, recheck: expiry.Sub(now), why: "writer holds the shard Lease"}
+	case state == LeaseHeld:
+		return writerVerdict{why: fmt.Sprintf("shard Lease is held by %s, not the writer %s", leaseHolder(lease), pod)}
+	case state == LeaseExpired:
+		return writerVerdict{why: fmt.Sprintf("writer %s stopped renewing the shard Lease", pod)}
+	default:
+		return writerVerdict{why: fmt.Sprintf("writer %s released the shard Lease without finishing", pod)}
+	}
+}
+
+// recoveryOutcome is where recovery leaves a container.
+type recoveryOutcome struct {
+	phase  desv1.ContainerPhase
+	reason string
+	// summary of the object when it was found and verified.
+	summary *desformat.Summary
+}
+
+// recoverer repairs one container whose writer is gone, following docs/protocol.md: roll forward when
+// the object verifies against the claimed rows, otherwise roll back — rows first (the database
+// decides who wins), cleanup after.
+type recoverer struct {
+	cat    *catalog.Catalog
+	store  *objstore.Store
+	record func(desformat.Summary) catalog.Record
+}
+
+func (rc *recoverer) recover(ctx context.Context, c *desv1.DesContainer) (recoveryOutcome, error) {
+	if done, err := rc.cat.IsCommitted(ctx, c.Name); err != nil || done {
+		return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "the catalog records the commit"}, err
+	}
+	summary, problem, err := rc.verifyObject(ctx, c)
+	if err != nil {
+		return recoveryOutcome{}, err
+	}
+	if problem == "" {
+		err := rc.cat.Commit(ctx, rc.record(summary))
+		if err == nil {
+			return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "rolled forward: the object verifies against the claimed rows", summary: &summary}, nil
+		}
+		if !errors.Is(err, catalog.ErrRolledBack) {
+			return recoveryOutcome{}, err
+		}
+		problem = "its rows were no longer all claimed"
+	}
+	return rc.rollBack(ctx, c, problem)
+}
+
+// verifyObject checks the object at the container's key: it must open (footer, index checksum), its
+// summary must match what the writer recorded, and its names must be exactly the claimed rows. A
+// problem is returned as text; err is for failures to look at all (retry later).
+func (rc *recoverer) verifyObject(ctx context.Context, c *desv1.DesContainer) (desformat.Summary, string, error) {
+	ra, _, err := rc.store.OpenReaderAt(ctx, c.Spec.Bucket, c.Spec.Key, desformat.DefaultTailSize)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return desformat.Summary{}, "no object at its key", nil
+	}
+	if err != nil {
+		return desformat.Summary{}, "", fmt.Errorf("open %s: %w", c.Spec.Key, err)
+	}
+	r, err := desformat.NewReader(ra, ra.Size(), desformat.ReaderOptions{TailSize: desformat.DefaultTailSize})
+	if err != nil {
+		return desformat.Summary{}, fmt.Sprintf("the object does not verify: %v", err), nil
+	}
+	summary, err := r.Summary(ctx)
+	if err != nil {
+		return desformat.Summary{}, fmt.Sprintf("the object does not verify: %v", err), nil
+	}
+	if st := c.Status; st.IndexChecksum != "" && (st.IndexChecksum != summary.IndexChecksum() || st.PayloadChecksum != summary.PayloadChecksum()) {
+		return summary, fmt.Sprintf("the object's checksums %s/%s differ from the recorded %s/%s",
+			summary.IndexChecksum(), summary.PayloadChecksum(), st.IndexChecksum, st.PayloadChecksum), nil
+	}
+	claimed, err := rc.cat.ClaimedNames(ctx, c.Name)
+	if err != nil {
+		return desformat.Summary{}, "", err
+	}
+	names := make([]string, 0, r.Len())
+	for _, e := range r.Entries() {
+		names = append(names, e.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, claimed) {
+		return summary, fmt.Sprintf("the object holds %d files but %d rows are claimed by the container", len(names), len(claimed)), nil
+	}
+	return summary, "", nil
+}
+
+func (rc *recoverer) rollBack(ctx context.Context, c *desv1.DesContainer, problem string) (recoveryOutcome, error) {
+	if _, err := rc.cat.RollBack(ctx, c.Name); err != nil {
+		return recoveryOutcome{}, err
+	}
+	// The writer may have committed between our checks and the roll-back; then it won.
+	if done, err := rc.cat.IsCommitted(ctx, c.Name); err != nil || done {
+		return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "the writer committed before the roll-back"}, err
+	}
+	if err := rc.removeObjects(ctx, c); err != nil {
+		return recoveryOutcome{}, err
+	}
+	return recoveryOutcome{phase: desv1.PhaseRolledBack, reason: "rolled back: " + problem}, nil
+}
+
+// removeObjects aborts the container's uploads and deletes its object and big payloads. Every step
+// tolerates "already gone", so repeating it changes nothing.
+func (rc *recoverer) removeObjects(ctx context.Context, c *desv1.DesContainer) error {
+	bucket, key := c.Spec.Bucket, c.Spec.Key
+	if id := c.Status.UploadID; id != "" {
+		if err := rc.store.AbortMultipart(ctx, bucket, key, id); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			return fmt.Errorf("abort upload %s of %s: %w", id, key, err)
+		}
+	}
+	for up, err := range rc.store.ListMultipartUploads(ctx, bucket, key) {
+		if err != nil {
+			return fmt.Errorf("list uploads of %s: %w", key, err)
+		}
+		if up.Key != key {
+			continue
+		}
+		if err := rc.store.AbortMultipart(ctx, bucket, key, up.UploadID); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			return fmt.Errorf("abort upload %s of %s: %w", up.UploadID, key, err)
+		}
+	}
+	if err := rc.store.Delete(ctx, bucket, key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	bigFiles := containerPrefix(c) + "/_bigFiles/"
+	for obj, err := range rc.store.List(ctx, bucket, objstore.ListOptions{Prefix: bigFiles}) {
+		if err != nil {
+			return fmt.Errorf("list %s: %w", bigFiles, err)
+		}
+		if err := rc.store.Delete(ctx, bucket, obj.Key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			return fmt.Errorf("delete %s: %w", obj.Key, err)
+		}
+	}
+	return nil
+}
+
+// containerPrefix is the per-container prefix: the key without its ".des" suffix.
+func containerPrefix(c *desv1.DesContainer) string {
+	k := c.Spec.Key
+	if len(k) > 4 && k[len(k)-4:] == ".des" {
+		return k[:len(k)-4]
+	}
+	return k
+}
