@@ -116,3 +116,36 @@ func dirExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
 }
+
+// Kubeconfig writes a kubeconfig for a cluster-admin user of the test API server and returns its
+// path, for tools such as kubectl and for processes the test starts.
+func (s *KubeServer) Kubeconfig(t testing.TB) string {
+	t.Helper()
+	user, err := s.env.AddUser(envtest.User{Name: "des-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("add envtest user: %v", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		t.Fatalf("kubeconfig: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Kubectl is the kubectl built by `make test-assets` beside kube-apiserver.
+func Kubectl(t testing.TB) string {
+	t.Helper()
+	dir, err := KubeAssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := checkExecutable(filepath.Join(dir, "kubectl"), "KUBEBUILDER_ASSETS", "test-assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
