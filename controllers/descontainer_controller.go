@@ -21,9 +21,7 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
-	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
-	"github.com/datavision/des/internal/resolve"
 )
 
 // ConditionFinished is set on DesContainers whose phase is final; its transition time starts the
@@ -34,12 +32,9 @@ const ConditionFinished = "Finished"
 // docs/protocol.md), and deletes finished containers after their DesShard's retention.
 type DesContainerReconciler struct {
 	client.Client
-	Secrets  client.Reader
+	*Connector
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
-	Pools    *PoolCache
-	// WrapStore, when set, wraps the archive store's client (tests inject faults with it).
-	WrapStore func(objstore.API) objstore.API
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers,verbs=get;list;watch;update;patch;delete
@@ -124,19 +119,11 @@ func (r *DesContainerReconciler) recovererFor(ctx context.Context, c *desv1.DesC
 	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: ds.Spec.SourceRef}, src); err != nil {
 		return nil, fmt.Errorf("DesSource %s of container %s: %w", ds.Spec.SourceRef, c.Name, err)
 	}
-	dsn, err := r.secretKey(ctx, c.Namespace, src.Spec.Catalog.DSNSecretRef)
+	cat, err := r.Catalog(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := r.Pools.Get(ctx, string(dsn))
-	if err != nil {
-		return nil, fmt.Errorf("catalog of %s: %w", src.Name, err)
-	}
-	cat, err := catalog.New(pool, resolve.Mapping(src))
-	if err != nil {
-		return nil, err
-	}
-	store, err := r.archiveStore(ctx, ds)
+	store, err := r.ArchiveStore(ctx, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -154,42 +141,6 @@ func writerOf(c *desv1.DesContainer) string {
 		return c.Status.Pod
 	}
 	return "recovery"
-}
-
-func (r *DesContainerReconciler) archiveStore(ctx context.Context, ds *desv1.DesShard) (*objstore.Store, error) {
-	spec := ds.Spec.Archive.ObjectStore
-	creds := &corev1.Secret{}
-	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: spec.CredentialsSecretRef.Name}, creds); err != nil {
-		return nil, fmt.Errorf("archive credentials Secret %s: %w", spec.CredentialsSecretRef.Name, err)
-	}
-	var ca []byte
-	if spec.CABundleSecretRef != nil {
-		v, err := r.secretKey(ctx, ds.Namespace, *spec.CABundleSecretRef)
-		if err != nil {
-			return nil, err
-		}
-		ca = v
-	}
-	s, err := objstore.New(ctx, resolve.StoreConfig(spec, creds.Data, ca))
-	if err != nil {
-		return nil, fmt.Errorf("archive store of %s: %w", ds.Name, err)
-	}
-	if r.WrapStore != nil {
-		s = s.WithAPI(r.WrapStore(s.API()))
-	}
-	return s, nil
-}
-
-func (r *DesContainerReconciler) secretKey(ctx context.Context, ns string, ref desv1.SecretKeyRef) ([]byte, error) {
-	s := &corev1.Secret{}
-	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, s); err != nil {
-		return nil, fmt.Errorf("Secret %s: %w", ref.Name, err)
-	}
-	v, ok := s.Data[ref.Key]
-	if !ok {
-		return nil, fmt.Errorf("Secret %s has no key %s", ref.Name, ref.Key)
-	}
-	return v, nil
 }
 
 func (r *DesContainerReconciler) setFinalPhase(ctx context.Context, c *desv1.DesContainer, out recoveryOutcome) error {

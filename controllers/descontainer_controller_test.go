@@ -79,7 +79,7 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 func (w *crashWorld) reconciler() *DesContainerReconciler {
 	pools := NewPoolCache()
 	w.t.Cleanup(pools.Close)
-	return &DesContainerReconciler{Client: w.c, Secrets: w.c, Recorder: w.events, Clock: w.clock, Pools: pools}
+	return &DesContainerReconciler{Client: w.c, Connector: &Connector{Secrets: w.c, Pools: pools}, Recorder: w.events, Clock: w.clock}
 }
 
 // archive builds the container the packer would have written for rows, with big payloads (≥ 300 B)

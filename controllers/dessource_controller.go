@@ -30,13 +30,11 @@ import (
 // when allowed, and reports row counts.
 type DesSourceReconciler struct {
 	client.Client
-	// Secrets reads Secrets straight from the API server (mgr.GetAPIReader()), so that the manager
-	// never caches every Secret of the cluster.
-	Secrets  client.Reader
+	// Connector reads Secrets straight from the API server, so that the manager never caches every
+	// Secret of the cluster, and caches catalog connections across reconciles.
+	*Connector
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
-	// Pools caches catalog connections across reconciles.
-	Pools *PoolCache
 	// RecheckInterval is how often a source is inspected again (counts refresh).
 	RecheckInterval time.Duration
 }
@@ -146,26 +144,13 @@ func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSo
 }
 
 func (r *DesSourceReconciler) checkBucket(ctx context.Context, src *desv1.DesSource) *notReady {
-	store := src.Spec.Store.ObjectStore
-	creds := &corev1.Secret{}
-	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: src.Namespace, Name: store.CredentialsSecretRef.Name}, creds); err != nil {
-		return &notReady{"SecretNotFound", fmt.Sprintf("object store credentials: Secret %q: %v", store.CredentialsSecretRef.Name, err)}
-	}
-	var ca []byte
-	if store.CABundleSecretRef != nil {
-		v, problem := r.secretValue(ctx, src.Namespace, *store.CABundleSecretRef)
-		if problem != nil {
-			return problem
-		}
-		ca = v
-	}
 	bucket := src.Spec.Store.Bucket
 	if bucket == "" {
 		return nil // per-row buckets: nothing single to probe
 	}
-	s, err := objstore.New(ctx, resolve.StoreConfig(store, creds.Data, ca))
+	s, err := r.SourceStore(ctx, src)
 	if err != nil {
-		return &notReady{"InvalidObjectStore", err.Error()}
+		return &notReady{"ObjectStoreUnusable", err.Error()}
 	}
 	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

@@ -16,7 +16,7 @@ import (
 func (e *testEnv) sourceReconciler() *DesSourceReconciler {
 	pools := NewPoolCache()
 	e.t.Cleanup(pools.Close)
-	return &DesSourceReconciler{Client: e.c, Secrets: e.c, Recorder: e.events, Clock: e.clock, Pools: pools}
+	return &DesSourceReconciler{Client: e.c, Connector: &Connector{Secrets: e.c, Pools: pools}, Recorder: e.events, Clock: e.clock}
 }
 
 // realSource makes a DesSource pointing at the test world's PostgreSQL and S3 server, with its Secrets.

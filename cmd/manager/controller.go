@@ -94,22 +94,21 @@ func startController(ctx context.Context, f controllerFlags) error {
 	}
 	pools := controllers.NewPoolCache()
 	defer pools.Close()
+	connector := &controllers.Connector{Secrets: mgr.GetAPIReader(), Pools: pools}
 	sources := &controllers.DesSourceReconciler{
-		Client:   mgr.GetClient(),
-		Secrets:  mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("des-controller"),
-		Clock:    clock.RealClock{},
-		Pools:    pools,
+		Client:    mgr.GetClient(),
+		Connector: connector,
+		Recorder:  mgr.GetEventRecorder("des-controller"),
+		Clock:     clock.RealClock{},
 	}
 	if err := sources.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesSource controller: %w", err)
 	}
 	containers := &controllers.DesContainerReconciler{
-		Client:   mgr.GetClient(),
-		Secrets:  mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder("des-controller"),
-		Clock:    clock.RealClock{},
-		Pools:    pools,
+		Client:    mgr.GetClient(),
+		Connector: connector,
+		Recorder:  mgr.GetEventRecorder("des-controller"),
+		Clock:     clock.RealClock{},
 	}
 	if err := containers.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesContainer controller: %w", err)
