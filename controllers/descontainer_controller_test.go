@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -27,6 +28,7 @@ type crashWorld struct {
 	bucket string
 	con    *desv1.DesContainer
 	rows   []catalog.Row
+	pool   *pgxpool.Pool
 }
 
 const crashShard = 3
@@ -60,7 +62,8 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 	day := e.clock.Now()
 	id := protocol.NewContainerID(day)
 	con := &desv1.DesContainer{
-		ObjectMeta: metav1.ObjectMeta{Name: protocol.ContainerName("daily", id), Finalizers: []string{protocol.FinalizerRecovery}},
+		ObjectMeta: metav1.ObjectMeta{Name: protocol.ContainerName("daily", id), Finalizers: []string{protocol.FinalizerRecovery},
+			Labels: map[string]string{protocol.LabelDesShard: "daily", protocol.LabelShard: fmt.Sprint(crashShard)}},
 		Spec: desv1.DesContainerSpec{ShardRef: "daily", Shard: crashShard, Day: day.Format(time.DateOnly), Bucket: bucket,
 			Key: protocol.ContainerKey("arch", day, crashShard, id)},
 	}
@@ -73,7 +76,7 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 	if err != nil || len(rows) != 5 {
 		t.Fatalf("claim: %d rows, %v", len(rows), err)
 	}
-	return &crashWorld{testEnv: e, cat: cat, store: store, bucket: bucket, con: con, rows: rows}
+	return &crashWorld{testEnv: e, cat: cat, store: store, bucket: bucket, con: con, rows: rows, pool: pool}
 }
 
 func (w *crashWorld) reconciler() *DesContainerReconciler {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -31,10 +32,13 @@ import (
 // shard at once.
 type DesShardReconciler struct {
 	client.Client
+	*Connector
 	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Jobs     JobDefaults
+	// SweepGrace is how old unaccounted archive debris must be before a run removes it.
+	SweepGrace time.Duration
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=desshards,verbs=get;list;watch;update;patch
@@ -46,12 +50,17 @@ type DesShardReconciler struct {
 
 // shardObservation is what the reconciler learned about a DesShard's world in one pass.
 type shardObservation struct {
-	source  *desv1.DesSource
-	shards  []int32
-	jobs    []batchv1.Job
-	leases  map[int32]LeaseState
-	holders map[int32]string
-	busy    map[int32]string
+	source     *desv1.DesSource
+	shards     []int32
+	jobs       []batchv1.Job
+	leases     map[int32]LeaseState
+	holders    map[int32]string
+	busy       map[int32]string
+	containers []desv1.DesContainer
+	// pending are ready rows per shard; nil when the catalog could not be asked.
+	pending map[int32]int64
+	// trouble is a problem with the catalog or archive that does not stop scheduling.
+	trouble string
 }
 
 // Reconcile observes the DesShard's source, Jobs and Leases, starts a run when one is due, and
@@ -70,10 +79,11 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if problem != nil {
 		return ctrl.Result{RequeueAfter: time.Minute}, r.updateStatus(ctx, base, ds, obs, problem)
 	}
-	requeue, err := r.scheduleRun(ctx, ds, obs, now)
+	requeue, scheduled, err := r.scheduleRun(ctx, ds, obs, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.inspectArchive(ctx, ds, obs, scheduled, now)
 	return ctrl.Result{RequeueAfter: requeue}, r.updateStatus(ctx, base, ds, obs, nil)
 }
 
@@ -115,33 +125,75 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 		obs.holders[int32(id)] = leaseHolder(l)
 	}
 	obs.busy = busyShards(obs.jobs, obs.leases, obs.holders)
+	containers := &desv1.DesContainerList{}
+	if err := r.List(ctx, containers, client.InNamespace(ds.Namespace), client.MatchingLabels{protocol.LabelDesShard: ds.Name}); err != nil {
+		return nil, nil, fmt.Errorf("list DesContainers of %s: %w", ds.Name, err)
+	}
+	obs.containers = containers.Items
 	return obs, nil, nil
 }
 
-// scheduleRun creates the Jobs of a run when one is due and returns when to look again.
-func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) (time.Duration, error) {
+// inspectArchive counts pending rows per shard and, when a run was just scheduled, sweeps archive
+// debris. Problems here are reported in Degraded; they never stop scheduling.
+func (r *DesShardReconciler) inspectArchive(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, sweep bool, now time.Time) {
+	if r.Connector == nil {
+		return
+	}
+	cat, err := r.Catalog(ctx, obs.source)
+	if err == nil {
+		obs.pending, err = cat.ReadyByShard(ctx, obs.shards)
+	}
+	if err != nil {
+		obs.trouble = "catalog: " + redactDSN(err.Error(), "")
+		return
+	}
+	if !sweep {
+		return
+	}
+	store, err := r.ArchiveStore(ctx, ds)
+	if err != nil {
+		obs.trouble = err.Error()
+		return
+	}
+	grace := r.SweepGrace
+	if grace <= 0 {
+		grace = DefaultSweepGrace
+	}
+	sw := &sweeper{store: store, cat: cat, bucket: ds.Spec.Archive.Bucket, prefix: ds.Spec.Archive.Prefix, grace: grace}
+	removed, err := sw.sweep(ctx, obs.shards, obs.containers, now)
+	if err != nil {
+		obs.trouble = "archive sweep: " + err.Error()
+	}
+	if removed > 0 {
+		r.Recorder.Eventf(ds, nil, "Warning", "ArchiveSwept", "Sweep", "removed %d uploads or objects that no container accounts for", removed)
+	}
+}
+
+// scheduleRun creates the Jobs of a run when one is due and returns when to look again and whether
+// it started a run.
+func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) (time.Duration, bool, error) {
 	interval := ds.Spec.Interval.Duration
 	if interval <= 0 {
 		interval = time.Hour
 	}
 	due, next := runDue(ds.Status.LastScheduleTime, interval, now)
 	if ds.Spec.Suspend {
-		return interval, nil
+		return interval, false, nil
 	}
 	if !due {
-		return next.Sub(now), nil
+		return next.Sub(now), false, nil
 	}
 	run := ds.Status.Runs + 1
 	plans := planRun(ds.Name, run, groupShards(obs.shards, int(ds.Spec.ShardsPerJob)), obs.busy)
 	for _, p := range plans {
 		if err := r.createJob(ctx, ds, obs.source, p, run); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	ds.Status.Runs = run
 	ds.Status.LastScheduleTime = &metav1.Time{Time: now}
 	log.FromContext(ctx).Info("scheduled run", "run", run, "jobs", len(plans), "busyShards", len(obs.busy))
-	return interval, nil
+	return interval, true, nil
 }
 
 func (r *DesShardReconciler) createJob(ctx context.Context, ds *desv1.DesShard, src *desv1.DesSource, p jobPlan, run int64) error {
@@ -176,6 +228,7 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 		}
 	}
 	st.ActiveJobs = int32(active)
+	st.Containers = containersByPhase(obs.containers)
 	st.Shards = shardStatuses(obs, st.Shards)
 	setCondition(st, desv1.ConditionReady, problem == nil, reasonOr(problem, "Ready"), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
 	progressingMsg := fmt.Sprintf("%d active Jobs", active)
@@ -183,34 +236,99 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 		progressingMsg = "suspended: no new Jobs"
 	}
 	setCondition(st, desv1.ConditionProgressing, active > 0, map[bool]string{true: "JobsActive", false: "Idle"}[active > 0], progressingMsg, ds.Generation)
-	setCondition(st, desv1.ConditionDegraded, failed > 0, map[bool]string{true: "JobsFailed", false: "NoFailures"}[failed > 0], fmt.Sprintf("%d failed Jobs retained", failed), ds.Generation)
+	degraded, reason, msg := failed > 0, "NoFailures", fmt.Sprintf("%d failed Jobs retained", failed)
+	switch {
+	case obs.trouble != "":
+		degraded, reason, msg = true, "ArchiveOrCatalogTrouble", obs.trouble
+	case failed > 0:
+		reason = "JobsFailed"
+	}
+	setCondition(st, desv1.ConditionDegraded, degraded, reason, msg, ds.Generation)
 	if err := r.Status().Patch(ctx, ds, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("update status of DesShard %s: %w", ds.Name, err)
 	}
 	return nil
 }
 
-// shardStatuses lists only shards with something to say, keeping the last success and error of
-// shards seen before.
+// shardStatuses lists only shards with something to say: active, leased, pending, or with a last
+// success or error from their containers.
 func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.ShardStatus {
 	prev := map[int32]desv1.ShardStatus{}
 	for _, s := range previous {
 		prev[s.ID] = s
 	}
+	last := lastOutcomes(obs.containers)
 	var out []desv1.ShardStatus
 	for _, id := range obs.shards {
 		s := prev[id]
 		s.ID = id
 		s.ActiveJob, s.LeaseHolder = "", ""
-		if reason, ok := obs.busy[id]; ok && len(reason) > 4 && reason[:4] == "job " {
-			s.ActiveJob = reason[4:]
+		if reason, ok := obs.busy[id]; ok && strings.HasPrefix(reason, "job ") {
+			s.ActiveJob = strings.TrimPrefix(reason, "job ")
 		}
 		if obs.leases[id] == LeaseHeld {
 			s.LeaseHolder = obs.holders[id]
 		}
+		if obs.pending != nil {
+			s.PendingRows = obs.pending[id]
+		}
+		if o, ok := last[id]; ok {
+			if o.success != nil {
+				s.LastSuccess = o.success
+			}
+			s.LastError = o.err
+		}
 		if s.ActiveJob != "" || s.LeaseHolder != "" || s.LastError != "" || s.LastSuccess != nil || s.PendingRows > 0 {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+type shardOutcome struct {
+	success *metav1.Time
+	failure time.Time
+	err     string
+}
+
+// lastOutcomes finds per shard the last commit, and the reason of the last failure if it came after.
+func lastOutcomes(containers []desv1.DesContainer) map[int32]shardOutcome {
+	out := map[int32]shardOutcome{}
+	for i := range containers {
+		c := &containers[i]
+		o := out[c.Spec.Shard]
+		switch c.Status.Phase {
+		case desv1.PhaseCommitted:
+			if at := c.Status.CommittedAt; at != nil && (o.success == nil || at.After(o.success.Time)) {
+				o.success = at
+			}
+		case desv1.PhaseRolledBack, desv1.PhaseFailed:
+			if at := finishedAt(c); at.After(o.failure) {
+				o.failure, o.err = at, c.Status.Reason
+			}
+		}
+		out[c.Spec.Shard] = o
+	}
+	for id, o := range out {
+		if o.success != nil && !o.failure.After(o.success.Time) {
+			o.err = "" // an error older than the last success is history, not news
+			out[id] = o
+		}
+	}
+	return out
+}
+
+func containersByPhase(containers []desv1.DesContainer) map[string]int64 {
+	if len(containers) == 0 {
+		return nil
+	}
+	out := map[string]int64{}
+	for i := range containers {
+		phase := string(containers[i].Status.Phase)
+		if phase == "" {
+			phase = string(desv1.PhasePending)
+		}
+		out[phase]++
 	}
 	return out
 }

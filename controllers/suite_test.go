@@ -44,7 +44,8 @@ func newTestEnv(t *testing.T) *testEnv {
 	kube := testworld.K8s(t)
 	return &testEnv{
 		t: t, ctx: context.Background(), c: kube.Client, ns: kube.NewNamespace(t),
-		clock:  clocktesting.NewFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)),
+		// Real time to start with: object stores stamp objects with it, and keys carry its day.
+		clock:  clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second)),
 		events: events.NewFakeRecorder(100),
 	}
 }

@@ -78,11 +78,15 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
+	pools := controllers.NewPoolCache()
+	defer pools.Close()
+	connector := &controllers.Connector{Secrets: mgr.GetAPIReader(), Pools: pools}
 	shards := &controllers.DesShardReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   scheme,
-		Recorder: mgr.GetEventRecorder("des-controller"),
-		Clock:    clock.RealClock{},
+		Client:    mgr.GetClient(),
+		Connector: connector,
+		Scheme:    scheme,
+		Recorder:  mgr.GetEventRecorder("des-controller"),
+		Clock:     clock.RealClock{},
 		Jobs: controllers.JobDefaults{
 			Image:                   f.packerImage,
 			ServiceAccountName:      f.packerServiceAccount,
@@ -92,9 +96,6 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err := shards.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesShard controller: %w", err)
 	}
-	pools := controllers.NewPoolCache()
-	defer pools.Close()
-	connector := &controllers.Connector{Secrets: mgr.GetAPIReader(), Pools: pools}
 	sources := &controllers.DesSourceReconciler{
 		Client:    mgr.GetClient(),
 		Connector: connector,

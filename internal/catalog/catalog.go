@@ -370,3 +370,20 @@ func firstWords(stmt string) string {
 	}
 	return strings.Join(f, " ")
 }
+
+// RecordedKeys returns which of the given object keys belong to committed containers.
+func (c *Catalog) RecordedKeys(ctx context.Context, keys []string) (map[string]bool, error) {
+	rows, err := c.pool.Query(ctx, fmt.Sprintf(`SELECT key FROM %s WHERE key = ANY($1)`, c.m.containersIdent()), keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up committed container keys: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("look up committed container keys: %w", err)
+	}
+	out := make(map[string]bool, len(found))
+	for _, k := range found {
+		out[k] = true
+	}
+	return out, nil
+}

@@ -83,3 +83,8 @@ func NewContainerID(now time.Time) string {
 
 // ContainerName is the DesContainer name of a container of a DesShard.
 func ContainerName(desShard, containerID string) string { return desShard + "-" + containerID }
+
+// DayPrefix is the key prefix of all containers of one day: <prefix>/<YYYY-MM-DD>/.
+func DayPrefix(prefix string, day time.Time) string {
+	return path.Join(prefix, day.UTC().Format(time.DateOnly)) + "/"
+}

@@ -1,0 +1,153 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
+)
+
+// DefaultSweepGrace is how old an unaccounted upload or object must be before the sweep removes it.
+// A packer creates its DesContainer before it starts the upload, so the grace only guards against
+// clock skew between the store and the controller, and against slow listings.
+const DefaultSweepGrace = time.Hour
+
+// archiveItem is an object or an unfinished multipart upload found under an archive prefix.
+type archiveItem struct {
+	Key      string
+	UploadID string // set for multipart uploads
+	Time     time.Time
+}
+
+// ownerKey is the container object key an archive key belongs to: the key itself for a container,
+// the container beside a _bigFiles/ prefix for a big payload, "" for anything DES does not know (which
+// the sweep never touches).
+func ownerKey(key string) string {
+	if i := strings.Index(key, "/_bigFiles/"); i >= 0 {
+		return key[:i] + ".des"
+	}
+	if strings.HasSuffix(key, ".des") {
+		return key
+	}
+	return ""
+}
+
+// shardOfKey returns the shard hex of a key laid out as <prefix>/<day>/<shard-hex>/..., given the
+// day prefix "<prefix>/<day>/".
+func shardOfKey(key, dayPrefix string) string {
+	rest := strings.TrimPrefix(key, dayPrefix)
+	if i := strings.IndexByte(rest, '/'); i > 0 {
+		return rest[:i]
+	}
+	return ""
+}
+
+// orphans picks the items that no committed container (committed) and no unfinished DesContainer
+// (live) accounts for, and that are older than grace. Items of shards not in shards are left to
+// the DesShard that owns them.
+func orphans(items []archiveItem, dayPrefix string, shards map[string]bool, live, committed map[string]bool, now time.Time, grace time.Duration) []archiveItem {
+	var out []archiveItem
+	for _, it := range items {
+		owner := ownerKey(it.Key)
+		if owner == "" || !shards[shardOfKey(it.Key, dayPrefix)] || live[owner] || now.Sub(it.Time) < grace {
+			continue
+		}
+		if it.UploadID == "" && committed[owner] {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// sweeper removes what crashed or partitioned packers left in the archive that recovery could not
+// see: uploads and objects of containers that have no DesContainer anymore. It looks at today's and
+// yesterday's prefixes only; older debris is rare and cheap to leave for a person.
+type sweeper struct {
+	store  *objstore.Store
+	cat    *catalog.Catalog
+	bucket string
+	prefix string
+	grace  time.Duration
+}
+
+func (s *sweeper) sweep(ctx context.Context, shards []int32, containers []desv1.DesContainer, now time.Time) (int, error) {
+	want := map[string]bool{}
+	for _, id := range shards {
+		want[protocol.ShardHex(id)] = true
+	}
+	live := map[string]bool{}
+	for i := range containers {
+		if !finalPhase(containers[i].Status.Phase) {
+			live[containers[i].Spec.Key] = true
+		}
+	}
+	removed := 0
+	for _, day := range []time.Time{now, now.Add(-24 * time.Hour)} {
+		dayPrefix := protocol.DayPrefix(s.prefix, day)
+		items, err := s.list(ctx, dayPrefix)
+		if err != nil {
+			return removed, err
+		}
+		committed, err := s.committed(ctx, items)
+		if err != nil {
+			return removed, err
+		}
+		for _, it := range orphans(items, dayPrefix, want, live, committed, now, s.grace) {
+			if err := s.remove(ctx, it); err != nil {
+				return removed, err
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+func (s *sweeper) list(ctx context.Context, dayPrefix string) ([]archiveItem, error) {
+	var items []archiveItem
+	for o, err := range s.store.List(ctx, s.bucket, objstore.ListOptions{Prefix: dayPrefix}) {
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dayPrefix, err)
+		}
+		items = append(items, archiveItem{Key: o.Key, Time: o.LastModified})
+	}
+	for u, err := range s.store.ListMultipartUploads(ctx, s.bucket, dayPrefix) {
+		if err != nil {
+			return nil, fmt.Errorf("list uploads under %s: %w", dayPrefix, err)
+		}
+		items = append(items, archiveItem{Key: u.Key, UploadID: u.UploadID, Time: u.Initiated})
+	}
+	return items, nil
+}
+
+func (s *sweeper) committed(ctx context.Context, items []archiveItem) (map[string]bool, error) {
+	var keys []string
+	for _, it := range items {
+		if k := ownerKey(it.Key); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return s.cat.RecordedKeys(ctx, keys)
+}
+
+func (s *sweeper) remove(ctx context.Context, it archiveItem) error {
+	var err error
+	if it.UploadID != "" {
+		err = s.store.AbortMultipart(ctx, s.bucket, it.Key, it.UploadID)
+	} else {
+		err = s.store.Delete(ctx, s.bucket, it.Key)
+	}
+	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return fmt.Errorf("remove orphan %s: %w", it.Key, err)
+	}
+	return nil
+}
