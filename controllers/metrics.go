@@ -1,9 +1,15 @@
 package controllers
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
 )
 
 type eventUpdate = event.UpdateEvent
@@ -26,4 +32,38 @@ var recoveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 
 func init() {
 	metrics.Registry.MustRegister(recoveries)
+}
+
+// ContainerPhaseCollector reports DesContainers by namespace and phase at scrape time, from the
+// manager's cache, so the gauge can never drift from what the API holds.
+type ContainerPhaseCollector struct {
+	Reader client.Reader
+}
+
+var containersDesc = prometheus.NewDesc("des_containers", "DesContainers by namespace and phase.", []string{"namespace", "phase"}, nil)
+
+// Describe implements prometheus.Collector.
+func (c *ContainerPhaseCollector) Describe(ch chan<- *prometheus.Desc) { ch <- containersDesc }
+
+// Collect implements prometheus.Collector.
+func (c *ContainerPhaseCollector) Collect(ch chan<- prometheus.Metric) {
+	list := &desv1.DesContainerList{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Reader.List(ctx, list); err != nil {
+		ch <- prometheus.NewInvalidMetric(containersDesc, err)
+		return
+	}
+	type key struct{ ns, phase string }
+	counts := map[key]float64{}
+	for i := range list.Items {
+		phase := string(list.Items[i].Status.Phase)
+		if phase == "" {
+			phase = string(desv1.PhasePending)
+		}
+		counts[key{list.Items[i].Namespace, phase}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, n, k.ns, k.phase)
+	}
 }

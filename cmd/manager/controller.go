@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -114,6 +115,7 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err := containers.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesContainer controller: %w", err)
 	}
+	metrics.Registry.MustRegister(&controllers.ContainerPhaseCollector{Reader: mgr.GetClient()})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
