@@ -121,19 +121,24 @@ func dirExists(p string) bool {
 // path, for tools such as kubectl and for processes the test starts.
 func (s *KubeServer) Kubeconfig(t testing.TB) string {
 	t.Helper()
-	user, err := s.env.AddUser(envtest.User{Name: "des-test-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatalf("add envtest user: %v", err)
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		t.Fatalf("kubeconfig: %v", err)
-	}
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	if err := s.WriteKubeconfig(path); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// WriteKubeconfig writes a kubeconfig for a cluster-admin user of the API server to path.
+func (s *KubeServer) WriteKubeconfig(path string) error {
+	user, err := s.env.AddUser(envtest.User{Name: "des-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add envtest user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	return os.WriteFile(path, data, 0o600)
 }
 
 // Kubectl is the kubectl built by `make test-assets` beside kube-apiserver.
