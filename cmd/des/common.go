@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/objstore"
 )
 
 // command bundles a verb's flag set with its help text.
@@ -27,6 +30,7 @@ func newCommand(name, synopsis, help string, stdout, stderr io.Writer) *command 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // we print usage ourselves, to the right stream
+	addS3Flags(fs)
 	return &command{name: name, synopsis: synopsis, help: help, fs: fs, stdout: stdout, stderr: stderr}
 }
 
@@ -101,12 +105,11 @@ func hintFor(err error) string {
 	return ""
 }
 
-// openArchive opens the archive at path for random access. It is the one
-// place to extend for remote archives (s3://bucket/key will return a
-// ranged-GET io.ReaderAt here).
+// openArchive opens the archive at path for random access: a local file, or s3://bucket/key read
+// with ranged GETs (the first one, a suffix range, also tells the size).
 func openArchive(ctx context.Context, path string) (io.ReaderAt, int64, io.Closer, error) {
 	if strings.HasPrefix(path, "s3://") {
-		return nil, 0, nil, fmt.Errorf("%s: s3:// archives are not supported by this build", path)
+		return openS3Archive(ctx, path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -123,14 +126,25 @@ func openArchive(ctx context.Context, path string) (io.ReaderAt, int64, io.Close
 	return f, st.Size(), f, nil
 }
 
-// openExternalStore returns the store for --external-root ("" means none).
-// Like openArchive, it is where an s3:// bucket store will plug in.
+// openExternalStore returns the store for --external-root ("" means none): a
+// directory laid out like the bucket, or s3://bucket itself.
 func openExternalStore(root string) (desformat.ExternalStore, error) {
 	switch {
 	case root == "":
 		return nil, nil
 	case strings.HasPrefix(root, "s3://"):
-		return nil, fmt.Errorf("%s: s3:// external stores are not supported by this build", root)
+		bucket, key, err := parseS3URL(root)
+		if err == nil && key != "" {
+			err = fmt.Errorf("%s: an external root is a whole bucket (s3://BUCKET): keys are stored in full", root)
+		}
+		if err != nil {
+			return nil, err
+		}
+		store, err := newS3Store(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return store.Blobs(bucket, objstore.UploadOptions{}), nil
 	}
 	st, err := os.Stat(root)
 	if err != nil {
@@ -143,7 +157,13 @@ func openExternalStore(root string) (desformat.ExternalStore, error) {
 }
 
 // openReader opens path as a desformat.Reader with the given external root.
+// An s3:// archive without one finds its external payloads in its own bucket.
 func openReader(ctx context.Context, path, externalRoot string, prefetchMeta bool) (*desformat.Reader, io.Closer, error) {
+	if externalRoot == "" && strings.HasPrefix(path, "s3://") {
+		if bucket, _, err := parseS3URL(path); err == nil {
+			externalRoot = "s3://" + bucket
+		}
+	}
 	store, err := openExternalStore(externalRoot)
 	if err != nil {
 		return nil, nil, err
@@ -199,4 +219,122 @@ func (f sizeFlag) Set(s string) error {
 		*f.v = v
 	}
 	return err
+}
+
+// s3Flags holds the S3 settings of the running verb. Every verb gets the flags (see newCommand);
+// their defaults come from the environment, so scripts usually set only variables:
+//
+//	DES_S3_ENDPOINT, AWS_REGION, DES_S3_PATH_STYLE, DES_S3_CREDENTIALS_DIR, DES_S3_CA_FILE,
+//	and credentials as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or any source of the AWS default chain).
+//
+// des runs one verb per process, so one package-level value is enough.
+var s3Flags struct {
+	endpoint, region, credentialsDir, caFile string
+	pathStyle                                bool
+}
+
+func addS3Flags(fs *flag.FlagSet) {
+	resetS3Store() // a new verb (tests run several per process) builds its store from its own flags
+	pathStyle, _ := strconv.ParseBool(os.Getenv("DES_S3_PATH_STYLE"))
+	fs.StringVar(&s3Flags.endpoint, "s3-endpoint", os.Getenv("DES_S3_ENDPOINT"), "S3 endpoint `URL` for s3:// paths; empty for AWS (env DES_S3_ENDPOINT)")
+	fs.StringVar(&s3Flags.region, "s3-region", os.Getenv("AWS_REGION"), "S3 `region` (env AWS_REGION)")
+	fs.BoolVar(&s3Flags.pathStyle, "s3-path-style", pathStyle, "path-style S3 addressing, for MinIO, HCP, versitygw (env DES_S3_PATH_STYLE)")
+	fs.StringVar(&s3Flags.credentialsDir, "s3-credentials-dir", os.Getenv("DES_S3_CREDENTIALS_DIR"),
+		"`DIR` with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY files; default: the AWS chain (env vars, profiles, roles)")
+	fs.StringVar(&s3Flags.caFile, "s3-ca-file", os.Getenv("DES_S3_CA_FILE"), "extra PEM CA `file` for the S3 endpoint (env DES_S3_CA_FILE)")
+}
+
+// cliAttempts keeps a wrong endpoint from hanging an interactive command in retries.
+const cliAttempts = 3
+
+var (
+	s3StoreOnce sync.Once
+	s3Store     *objstore.Store
+	s3StoreErr  error
+)
+
+// newS3Store returns the store for s3:// paths, built once per run from the flags.
+func newS3Store(ctx context.Context) (*objstore.Store, error) {
+	s3StoreOnce.Do(func() {
+		s3Store, s3StoreErr = objstore.New(ctx, objstore.Config{
+			Endpoint: s3Flags.endpoint, Region: s3Flags.region, PathStyle: s3Flags.pathStyle,
+			CredentialsDir: s3Flags.credentialsDir, CAFile: s3Flags.caFile, MaxAttempts: cliAttempts,
+		})
+	})
+	return s3Store, s3StoreErr
+}
+
+func resetS3Store() {
+	s3StoreOnce = sync.Once{}
+	s3Store, s3StoreErr = nil, nil
+}
+
+// parseS3URL splits s3://bucket/key; key may be empty.
+func parseS3URL(s string) (bucket, key string, err error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", "", fmt.Errorf("%q is not an s3://BUCKET/KEY URL", s)
+	}
+	return u.Host, strings.TrimPrefix(u.Path, "/"), nil
+}
+
+// openS3Archive opens s3://bucket/key with one suffix-range GET that fetches the tail (footer and,
+// usually, the index) and the object's size.
+func openS3Archive(ctx context.Context, path string) (io.ReaderAt, int64, io.Closer, error) {
+	bucket, key, err := parseS3URL(path)
+	if err == nil && key == "" {
+		err = fmt.Errorf("%s: no object key", path)
+	}
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	store, err := newS3Store(ctx)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	r, _, err := store.OpenReaderAt(ctx, bucket, key, desformat.DefaultTailSize)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return &readAhead{r: r, size: r.Size()}, r.Size(), noClose{}, nil
+}
+
+// noClose: an ObjectReader holds no connection between reads.
+type noClose struct{}
+
+func (noClose) Close() error { return nil }
+
+// readAheadWindow is the least a GET fetches: des cat copies in 32 KiB reads, which would otherwise
+// cost one request each.
+const readAheadWindow = 1 << 20
+
+// readAhead widens small reads to readAheadWindow and keeps the last window, so sequential reads of
+// a payload cost one GET per window.
+type readAhead struct {
+	r    *objstore.ObjectReader
+	size int64
+
+	mu  sync.Mutex
+	buf []byte
+	off int64
+}
+
+func (a *readAhead) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off >= a.size || len(p) >= readAheadWindow {
+		return a.r.ReadAt(p, off)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if off < a.off || off+int64(len(p)) > a.off+int64(len(a.buf)) {
+		buf := make([]byte, min(readAheadWindow, a.size-off))
+		if _, err := a.r.ReadAt(buf, off); err != nil && err != io.EOF {
+			return 0, err
+		}
+		a.buf, a.off = buf, off
+	}
+	n := copy(p, a.buf[off-a.off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }

@@ -19,6 +19,7 @@ type subcommand struct {
 }
 
 var subcommands = map[string]subcommand{
+	"reader":     {"serve files from DES containers over HTTP (sidecar)", runReader},
 	"controller": {"run the controllers (leader-elected)", runController},
 	"migrate":    {"create the DES-owned catalog columns, indexes and table", runMigrate},
 }

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/reader"
+)
+
+// readerFlags are the flags of `manager reader`.
+type readerFlags struct {
+	listen         string
+	probeListen    string
+	allowRemote    bool
+	s3             objstore.Config
+	bucket         string
+	prefixes       stringList
+	cacheBytes     quantityFlag
+	tailSize       quantityFlag
+	shardBits      int
+	maxBatchNames  int
+	fetchConc      int
+	listTTL        time.Duration
+	lookAheadDays  int
+	namespace      string
+	logLevel       slog.Level
+	shutdownGrace  time.Duration
+	credentialsDir string
+}
+
+func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
+	f, code, ok := parseReaderFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+	if err := serveReader(ctx, f, log); err != nil {
+		log.Error("reader stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func parseReaderFlags(args []string, stderr io.Writer) (readerFlags, int, bool) {
+	f := readerFlags{cacheBytes: quantityFlag(reader.DefaultCacheBytes), tailSize: quantityFlag(reader.DefaultTailSize)}
+	fs := flag.NewFlagSet("manager reader", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.listen, "listen-address", "127.0.0.1:8090", "address to serve on; loopback unless --allow-remote")
+	fs.StringVar(&f.probeListen, "probe-address", "", "optional address serving only /healthz, /readyz and /metrics (e.g. :8091 for kubelet probes and Prometheus)")
+	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a non-loopback --listen-address (the API has no authentication)")
+	fs.StringVar(&f.bucket, "bucket", os.Getenv("DES_BUCKET"), "bucket holding the containers (env DES_BUCKET)")
+	fs.Var(&f.prefixes, "archive-prefix", "archive key prefix that may be read; repeatable (env DES_ARCHIVE_PREFIXES, comma-separated)")
+	fs.StringVar(&f.s3.Endpoint, "endpoint", os.Getenv("DES_S3_ENDPOINT"), "S3 endpoint URL; empty for AWS (env DES_S3_ENDPOINT)")
+	fs.StringVar(&f.s3.Region, "region", os.Getenv("AWS_REGION"), "S3 region (env AWS_REGION)")
+	fs.BoolVar(&f.s3.PathStyle, "path-style", envBool("DES_S3_PATH_STYLE"), "path-style bucket addressing, for MinIO, HCP, versitygw (env DES_S3_PATH_STYLE)")
+	fs.StringVar(&f.credentialsDir, "credentials-dir", os.Getenv("DES_S3_CREDENTIALS_DIR"),
+		"mounted Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY files; empty: the AWS default chain (env DES_S3_CREDENTIALS_DIR)")
+	fs.StringVar(&f.s3.CAFile, "ca-file", os.Getenv("DES_S3_CA_FILE"), "extra PEM CA bundle for the store (env DES_S3_CA_FILE)")
+	fs.IntVar(&f.shardBits, "shard-bits", reader.DefaultShardBits, "shard width of the archive's names (the DesSource's spec.naming.shardBits)")
+	fs.Var(&f.cacheBytes, "cache-size", "memory budget of the container index cache (e.g. 256Mi)")
+	fs.Var(&f.tailSize, "tail-size", "size of the read that opens a container (e.g. 1Mi)")
+	fs.IntVar(&f.maxBatchNames, "max-batch-names", reader.DefaultMaxBatchNames, "most names in one batch request")
+	fs.IntVar(&f.fetchConc, "fetch-concurrency", reader.DefaultFetchConcurrency, "range GETs in flight per batch")
+	fs.DurationVar(&f.listTTL, "list-ttl", reader.DefaultListTTL, "how long lists of candidate containers are reused")
+	fs.IntVar(&f.lookAheadDays, "lookahead-days", reader.DefaultLookAheadDays, "days after a name's day whose containers are searched too")
+	fs.StringVar(&f.namespace, "namespace", os.Getenv("DES_NAMESPACE"), "namespace of DesContainers to find containers by (needs in-cluster or kubeconfig access); empty: listing only")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time given to in-flight requests on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return f, 0, false
+		}
+		return f, 2, false
+	}
+	if len(f.prefixes) == 0 {
+		for p := range strings.SplitSeq(os.Getenv("DES_ARCHIVE_PREFIXES"), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				f.prefixes = append(f.prefixes, p)
+			}
+		}
+	}
+	if err := f.check(); err != nil {
+		fmt.Fprintln(stderr, "manager reader:", err)
+		return f, 2, false
+	}
+	f.s3.CredentialsDir = f.credentialsDir
+	return f, 0, true
+}
+
+// check refuses a listener reachable from outside the pod unless asked for explicitly: the API has no
+// authentication and serves whatever the sidecar's credentials can read.
+func (f *readerFlags) check() error {
+	host, _, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return fmt.Errorf("--listen-address %q: %w", f.listen, err)
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && !f.allowRemote {
+		return fmt.Errorf("--listen-address %q is not a loopback address; add --allow-remote to serve beyond the pod", f.listen)
+	}
+	if f.bucket == "" || len(f.prefixes) == 0 {
+		return errors.New("--bucket and at least one --archive-prefix are required")
+	}
+	return nil
+}
+
+func serveReader(ctx context.Context, f readerFlags, log *slog.Logger) error {
+	store, err := objstore.New(ctx, f.s3)
+	if err != nil {
+		return err
+	}
+	cfg := reader.Config{
+		Store: store, Bucket: f.bucket, Prefixes: f.prefixes, ShardBits: f.shardBits,
+		CacheBytes: int64(f.cacheBytes), TailSize: int64(f.tailSize), MaxBatchNames: f.maxBatchNames,
+		FetchConcurrency: f.fetchConc, ListTTL: f.listTTL, LookAheadDays: f.lookAheadDays, Logger: log,
+	}
+	if cfg.LookAheadDays == 0 {
+		cfg.LookAheadDays = -1 // the flag's 0 means "only the name's day"
+	}
+	if f.namespace != "" {
+		if cfg.Kube, err = kubeReader(); err != nil {
+			return err
+		}
+		cfg.Namespace = f.namespace
+	}
+	srv, err := reader.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// The store config's LogValue names the credential source, never the credentials.
+	log.Info("reader serving", "address", ln.Addr().String(), "bucket", f.bucket, "prefixes", []string(f.prefixes),
+		"store", f.s3, "shardBits", f.shardBits, "namespace", f.namespace)
+	if f.probeListen == "" {
+		return srv.Serve(ctx, ln, srv.Handler(), f.shutdownGrace)
+	}
+	pln, err := net.Listen("tcp", f.probeListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen for probes: %w", err)
+	}
+	log.Info("probes serving", "address", pln.Addr().String())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, pln, srv.ProbeHandler(), f.shutdownGrace) }()
+	err = srv.Serve(ctx, ln, srv.Handler(), f.shutdownGrace)
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+// kubeReader is an uncached client: DesContainers are listed at most once per --list-ttl.
+func kubeReader() (client.Reader, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig (needed by --namespace): %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// quantityFlag is a byte count in Kubernetes quantity syntax (256Mi, 1G, 4096).
+type quantityFlag int64
+
+func (q *quantityFlag) String() string { return strconv.FormatInt(int64(*q), 10) }
+
+func (q *quantityFlag) Set(v string) error {
+	qty, err := resource.ParseQuantity(v)
+	if err != nil {
+		return err
+	}
+	if qty.Sign() <= 0 {
+		return fmt.Errorf("%q must be positive", v)
+	}
+	*q = quantityFlag(qty.Value())
+	return nil
+}
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
+}

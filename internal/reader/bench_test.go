@@ -1,0 +1,145 @@
+package reader_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/datavision/des/internal/reader"
+	"github.com/datavision/des/internal/testworld"
+)
+
+const (
+	benchFiles   = 1000
+	benchSize    = 4 << 10
+	benchWorkers = 8 // requests in flight for the one-file-per-request variants
+)
+
+// BenchmarkSidecarVsDirect reads 1000 × 4 KiB files (one op = all 1000) four ways, in the same run and
+// against the same S3 server:
+//
+//	direct-GET:      1000 GETs of the payloads stored as standalone objects (the baseline)
+//	sidecar-single:  1000 GET /v1/containers/{key}/files/{name} from one container (index cached)
+//	sidecar-lookup:  1000 GET /v1/files/{name} (container found by day and shard; cached)
+//	sidecar-batch:   one POST /v1/batch with the 1000 names
+//
+// The one-file variants keep benchWorkers requests in flight. Each reports s3-requests/op; the parent
+// logs time and request ratios against direct-GET.
+func BenchmarkSidecarVsDirect(b *testing.B) {
+	writer := newStore(b)
+	bucket := testworld.S3Store(b).NewBucket(b)
+	names := desNames(b, benchFiles, testShard, 11)
+	files := make([]file, benchFiles)
+	for i, n := range names {
+		files[i] = file{name: n, data: randomBytes(benchSize, uint64(i))}
+	}
+	key := shardKey(testDay.Time(), testShard, "cbench")
+	putContainer(b, writer, bucket, key, files, 0)
+	parallel(benchFiles, 16, func(i int) { putObject(b, writer, bucket, "direct/"+names[i], files[i].data) })
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	type result struct {
+		perOp time.Duration
+		reqs  float64
+	}
+	results := map[string]result{}
+	measure := func(name string, requests func() int64, warm, op func(b *testing.B)) {
+		b.Run(name, func(b *testing.B) {
+			warm(b)
+			before, start, n := requests(), time.Now(), 0
+			for b.Loop() {
+				op(b)
+				n++
+			}
+			elapsed := time.Since(start)
+			reqs := float64(requests()-before) / float64(n)
+			b.ReportMetric(reqs, "s3-requests/op")
+			b.ReportMetric(float64(benchFiles)/elapsed.Seconds()*float64(n), "files/s")
+			results[name] = result{perOp: elapsed / time.Duration(n), reqs: reqs}
+		})
+	}
+
+	direct := newStore(b)
+	getDirect := func(b *testing.B, i int) {
+		body, _, err := direct.Get(context.Background(), bucket, "direct/"+names[i], nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer body.Close()
+		expectLen(b, body, benchSize)
+	}
+	measure("direct-GET", func() int64 { return direct.Stats().Requests },
+		func(b *testing.B) { getDirect(b, 0) },
+		func(b *testing.B) { parallel(benchFiles, benchWorkers, func(i int) { getDirect(b, i) }) })
+
+	w := newWorld(b, bucket, reader.Config{})
+	get := func(b *testing.B, u string) {
+		resp, err := client.Get(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("GET %s: %d", u, resp.StatusCode)
+		}
+		expectLen(b, resp.Body, benchSize)
+	}
+	warmContainer := func(b *testing.B) { get(b, w.fileURL(key, names[0])) }
+	measure("sidecar-single", w.requests, warmContainer,
+		func(b *testing.B) {
+			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.fileURL(key, names[i])) })
+		})
+	measure("sidecar-lookup", w.requests,
+		func(b *testing.B) { get(b, w.http.URL+"/v1/files/"+names[0]) },
+		func(b *testing.B) {
+			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.http.URL+"/v1/files/"+names[i]) })
+		})
+	measure("sidecar-batch", w.requests, warmContainer, func(b *testing.B) {
+		resp, err := client.Post(w.http.URL+"/v1/batch", "application/json", batchBody(key, names))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if parts := readParts(b, resp); len(parts) != benchFiles {
+			b.Fatalf("%d parts", len(parts))
+		}
+	})
+
+	base, ok := results["direct-GET"]
+	if !ok {
+		return
+	}
+	for _, name := range []string{"sidecar-single", "sidecar-lookup", "sidecar-batch"} {
+		if r, ok := results[name]; ok {
+			b.Logf("%-15s time %8.2fms = %.3f × direct (%.2fms); S3 requests %6.0f = %.4f × direct (%.0f)",
+				name, ms(r.perOp), float64(r.perOp)/float64(base.perOp), ms(base.perOp), r.reqs, r.reqs/base.reqs, base.reqs)
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func expectLen(b testing.TB, r io.Reader, want int64) {
+	n, err := io.Copy(io.Discard, r)
+	if err != nil || n != want {
+		b.Fatalf("read %d bytes (%v), want %d", n, err, want)
+	}
+}
+
+// parallel runs fn(0..n-1) on workers goroutines.
+func parallel(n, workers int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}

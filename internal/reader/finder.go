@@ -1,0 +1,180 @@
+package reader
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
+)
+
+// Finder lists the containers that may hold the names of one shard written on one day.
+type Finder interface {
+	// Containers returns container keys, using cached answers no older than maxAge.
+	Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error)
+}
+
+// ttlCache caches values per key for a while, with concurrent refreshes of one key collapsed.
+type ttlCache[V any] struct {
+	ttl        time.Duration
+	maxEntries int
+	base       context.Context
+	timeout    time.Duration
+
+	flights flightGroup[V]
+	mu      sync.Mutex
+	entries map[string]ttlEntry[V]
+}
+
+type ttlEntry[V any] struct {
+	v  V
+	at time.Time
+}
+
+func newTTLCache[V any](base context.Context, ttl, timeout time.Duration, maxEntries int) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, maxEntries: maxEntries, base: base, timeout: timeout, entries: map[string]ttlEntry[V]{}}
+}
+
+// get returns key's value if it is younger than min(maxAge, ttl), else loads it with fill.
+func (c *ttlCache[V]) get(ctx context.Context, key string, maxAge time.Duration, fill func(context.Context) (V, error)) (V, error) {
+	maxAge = min(maxAge, c.ttl)
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < maxAge {
+		return e.v, nil
+	}
+	v, _, err := c.flights.do(ctx, c.base, key, func(base context.Context) (V, error) {
+		ctx, cancel := context.WithTimeout(base, c.timeout)
+		defer cancel()
+		v, err := fill(ctx)
+		if err == nil {
+			c.put(key, v)
+		}
+		return v, err
+	})
+	return v, err
+}
+
+func (c *ttlCache[V]) put(key string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.maxEntries {
+		c.evictLocked()
+	}
+	c.entries[key] = ttlEntry[V]{v: v, at: time.Now()}
+}
+
+// evictLocked drops expired entries, and everything if that was not enough: the cache only saves
+// requests, so a rare full reset is cheaper than tracking recency.
+func (c *ttlCache[V]) evictLocked() {
+	for k, e := range c.entries {
+		if time.Since(e.at) >= c.ttl {
+			delete(c.entries, k)
+		}
+	}
+	if len(c.entries) >= c.maxEntries {
+		clear(c.entries)
+	}
+}
+
+const maxListCacheEntries = 4096
+
+// ListFinder finds containers by listing <prefix>/<day>/<shard-hex>/ in the bucket.
+type ListFinder struct {
+	store    *objstore.Store
+	bucket   string
+	prefixes []string
+	cache    *ttlCache[[]string]
+}
+
+// NewListFinder lists the given prefixes of bucket; lists are reused for ttl.
+func NewListFinder(base context.Context, store *objstore.Store, bucket string, prefixes []string, ttl, timeout time.Duration) *ListFinder {
+	return &ListFinder{store: store, bucket: bucket, prefixes: prefixes,
+		cache: newTTLCache[[]string](base, ttl, timeout, maxListCacheEntries)}
+}
+
+// Containers lists the *.des keys directly below each prefix's shard folder; the per-container
+// _bigFiles folders are skipped by the delimiter.
+func (f *ListFinder) Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error) {
+	var out []string
+	for _, p := range f.prefixes {
+		dir := protocol.ShardPrefix(p, day, shard) + "/"
+		keys, err := f.cache.get(ctx, dir, maxAge, func(ctx context.Context) ([]string, error) {
+			return f.list(ctx, dir)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
+
+func (f *ListFinder) list(ctx context.Context, dir string) ([]string, error) {
+	var keys []string
+	for obj, err := range f.store.List(ctx, f.bucket, objstore.ListOptions{Prefix: dir, Delimiter: "/"}) {
+		if err != nil {
+			return nil, fmt.Errorf("list containers under %s: %w", dir, err)
+		}
+		if !obj.IsPrefix && strings.HasSuffix(obj.Key, ".des") {
+			keys = append(keys, obj.Key)
+		}
+	}
+	return keys, nil
+}
+
+// KubeFinder finds containers from the Committed DesContainer resources of one namespace. The whole
+// namespace is listed at most once per TTL (paged) and indexed by day and shard.
+type KubeFinder struct {
+	client    client.Reader
+	namespace string
+	bucket    string
+	cache     *ttlCache[map[string][]string]
+}
+
+// NewKubeFinder reads DesContainers of namespace that live in bucket.
+func NewKubeFinder(base context.Context, c client.Reader, namespace, bucket string, ttl, timeout time.Duration) *KubeFinder {
+	return &KubeFinder{client: c, namespace: namespace, bucket: bucket,
+		cache: newTTLCache[map[string][]string](base, ttl, timeout, 1)}
+}
+
+func dayShardKey(day string, shard int32) string { return fmt.Sprintf("%s/%d", day, shard) }
+
+// Containers returns the Committed containers of day and shard.
+func (f *KubeFinder) Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error) {
+	m, err := f.cache.get(ctx, "", maxAge, f.list)
+	if err != nil {
+		return nil, err
+	}
+	return m[dayShardKey(day.UTC().Format(time.DateOnly), shard)], nil
+}
+
+func (f *KubeFinder) list(ctx context.Context) (map[string][]string, error) {
+	m := map[string][]string{}
+	var list desv1.DesContainerList
+	opts := []client.ListOption{client.InNamespace(f.namespace), client.Limit(500)}
+	for {
+		if err := f.client.List(ctx, &list, opts...); err != nil {
+			return nil, fmt.Errorf("list DesContainers in %s: %w", f.namespace, err)
+		}
+		for i := range list.Items {
+			c := &list.Items[i]
+			if c.Status.Phase != desv1.PhaseCommitted || c.Spec.Bucket != f.bucket {
+				continue
+			}
+			k := dayShardKey(c.Spec.Day, c.Spec.Shard)
+			m[k] = append(m[k], c.Spec.Key)
+		}
+		if list.Continue == "" {
+			return m, nil
+		}
+		opts = []client.ListOption{client.InNamespace(f.namespace), client.Limit(500), client.Continue(list.Continue)}
+	}
+}
