@@ -19,6 +19,8 @@ type subcommand struct {
 }
 
 var subcommands = map[string]subcommand{
+	"assign":     {"serve DES names with their shard ids (holds a naming node id Lease)", runAssign},
+	"mark":       {"name new catalog rows of a DesSource (run by its marker CronJob)", runMark},
 	"reader":     {"serve files from DES containers over HTTP (sidecar)", runReader},
 	"controller": {"run the controllers (leader-elected)", runController},
 	"migrate":    {"create the DES-owned catalog columns, indexes and table", runMigrate},

@@ -1,0 +1,104 @@
+package nodeid
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+
+	"github.com/datavision/des/internal/naming"
+)
+
+const (
+	// NodeCount is the number of node ids a DES name can carry.
+	NodeCount = 256
+	// LeaseNamePrefix starts the name of every node Lease: des-name-node-<id>.
+	LeaseNamePrefix = "des-name-node-"
+	// AnnotationUsedUntil holds the Unix millisecond that no name of the Lease's holder exceeds.
+	AnnotationUsedUntil = "des.datavision.io/names-used-until-ms"
+	// ComponentNaming is the app.kubernetes.io/component label of node Leases.
+	ComponentNaming = "name-node"
+)
+
+// LeaseName is the name of the Lease that reserves node id node.
+func LeaseName(node int) string { return LeaseNamePrefix + strconv.Itoa(node) }
+
+// State classifies a node Lease for a claimer.
+type State int
+
+const (
+	// Free: no Lease, or a Lease without a holder (released).
+	Free State = iota
+	// Held: a holder renewed it within its duration; the node id is in use.
+	Held
+	// Expired: a holder stopped renewing; the node id may be taken over.
+	Expired
+)
+
+func (s State) String() string {
+	switch s {
+	case Free:
+		return "Free"
+	case Held:
+		return "Held"
+	case Expired:
+		return "Expired"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Classify decides whether a node Lease may be claimed at now. A nil Lease is free. A held Lease without
+// a renew time or duration cannot be judged fresh and counts as expired, as in docs/protocol.md.
+func Classify(l *coordinationv1.Lease, now time.Time) State {
+	if l == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+		return Free
+	}
+	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return Expired
+	}
+	expiry := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+	if now.Before(expiry) {
+		return Held
+	}
+	return Expired
+}
+
+// Holder returns the holder identity of l, or "".
+func Holder(l *coordinationv1.Lease) string {
+	if l == nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
+// UsedUntil returns the watermark of l in Unix milliseconds; ok is false when l has none or it does not
+// parse.
+func UsedUntil(l *coordinationv1.Lease) (ms int64, ok bool) {
+	if l == nil {
+		return 0, false
+	}
+	v, found := l.Annotations[AnnotationUsedUntil]
+	if !found {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	return ms, err == nil
+}
+
+// startAfter is the millisecond after which a new holder of l may issue names: the previous holder's
+// watermark, or, without one, a lease duration ahead of the claimer's clock (see the package doc).
+func startAfter(l *coordinationv1.Lease, now time.Time, d time.Duration) int64 {
+	if ms, ok := UsedUntil(l); ok {
+		return ms
+	}
+	return now.Add(d).UnixMilli()
+}
+
+// UnixMilli returns the full Unix millisecond of a generated name from its 32 time bits, taking the value
+// nearest to near. Names are admitted moments after they are generated and a generator's lead over its
+// clock is bounded by a lease duration, far less than the 24 days this is exact for.
+func UnixMilli(n naming.Name, near time.Time) int64 {
+	ms := near.UnixMilli()
+	return ms + int64(int32(n.TimeBits-uint32(ms)))
+}
