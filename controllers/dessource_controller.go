@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +32,9 @@ import (
 // when allowed, and reports row counts.
 type DesSourceReconciler struct {
 	client.Client
+	Scheme *runtime.Scheme
+	// Jobs are the defaults of the marker CronJob's pods (image, service account).
+	Jobs JobDefaults
 	// Connector reads Secrets straight from the API server, so that the manager never caches every
 	// Secret of the cluster, and caches catalog connections across reconciles.
 	*Connector
@@ -50,6 +55,9 @@ func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := src.DeepCopy()
+	if err := reconcileMarker(ctx, r.Client, r.Scheme, src, r.Jobs); err != nil {
+		return ctrl.Result{}, err
+	}
 	counts, problem := r.inspect(ctx, src)
 	if problem != nil {
 		log.FromContext(ctx).Info("source not ready", "reason", problem.reason, "message", problem.message)
@@ -193,6 +201,7 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, base, src *desv1
 func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&desv1.DesSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&batchv1.CronJob{}).
 		Named("dessource").
 		Complete(r)
 }

@@ -6,8 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/testworld"
@@ -16,7 +20,7 @@ import (
 func (e *testEnv) sourceReconciler() *DesSourceReconciler {
 	pools := NewPoolCache()
 	e.t.Cleanup(pools.Close)
-	return &DesSourceReconciler{Client: e.c, Connector: &Connector{Secrets: e.c, Pools: pools}, Recorder: e.events, Clock: e.clock}
+	return &DesSourceReconciler{Client: e.c, Scheme: testScheme, Jobs: JobDefaults{Image: "des:test", ServiceAccountName: "des-packer", TTLSecondsAfterFinished: 60}, Connector: &Connector{Secrets: e.c, Pools: pools}, Recorder: e.events, Clock: e.clock}
 }
 
 // realSource makes a DesSource pointing at the test world's PostgreSQL and S3 server, with its Secrets.
@@ -120,5 +124,45 @@ func TestRedactDSN(t *testing.T) {
 	got := redactDSN("failed to connect to postgres://u:hunter2@h/db", "postgres://u:hunter2@h/db")
 	if strings.Contains(got, "hunter2") {
 		t.Fatalf("password kept: %s", got)
+	}
+}
+
+func TestMarkerCronJobFollowsSpec(t *testing.T) {
+	e := newTestEnv(t)
+	src := sampleSource("src")
+	src.Spec.Marker = &desv1.Marker{Schedule: "*/10 * * * *", BatchSize: 500}
+	e.create(src)
+	r := e.sourceReconciler()
+	e.reconcile(r, "src")
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "src-marker"}}
+	e.get(cj)
+	c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+	if cj.Spec.Schedule != "*/10 * * * *" || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent ||
+		strings.Join(c.Args, " ") != "mark --dessource=src" || len(cj.OwnerReferences) != 1 {
+		t.Fatalf("marker CronJob: schedule %q policy %s args %v owners %v", cj.Spec.Schedule, cj.Spec.ConcurrencyPolicy, c.Args, cj.OwnerReferences)
+	}
+	if !hasSecretVolume(cj.Spec.JobTemplate.Spec.Template.Spec, "catalog") {
+		t.Fatal("the marker does not get the catalog DSN Secret")
+	}
+
+	e.get(src)
+	src.Spec.Marker.Schedule = "0 * * * *"
+	if err := e.c.Update(e.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile(r, "src")
+	e.get(cj)
+	if cj.Spec.Schedule != "0 * * * *" {
+		t.Fatalf("schedule not updated: %q", cj.Spec.Schedule)
+	}
+
+	e.get(src)
+	src.Spec.Marker = nil
+	if err := e.c.Update(e.ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	e.reconcile(r, "src")
+	if err := e.c.Get(e.ctx, client.ObjectKeyFromObject(cj), cj); !apierrors.IsNotFound(err) {
+		t.Fatalf("marker CronJob kept after spec.marker was removed: %v", err)
 	}
 }

@@ -99,6 +99,8 @@ func startController(ctx context.Context, f controllerFlags) error {
 	}
 	sources := &controllers.DesSourceReconciler{
 		Client:    mgr.GetClient(),
+		Scheme:    scheme,
+		Jobs:      shards.Jobs,
 		Connector: connector,
 		Recorder:  mgr.GetEventRecorder("des-controller"),
 		Clock:     clock.RealClock{},
