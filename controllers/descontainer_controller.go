@@ -147,10 +147,13 @@ func (r *DesContainerReconciler) setFinalPhase(ctx context.Context, c *desv1.Des
 	base := c.DeepCopy()
 	now := metav1.NewTime(r.Clock.Now())
 	st := &c.Status
-	st.Phase, st.Reason, st.UploadID = out.phase, out.reason, ""
+	st.Phase, st.Reason, st.UploadID, st.ObservedGeneration = out.phase, out.reason, "", c.Generation
 	if s := out.summary; s != nil {
 		st.Files, st.Bytes, st.ObjectSize = s.Files, s.PayloadBytes, s.Size
 		st.IndexChecksum, st.PayloadChecksum = s.IndexChecksum(), s.PayloadChecksum()
+		if st.UploadedAt == nil { // the writer died before it could record the finished upload
+			st.UploadedAt = &now
+		}
 	}
 	if out.phase == desv1.PhaseCommitted && st.CommittedAt == nil {
 		st.CommittedAt = &now

@@ -24,6 +24,7 @@ var subcommands = map[string]subcommand{
 	"reader":     {"serve files from DES containers over HTTP (sidecar)", runReader},
 	"controller": {"run the controllers (leader-elected)", runController},
 	"migrate":    {"create the DES-owned catalog columns, indexes and table", runMigrate},
+	"pack":       {"pack shards into containers (run by packer Jobs)", runPack},
 }
 
 func main() {

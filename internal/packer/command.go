@@ -1,0 +1,289 @@
+package packer
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
+	"github.com/datavision/des/internal/resolve"
+)
+
+// commandFlags are the flags of `manager pack`.
+type commandFlags struct {
+	desShard, shards, namespace, identity, job string
+	maxDuration                                time.Duration
+	kubeconfig                                 string
+	dsnFile                                    string
+	sourceCredentials, archiveCredentials      string
+	sourceCA, archiveCA                        string
+	metricsAddr                                string
+	tuning                                     Tuning
+	zap                                        zap.Options
+}
+
+// Command runs `manager pack`: it packs the given shards of a DesShard and returns the exit code (0:
+// done or nothing to do, 1: a shard failed or the packer was stopped, 2: bad usage).
+func Command(ctx context.Context, args []string, _, stderr io.Writer) int {
+	f, code, ok := parseFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(stderr)))
+	log := ctrl.Log.WithName("pack").WithValues("desshard", f.desShard, "pod", f.identity)
+	err := runCommand(ctx, f, log)
+	switch {
+	case errors.Is(err, ErrStopped):
+		log.Info("stopped before finishing; the next run continues")
+		return 1
+	case err != nil:
+		log.Error(err, "packing failed")
+		return 1
+	}
+	log.Info("packing finished")
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*commandFlags, int, bool) {
+	f := &commandFlags{}
+	fs := flag.NewFlagSet("manager pack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.desShard, "desshard", "", "name of the DesShard whose shards to pack (required)")
+	fs.StringVar(&f.shards, "shards", "", "comma-separated shard ids to pack (required)")
+	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of the DesShard (env POD_NAMESPACE)")
+	fs.StringVar(&f.identity, "identity", envOr("POD_NAME", hostname()), "holder identity of the shard Leases (env POD_NAME)")
+	fs.StringVar(&f.job, "job", os.Getenv("DES_JOB_NAME"), "name of the packer Job, recorded in the containers (env DES_JOB_NAME)")
+	fs.DurationVar(&f.maxDuration, "max-duration", 0, "time budget: no container is started or row claimed after it (default: the Job's activeDeadlineSeconds minus a margin)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
+	fs.StringVar(&f.dsnFile, "catalog-dsn-file", filepath.Join(protocol.VolumePath(protocol.CatalogSecretDir), protocol.CatalogDSNFile), "file holding the catalog's PostgreSQL DSN")
+	fs.StringVar(&f.sourceCredentials, "source-credentials-dir", protocol.VolumePath(protocol.SourceSecretDir), "mounted Secret with the source store's credentials")
+	fs.StringVar(&f.archiveCredentials, "archive-credentials-dir", protocol.VolumePath(protocol.ArchiveSecretDir), "mounted Secret with the archive store's credentials")
+	fs.StringVar(&f.sourceCA, "source-ca-file", filepath.Join(protocol.VolumePath(protocol.SourceCADir), protocol.CABundleFile), "CA bundle of the source store, used when the DesSource names one")
+	fs.StringVar(&f.archiveCA, "archive-ca-file", filepath.Join(protocol.VolumePath(protocol.ArchiveCADir), protocol.CABundleFile), "CA bundle of the archive store, used when the DesShard names one")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "", "address of the Prometheus /metrics endpoint (empty: none)")
+	t := &f.tuning
+	fs.IntVar(&t.Window, "window", DefaultWindow, "source objects fetched ahead of the writer")
+	fs.Int64Var(&t.PrefetchBytes, "prefetch-bytes", DefaultPrefetchBytes, "bytes of source objects fetched ahead of the writer")
+	fs.IntVar(&t.ClaimBatch, "claim-batch", DefaultClaimBatch, "most rows claimed by one statement")
+	fs.Int64Var(&t.PartSize, "part-size", DefaultPartSize, "part size of container uploads (raised to fit the DesShard's limits)")
+	fs.IntVar(&t.UploadConcurrency, "upload-concurrency", DefaultUploadConcurrency, "container parts uploaded at once")
+	fs.DurationVar(&t.ProgressInterval, "progress-interval", DefaultProgressInterval, "interval of progress updates in the container status")
+	f.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0, false
+		}
+		return nil, 2, false
+	}
+	var missing []string
+	for name, v := range map[string]string{"--desshard": f.desShard, "--shards": f.shards, "--namespace": f.namespace, "--identity": f.identity} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "manager pack: missing %s or extra arguments %q\n", strings.Join(missing, ", "), fs.Args())
+		return nil, 2, false
+	}
+	return f, 0, true
+}
+
+func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
+	start := time.Now()
+	shards, err := parseShards(f.shards)
+	if err != nil {
+		return err
+	}
+	kube, err := kubeClient(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	ds, src, err := readResources(ctx, kube, f.namespace, f.desShard)
+	if err != nil {
+		return err
+	}
+	dsn, err := readSecretFile(f.dsnFile)
+	if err != nil {
+		return fmt.Errorf("catalog DSN: %w", err)
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("catalog database: %w", err)
+	}
+	defer pool.Close()
+	cat, err := catalog.New(pool, resolve.Mapping(src))
+	if err != nil {
+		return err
+	}
+	source, err := objstore.New(ctx, resolve.StoreConfigFromFiles(src.Spec.Store.ObjectStore, f.sourceCredentials, f.sourceCA))
+	if err != nil {
+		return fmt.Errorf("source store: %w", err)
+	}
+	archive, err := objstore.New(ctx, resolve.StoreConfigFromFiles(ds.Spec.Archive.ObjectStore, f.archiveCredentials, f.archiveCA))
+	if err != nil {
+		return fmt.Errorf("archive store: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := NewMetrics(reg)
+	stopMetrics, err := serveMetrics(f.metricsAddr, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
+	budget := f.maxDuration
+	if budget <= 0 {
+		budget = defaultBudget(ds.Spec.Job.ActiveDeadlineSeconds)
+	}
+	p, err := New(Config{
+		DesShard: ds, Source: src, Shards: shards, Identity: f.identity, Job: f.job,
+		Deadline: start.Add(budget), Tuning: f.tuning,
+	}, Deps{Kube: kube, Catalog: cat, Source: source, Archive: archive, Metrics: metrics, Log: log})
+	if err != nil {
+		return err
+	}
+	log.Info("packing", "shards", shards, "budget", budget.String(), "job", f.job)
+	return p.Run(ctx)
+}
+
+// defaultBudget leaves a margin before the Job's deadline to finish the open container: a tenth of the
+// deadline, at least a minute, at most ten.
+func defaultBudget(activeDeadlineSeconds int64) time.Duration {
+	deadline := time.Duration(activeDeadlineSeconds) * time.Second
+	if deadline <= 0 {
+		deadline = time.Hour
+	}
+	margin := min(max(deadline/10, time.Minute), 10*time.Minute)
+	return max(deadline-margin, deadline/2)
+}
+
+func parseShards(s string) ([]int32, error) {
+	var out []int32
+	seen := map[int32]bool{}
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(part), 10, 32)
+		if err != nil || n < 0 || n > 65535 {
+			return nil, fmt.Errorf("--shards %q: %q is not a shard id", s, part)
+		}
+		if !seen[int32(n)] {
+			seen[int32(n)] = true
+			out = append(out, int32(n))
+		}
+	}
+	return out, nil
+}
+
+// kubeClient is a direct (uncached) client: the packer reads few objects and needs fresh ones.
+func kubeClient(kubeconfig string) (client.Client, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = ctrl.GetConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "des-packer"
+	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// Scheme holds the types the packer reads and writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = desv1.AddToScheme(s)
+	_ = coordinationv1.AddToScheme(s)
+	return s
+}
+
+func readResources(ctx context.Context, c client.Client, ns, name string) (*desv1.DesShard, *desv1.DesSource, error) {
+	ds := &desv1.DesShard{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
+		return nil, nil, fmt.Errorf("get DesShard %s/%s: %w", ns, name, err)
+	}
+	src := &desv1.DesSource{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ds.Spec.SourceRef}, src); err != nil {
+		return nil, nil, fmt.Errorf("get DesSource %s/%s: %w", ns, ds.Spec.SourceRef, err)
+	}
+	return ds, src, nil
+}
+
+// readSecretFile reads a mounted Secret key. Its content is never logged.
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry, log logr.Logger) (func(), error) {
+	if addr == "" || addr == "0" {
+		return func() {}, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(err, "metrics endpoint stopped")
+		}
+	}()
+	log.Info("serving metrics", "address", l.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

@@ -1,0 +1,154 @@
+package packer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/objstore"
+)
+
+// item is one claimed row on its way to the writer.
+type item struct {
+	row    catalog.Row
+	data   []byte // the payload, when fetched ahead
+	stream bool   // not fetched ahead: the writer streams it when its turn comes
+	cost   int64  // bytes held in the prefetch budget until the writer is done with it
+	err    error  // why the row cannot be written
+	done   chan struct{}
+}
+
+// sourceError is a row that cannot be packed; its text goes into the row's des_error.
+type sourceError struct {
+	kind string // missing, unreadable, inconsistent (size) or invalid (name)
+	row  catalog.Row
+	err  error
+}
+
+func (e *sourceError) Error() string {
+	return fmt.Sprintf("source object s3://%s/%s (%s) is %s: %v", e.row.Bucket, e.row.Key, e.row.Name, e.kind, e.err)
+}
+
+func (e *sourceError) Unwrap() error { return e.err }
+
+func readErr(row catalog.Row, err error) error {
+	kind := "unreadable"
+	if errors.Is(err, objstore.ErrNotFound) {
+		kind = "missing"
+	}
+	return &sourceError{kind: kind, row: row, err: err}
+}
+
+// fetchAhead turns rows into items for the writer, in the same order, handing each small object to a
+// pool of Window fetchers at once. The window (out's capacity) bounds the items in flight and the
+// prefetch budget their bytes. Every item is handed over, even after ctx ends, so the writer side can
+// return every budget. The fetchers are long-lived: a goroutine per object would grow a fresh stack
+// through the SDK's deep call chain for every one.
+func (p *Packer) fetchAhead(ctx context.Context, rows <-chan catalog.Row, out chan<- *item, wg *sync.WaitGroup) {
+	defer close(out)
+	jobs := make(chan *item, p.tune.Window)
+	defer close(jobs)
+	for range p.tune.Window {
+		wg.Go(func() {
+			for it := range jobs {
+				p.fetch(ctx, it)
+			}
+		})
+	}
+	for row := range rows {
+		it := &item{row: row, done: make(chan struct{})}
+		switch {
+		case desformat.ValidateName(row.Name) != nil:
+			it.err = &sourceError{kind: "invalid", row: row, err: desformat.ValidateName(row.Name)}
+			close(it.done)
+		case row.Size >= p.lim.bigFileThreshold || row.Size > p.tune.PrefetchBytes/4:
+			it.stream = true
+			close(it.done)
+		default:
+			if err := p.budget.Acquire(ctx, row.Size); err != nil {
+				it.err = err
+				close(it.done)
+				break
+			}
+			it.cost = row.Size
+			jobs <- it
+		}
+		out <- it
+	}
+}
+
+func (p *Packer) fetch(ctx context.Context, it *item) {
+	defer close(it.done)
+	start := time.Now()
+	it.data, it.err = p.fetchObject(ctx, it.row)
+	p.d.Metrics.FetchSeconds.Observe(time.Since(start).Seconds())
+}
+
+// fetchObject reads a whole source object of the size the catalog gives.
+func (p *Packer) fetchObject(ctx context.Context, row catalog.Row) ([]byte, error) {
+	body, err := p.open(ctx, row)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	buf := getBuffer(row.Size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		putBuffer(buf)
+		return nil, readErr(row, err)
+	}
+	// Read on to the end: net/http reuses a connection only once its body hit EOF, and a longer body
+	// is not the object the row describes.
+	var probe [1]byte
+	switch _, err := io.ReadFull(body, probe[:]); {
+	case err == nil:
+		putBuffer(buf)
+		return nil, &sourceError{kind: "inconsistent", row: row, err: fmt.Errorf("the object is longer than %d bytes", row.Size)}
+	case err != io.EOF:
+		putBuffer(buf)
+		return nil, readErr(row, err)
+	}
+	return buf, nil
+}
+
+// open starts the GET of a source object and checks its size against the catalog's: a different
+// size means the object is not the one the row describes.
+func (p *Packer) open(ctx context.Context, row catalog.Row) (io.ReadCloser, error) {
+	body, info, err := p.d.Source.Get(ctx, row.Bucket, row.Key, nil)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.d.Metrics.Errors.WithLabelValues("fetch").Inc()
+		}
+		return nil, readErr(row, err)
+	}
+	if info.Size != row.Size {
+		body.Close()
+		return nil, &sourceError{kind: "inconsistent", row: row,
+			err: fmt.Errorf("size mismatch: the catalog says %d bytes, the object has %d", row.Size, info.Size)}
+	}
+	return body, nil
+}
+
+// smallBuffer is the capacity of the recycled buffers of small objects: most source objects are a
+// few KiB, and allocating each anew costs the garbage collector more than the copy.
+const smallBuffer = 64 << 10
+
+var smallBuffers = sync.Pool{New: func() any { return new([smallBuffer]byte) }}
+
+func getBuffer(size int64) []byte {
+	if size > smallBuffer {
+		return make([]byte, size)
+	}
+	return smallBuffers.Get().(*[smallBuffer]byte)[:size]
+}
+
+// putBuffer recycles a buffer from getBuffer once nothing refers to it any more.
+func putBuffer(b []byte) {
+	if cap(b) == smallBuffer {
+		smallBuffers.Put((*[smallBuffer]byte)(b[:smallBuffer]))
+	}
+}

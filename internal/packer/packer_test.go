@@ -1,0 +1,177 @@
+package packer_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/smithy-go"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/objstore/objstoretest"
+	"github.com/datavision/des/internal/packer"
+)
+
+// Sizes around a 128 KiB big-file threshold: empty, tiny, just below and at the threshold, above.
+// 100 rows of them make a container of about 5.5 MB, more than one 5 MiB part.
+var mixedSizes = []int64{0, 1, 4096, 131071, 131072, 300000, 100000, 120000, 90000, 110000}
+
+const threshold = 128 << 10
+
+// smallParts makes containers above 5 MiB multipart uploads.
+var smallParts = packer.Tuning{PartSize: 5 << 20, Window: 16}
+
+func TestRoundTrip(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{3, 7}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 100}})
+	w.countClaims()
+	w.addRows(3, mixedSizes, 300, nil)
+	w.addRows(7, []int64{0, 10, 2000}, 30, nil)
+
+	if err := w.packer("pod-a", nil, smallParts).Run(w.ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := w.check(nil); got != 4 {
+		t.Errorf("%d committed containers, want 3 for shard 3 (maxFiles 100) and 1 for shard 7", got)
+	}
+	if n := len(w.containers()); n != 4 {
+		t.Errorf("%d DesContainers, want 4: the empty ones are deleted", n)
+	}
+	w.checkClaimedOnce()
+
+	// Nothing left: a second run creates nothing that stays.
+	if err := w.packer("pod-b", nil, smallParts).Run(w.ctx); err != nil {
+		t.Fatalf("second Run: %v", err)
+	}
+	if n := len(w.containers()); n != 4 {
+		t.Errorf("%d DesContainers after an idle run, want 4", n)
+	}
+}
+
+func TestRollOverAtMaxBytes(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{1}, threshold: threshold, limits: desv1.ContainerLimits{MaxBytes: 1 << 20}})
+	w.addRows(1, []int64{50000}, 100, nil) // 5 MB in rows of 50 kB
+	if err := w.packer("pod-a", nil, packer.Tuning{}).Run(w.ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := w.check(nil)
+	for _, c := range w.containers() {
+		if c.Status.Bytes > 1<<20+50000 {
+			t.Errorf("container %s holds %d bytes: more than one row beyond maxBytes", c.Name, c.Status.Bytes)
+		}
+	}
+	if got < 5 || got > 6 {
+		t.Errorf("%d containers for 5 MB at maxBytes 1 MiB, want 5 or 6", got)
+	}
+}
+
+func TestMissingSourceObjectFailsOnlyItsRow(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{2}, threshold: threshold})
+	missing := map[int]bool{3: true, 4: true, 5: true, 17: true, 40: true} // 4 and 5 are big payloads
+	names := w.addRows(2, mixedSizes, 50, func(i int) bool { return missing[i] })
+	failed := map[string]bool{}
+	for i := range missing {
+		failed[names[i]] = true
+	}
+	if err := w.packer("pod-a", nil, packer.Tuning{}).Run(w.ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := w.check(failed); got != 1 {
+		t.Errorf("%d committed containers, want 1", got)
+	}
+	var text string
+	if err := w.pool.QueryRow(w.ctx, `SELECT des_error FROM objects WHERE des_name = $1`, names[3]).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("error of a missing row: %s", text)
+	if !strings.Contains(text, "missing") || !strings.Contains(text, names[3]) {
+		t.Errorf("error text %q does not say the object is missing", text)
+	}
+}
+
+// An S3 failure while a container is written rolls it back completely; the next run packs everything.
+func TestS3FailuresRollBackTheContainer(t *testing.T) {
+	injected := &smithy.GenericAPIError{Code: "InternalError", Message: "injected"}
+	for _, tc := range []struct {
+		op  string
+		nth int
+	}{
+		{"CreateMultipartUpload", 1},
+		{"UploadPart", 2},
+		{"CompleteMultipartUpload", 1},
+		{"PutObject", 3}, // a big payload
+	} {
+		t.Run(fmt.Sprintf("%s#%d", tc.op, tc.nth), func(t *testing.T) {
+			w := newWorld(t, worldOptions{shards: []int32{4}, threshold: threshold})
+			w.addRows(4, mixedSizes, 120, nil)
+			faults := objstoretest.Wrap(w.store.API()).FailNth(tc.op, tc.nth, injected)
+			err := w.packer("pod-a", faults, smallParts).Run(w.ctx)
+			if err == nil {
+				t.Fatalf("Run succeeded despite a failing %s", tc.op)
+			}
+			t.Logf("first run: %v", err)
+			cs := w.containers()
+			if len(cs) != 1 || cs[0].Status.Phase != desv1.PhaseRolledBack || cs[0].Status.Reason == "" {
+				t.Fatalf("containers after the failure: %+v, want one RolledBack with a reason", phases(cs))
+			}
+			if n := w.counts(); n.Ready != 120 || n.Claimed != 0 {
+				t.Fatalf("rows after the failure: %+v, want all 120 ready", n)
+			}
+			removeFinalizer(t, w, &cs[0]) // what the controller does for a final phase
+			if err := w.packer("pod-b", nil, smallParts).Run(w.ctx); err != nil {
+				t.Fatalf("second Run: %v", err)
+			}
+			w.check(nil)
+		})
+	}
+}
+
+// A source object that cannot be read (not just missing) fails only its row.
+func TestUnreadableSourceObject(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{4}, threshold: threshold})
+	w.addRows(4, []int64{1000}, 20, nil)
+	faults := objstoretest.Wrap(w.store.API()).FailNth("GetObject", 5, errors.New("injected: connection reset"))
+	if err := w.packer("pod-a", faults, packer.Tuning{}).Run(w.ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var name, text string
+	if err := w.pool.QueryRow(w.ctx, `SELECT des_name, des_error FROM objects WHERE status = 'failed'`).Scan(&name, &text); err != nil {
+		t.Fatalf("the failed row: %v", err)
+	}
+	if !strings.Contains(text, "unreadable") || !strings.Contains(text, "injected") {
+		t.Errorf("error text %q does not say the object is unreadable", text)
+	}
+	w.check(map[string]bool{name: true})
+}
+
+// Terminating every database connection mid-run (what a restart looks like to the packer): whatever
+// the packer was doing is finished or rolled back, and the next runs pack everything exactly once.
+func TestDatabaseConnectionsLostMidRun(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{6}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 50}})
+	w.countClaims()
+	w.addRows(6, []int64{2000, 40000}, 1000, nil)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = w.packer("pod-a", nil, packer.Tuning{Window: 4}).Run(w.ctx) })
+	waitFor(t, func() bool { return w.counts().Packed >= 100 })
+	w.exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	wg.Wait()
+	t.Logf("run interrupted by the terminated connections: %v", runErr)
+	for i := 0; w.counts().Ready > 0 && i < 3; i++ {
+		_, _ = recoverAll(t, w)
+		if err := w.packer(fmt.Sprintf("pod-%d", i), nil, packer.Tuning{}).Run(w.ctx); err != nil {
+			t.Logf("run %d: %v", i, err)
+		}
+	}
+	recoverAll(t, w)
+	w.check(nil)
+}
+
+func phases(cs []desv1.DesContainer) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s=%s(%s)", c.Name, c.Status.Phase, c.Status.Reason))
+	}
+	return out
+}

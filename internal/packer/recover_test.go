@@ -1,0 +1,102 @@
+package packer_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/controllers"
+	"github.com/datavision/des/internal/packer/lease"
+	"github.com/datavision/des/internal/protocol"
+)
+
+// recoverAll runs the controller's DesContainer recovery (controllers.DesContainerReconciler) on
+// every container, as the controller would after the writer died: unfinished ones are rolled forward
+// or back, finished ones lose their finalizer. It returns how many it rolled forward and back.
+func recoverAll(t *testing.T, w *world) (forward, back int) {
+	t.Helper()
+	pools := controllers.NewPoolCache()
+	defer pools.Close()
+	r := &controllers.DesContainerReconciler{Client: w.kube, Connector: &controllers.Connector{Secrets: w.kube, Pools: pools},
+		Recorder: events.NewFakeRecorder(100), Clock: clock.RealClock{}}
+	for _, c := range w.containers() {
+		if held, holder := shardBusy(t, w, &c); held && !isFinalPhase(c.Status.Phase) {
+			t.Fatalf("container %s: shard Lease still held by %s", c.Name, holder)
+		}
+		wasFinal := isFinalPhase(c.Status.Phase)
+		if _, err := r.Reconcile(w.ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&c)}); err != nil {
+			t.Fatalf("recover %s: %v", c.Name, err)
+		}
+		if wasFinal {
+			continue
+		}
+		after := &desv1.DesContainer{}
+		if err := w.kube.Get(w.ctx, client.ObjectKeyFromObject(&c), after); err != nil {
+			t.Fatalf("container %s after recovery: %v", c.Name, err)
+		}
+		switch after.Status.Phase {
+		case desv1.PhaseCommitted:
+			forward++
+		case desv1.PhaseRolledBack:
+			back++
+		default:
+			t.Fatalf("recovery left %s in phase %q (%s)", c.Name, after.Status.Phase, after.Status.Reason)
+		}
+		t.Logf("recovered %s: %s (%s)", c.Name, after.Status.Phase, after.Status.Reason)
+	}
+	return forward, back
+}
+
+func isFinalPhase(p desv1.ContainerPhase) bool {
+	return p == desv1.PhaseCommitted || p == desv1.PhaseRolledBack || p == desv1.PhaseFailed
+}
+
+func shardBusy(t *testing.T, w *world, c *desv1.DesContainer) (bool, string) {
+	l := &coordinationv1.Lease{}
+	err := w.kube.Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, l)
+	if apierrors.IsNotFound(err) {
+		return false, ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lease.Decide(l, time.Now()) == lease.Skip, lease.Holder(l)
+}
+
+// decide rolls C forward when that is right and possible, and says why not otherwise.
+func containerPrefix(c *desv1.DesContainer) string {
+	return strings.TrimSuffix(c.Spec.Key, ".des")
+}
+
+func removeFinalizer(t *testing.T, w *world, c *desv1.DesContainer) {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &desv1.DesContainer{}
+		if err := w.kube.Get(w.ctx, client.ObjectKeyFromObject(c), cur); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if !controllerutil.RemoveFinalizer(cur, protocol.FinalizerRecovery) {
+			return nil
+		}
+		return w.kube.Update(w.ctx, cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLogger sends the packer's logs to the test log (shown with -v or on failure).
+func testLogger(t testing.TB) logr.Logger {
+	return zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true))
+}
