@@ -63,6 +63,21 @@ fuzz: ## Run every fuzz target for FUZZTIME each.
 bench: ## Run the benchmarks.
 	go test -run '^$$' -bench . -benchmem ./...
 
+.PHONY: test-e2e
+test-e2e: test-deps test-assets build ## Run the end-to-end suite on the local stack (packing, crash recovery, cleanup).
+	DES_MANAGER_BIN=$(BIN)/manager hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/
+
+##@ Demo
+
+.PHONY: demo
+demo: test-deps test-assets build ## Run DES end to end on this machine: a local stack, a few thousand files packed and read back.
+	go build -o $(BIN)/demo ./hack/demo
+	hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop the demo stack.
+	hack/demo.sh down
+
 ##@ Build
 
 .PHONY: build

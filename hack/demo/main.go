@@ -1,0 +1,133 @@
+// Command demo runs the whole DES system on this machine (DEVELOPMENT TOOLING; `make demo` drives
+// it): real PostgreSQL, S3 server, kube-apiserver and kube-controller-manager, the DES controller, and
+// a local pod runner standing in for the kubelet. It seeds a source bucket and catalog, applies
+// config/samples with kubectl, waits until every file is packed into Committed containers, reads files
+// back through the reader sidecar, and then keeps the stack up for exploring until it is stopped.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/datavision/des/internal/devstack"
+)
+
+func main() {
+	dir := flag.String("dir", "tmp/demo", "folder for the stack's kubeconfig, logs and pod folders")
+	manager := flag.String("manager", "bin/manager", "the DES manager binary")
+	files := flag.Int("files", 3000, "number of source files to seed")
+	exit := flag.Bool("exit", false, "stop after the checks instead of keeping the stack up")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *dir, *manager, *files, *exit); err != nil {
+		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func run(ctx context.Context, dir, manager string, files int, exit bool) error {
+	dir, _ = filepath.Abs(dir)
+	manager, _ = filepath.Abs(manager)
+	const shardBits = 8 // config/samples/des_v1alpha1_dessource.yaml
+	logf("starting the local stack in %s", dir)
+	s, err := devstack.Start(ctx, devstack.Options{Dir: dir, Manager: manager, Logf: logf})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	logf("seeding %d source files into bucket 'scans' and catalog table 'objects'", files)
+	seed, err := s.SeedSource(ctx, devstack.SeedOptions{Namespace: "scans", Files: files, ShardBits: shardBits,
+		Prefix: "SCAN", BigEvery: 500, BigSize: 600 << 10, Seed: 1})
+	if err != nil {
+		return err
+	}
+	logf("  %d files, %.1f MiB", len(seed.Files), float64(seed.Bytes)/(1<<20))
+
+	logf("kubectl apply -k (config/samples pointed at the local S3 server)")
+	if err := s.ApplySamples(ctx, seed, 1000); err != nil {
+		return err
+	}
+	logf("packing: the controller starts packer Jobs, the local runner runs their pods")
+	start := time.Now()
+	p, err := s.WaitPacked(ctx, seed, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	logf("packed in %.1fs: %s", time.Since(start).Seconds(), p)
+
+	out, _ := s.Kubectl(ctx, "-n", "scans", "get", "dessources,desshards")
+	fmt.Println(out)
+	out, _ = s.Kubectl(ctx, "-n", "scans", "get", "descontainers", "--sort-by=.spec.shard")
+	printHead(out, 12)
+
+	reader, err := s.StartReader(ctx, seed, shardBits)
+	if err != nil {
+		return err
+	}
+	defer reader.Close()
+	names := sample(seed, 25)
+	if err := reader.VerifyFiles(seed, names); err != nil {
+		return fmt.Errorf("read back through the reader sidecar: %w", err)
+	}
+	logf("read %d files back through the reader sidecar (%s): byte-exact", len(names), reader.URL)
+
+	explain(dir, s.S3.Endpoint, reader.URL, names[0])
+	fmt.Println("DEMO READY")
+	if exit {
+		return nil
+	}
+	<-ctx.Done()
+	logf("stopping the stack")
+	return nil
+}
+
+func printHead(out string, n int) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > n+1 {
+		fmt.Println(strings.Join(lines[:n+1], "\n"))
+		fmt.Printf("... and %d more containers\n\n", len(lines)-n-1)
+		return
+	}
+	fmt.Println(out)
+}
+
+func sample(seed *devstack.Seed, n int) []string {
+	names := make([]string, 0, len(seed.Files))
+	for name := range seed.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	rng := rand.New(rand.NewPCG(2, 3))
+	rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	return names[:min(n, len(names))]
+}
+
+func explain(dir, s3, readerURL, name string) {
+	fmt.Printf(`
+Explore (the stack stays up until 'make demo-down'):
+  export KUBECONFIG=%[1]s/kubeconfig
+  bin/k8s/v1.37.2/kubectl get des -n scans
+  bin/k8s/v1.37.2/kubectl describe desshard -n scans scans-all
+  curl -s '%[3]s/v1/files/%[4]s' | wc -c
+  export DES_S3_ENDPOINT=%[2]s DES_S3_PATH_STYLE=true AWS_REGION=us-east-1 \
+         AWS_ACCESS_KEY_ID=des-test-access AWS_SECRET_ACCESS_KEY=des-test-secret-key
+  bin/des ls -l s3://archive/<key from kubectl get descontainers>
+Logs: %[1]s/controller.log, %[1]s/pods/*/log, %[1]s/reader.log
+
+`, dir, s3, readerURL, name)
+}

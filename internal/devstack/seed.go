@@ -1,0 +1,141 @@
+package devstack
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/datavision/des/internal/naming"
+	"github.com/datavision/des/internal/objstore"
+)
+
+// Seed describes the source data the demo created: a bucket of small files and the catalog table
+// listing them, already named and ready to pack.
+type Seed struct {
+	Namespace     string
+	SourceBucket  string
+	ArchiveBucket string
+	DSN           string
+	// Files maps each DES name to the SHA-256 of its content.
+	Files map[string][32]byte
+	Bytes int64
+}
+
+// SeedOptions size the source data.
+type SeedOptions struct {
+	Namespace string
+	Files     int
+	ShardBits int
+	Prefix    string
+	// BigEvery makes every n-th file larger than BigSize (0: none).
+	BigEvery int
+	BigSize  int
+	Seed     uint64
+}
+
+// SeedSource creates the source bucket with opts.Files objects (mostly 1–16 KiB, some empty, some
+// big), the archive bucket, a catalog database whose table lists the objects as ready rows, and the
+// Secrets the samples name: catalog-dsn, scans-s3 and archive-s3.
+func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error) {
+	seed := &Seed{Namespace: opts.Namespace, SourceBucket: "scans", ArchiveBucket: "archive", Files: map[string][32]byte{}}
+	s3 := s.S3.Client()
+	for _, b := range []string{seed.SourceBucket, seed.ArchiveBucket} {
+		if _, err := s3.CreateBucket(ctx, createBucket(b)); err != nil && !alreadyOwned(err) {
+			return nil, fmt.Errorf("create bucket %s: %w", b, err)
+		}
+	}
+	dsn, err := s.PG.CreateDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seed.DSN = dsn
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE objects (
+		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL, status text,
+		des_name text UNIQUE, shard integer, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("create catalog table: %w", err)
+	}
+	store := objstore.NewFromAPI(s3)
+	gen, err := naming.NewGenerator(naming.Config{Prefix: opts.Prefix, Node: 1})
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 7))
+	rows := make([][]any, 0, opts.Files)
+	for i := 0; i < opts.Files; i++ {
+		name, err := gen.New()
+		if err != nil {
+			return nil, err
+		}
+		data := fileContent(rng, i, opts)
+		key := fmt.Sprintf("incoming/%s/%06d.bin", time.Now().UTC().Format("2006/01/02"), i)
+		if _, err := store.Put(ctx, seed.SourceBucket, key, data, objstore.PutOptions{}); err != nil {
+			return nil, fmt.Errorf("put %s: %w", key, err)
+		}
+		shard, err := naming.Shard(name, opts.ShardBits)
+		if err != nil {
+			return nil, err
+		}
+		seed.Files[name] = sha256.Sum256(data)
+		seed.Bytes += int64(len(data))
+		rows = append(rows, []any{key, int64(len(data)), "ready", name, int32(shard)})
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"objects"}, []string{"source_key", "size", "status", "des_name", "shard"}, pgx.CopyFromRows(rows)); err != nil {
+		return nil, fmt.Errorf("fill catalog: %w", err)
+	}
+	return seed, s.createSecrets(ctx, seed)
+}
+
+func fileContent(rng *rand.Rand, i int, opts SeedOptions) []byte {
+	var n int
+	switch {
+	case i%97 == 13:
+		n = 0
+	case opts.BigEvery > 0 && i%opts.BigEvery == opts.BigEvery-1:
+		n = opts.BigSize + rng.IntN(4096)
+	default:
+		n = 1024 + rng.IntN(15*1024)
+	}
+	b := make([]byte, n)
+	for j := range b {
+		b[j] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func (s *Stack) createSecrets(ctx context.Context, seed *Seed) error {
+	creds := map[string]string{"AWS_ACCESS_KEY_ID": s.S3.AccessKey, "AWS_SECRET_ACCESS_KEY": s.S3.SecretKey}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: seed.Namespace}}
+	if err := s.Client.Create(ctx, ns); err != nil && !isAlreadyExists(err) {
+		return err
+	}
+	// Pods of the namespace run as its default ServiceAccount unless told otherwise; envtest has no
+	// controller that creates it.
+	for _, name := range []string{"default", "des-packer"} {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: seed.Namespace}}
+		if err := s.Client.Create(ctx, sa); err != nil && !isAlreadyExists(err) {
+			return err
+		}
+	}
+	for name, data := range map[string]map[string]string{
+		"catalog-dsn": {"dsn": seed.DSN},
+		"scans-s3":    creds,
+		"archive-s3":  creds,
+	} {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: seed.Namespace}, StringData: data}
+		if err := s.Client.Create(ctx, secret); err != nil && !isAlreadyExists(err) {
+			return fmt.Errorf("create Secret %s: %w", name, err)
+		}
+	}
+	return nil
+}
