@@ -53,7 +53,7 @@ $(CONTROLLER_GEN):
 .PHONY: test
 test: test-deps test-assets vet ## Run all tests against the real test world (PostgreSQL, S3, kube-apiserver).
 	hack/run-tests.sh -count=1 -v ./internal/testworld/
-	hack/run-tests.sh -count=1 $$(go list ./... | grep -v /internal/testworld)
+	hack/run-tests.sh -count=1 $$(go list ./... | grep -v -e /internal/testworld -e /test/e2e)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each.
