@@ -6,12 +6,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/objstore/objstoretest"
 	"github.com/datavision/des/internal/packer"
+	"github.com/datavision/des/internal/testworld"
 )
 
 // Sizes around a 128 KiB big-file threshold: empty, tiny, just below and at the threshold, above.
@@ -174,4 +176,28 @@ func phases(cs []desv1.DesContainer) []string {
 		out = append(out, fmt.Sprintf("%s=%s(%s)", c.Name, c.Status.Phase, c.Status.Reason))
 	}
 	return out
+}
+
+// TestDatabaseRestartMidRun restarts PostgreSQL while a packer runs: the packer's statements fail for
+// a while, and whatever it had open is committed or recovered; no row is lost or packed twice.
+func TestDatabaseRestartMidRun(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{7}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 50}})
+	w.addRows(7, []int64{2000, 40000}, 600, nil)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = w.packer("pod-a", nil, packer.Tuning{Window: 4}).Run(w.ctx) })
+	waitFor(t, func() bool { return w.counts().Packed >= 100 })
+	if err := testworld.PG(t).Restart(w.ctx, 2*time.Second); err != nil {
+		t.Fatalf("restart PostgreSQL: %v", err)
+	}
+	wg.Wait()
+	t.Logf("run across the database restart ended with: %v", runErr)
+	for i := 0; w.counts().Ready > 0 && i < 3; i++ {
+		_, _ = recoverAll(t, w)
+		if err := w.packer(fmt.Sprintf("pod-%d", i), nil, packer.Tuning{}).Run(w.ctx); err != nil {
+			t.Logf("run %d: %v", i, err)
+		}
+	}
+	recoverAll(t, w)
+	w.check(nil)
 }

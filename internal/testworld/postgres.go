@@ -28,6 +28,8 @@ type PostgresServer struct {
 	dir  string
 	proc *process
 	dbs  atomic.Int64
+	// start runs the server process again on the same data and port (Restart).
+	start func() (*process, error)
 }
 
 // postgresBinDir finds initdb and postgres: $DES_PG_BIN, else the newest Debian install.
@@ -106,16 +108,43 @@ func StartPostgres(ctx context.Context) (_ *PostgresServer, err error) {
 	if s.Port, err = freePort(); err != nil {
 		return nil, err
 	}
-	cmd := runAs(exec.Command(filepath.Join(bin, "postgres"),
-		"-D", data, "-p", strconv.Itoa(s.Port), "-h", "127.0.0.1", "-k", dir,
-		// Durability is not under test here; speed is welcome.
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=300"), cred)
-	if s.proc, err = startProcess("postgres", cmd); err != nil {
+	s.start = func() (*process, error) {
+		cmd := runAs(exec.Command(filepath.Join(bin, "postgres"),
+			"-D", data, "-p", strconv.Itoa(s.Port), "-h", "127.0.0.1", "-k", dir,
+			// Durability is not under test here; speed is welcome.
+			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+			"-c", "max_connections=300"), cred)
+		return startProcess("postgres", cmd)
+	}
+	if s.proc, err = s.start(); err != nil {
 		return nil, err
 	}
 	s.DSN = fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", hostPort(s.Port))
-	err = s.proc.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Restart stops the server (fast shutdown: every connection is cut) and starts it again on the same
+// data and port after down has passed, as a database failover or maintenance restart would.
+func (s *PostgresServer) Restart(ctx context.Context, down time.Duration) error {
+	s.proc.stop(syscall.SIGINT, 10*time.Second)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	p, err := s.start()
+	if err != nil {
+		return err
+	}
+	s.proc = p
+	return s.waitReady(ctx)
+}
+
+func (s *PostgresServer) waitReady(ctx context.Context) error {
+	return s.proc.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
 		conn, err := pgx.Connect(ctx, s.DSN)
 		if err != nil {
 			return err
@@ -123,10 +152,6 @@ func StartPostgres(ctx context.Context) (_ *PostgresServer, err error) {
 		defer conn.Close(ctx)
 		return conn.QueryRow(ctx, "SELECT version()").Scan(&s.Version)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // Close stops the server (fast shutdown) and deletes its data directory.
