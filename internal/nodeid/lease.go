@@ -1,12 +1,12 @@
 package nodeid
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 
+	"github.com/datavision/des/internal/leasestate"
 	"github.com/datavision/des/internal/naming"
 )
 
@@ -25,52 +25,23 @@ const (
 func LeaseName(node int) string { return LeaseNamePrefix + strconv.Itoa(node) }
 
 // State classifies a node Lease for a claimer.
-type State int
+// State is what a node Lease says about its node id (see internal/leasestate).
+type State = leasestate.State
 
 const (
 	// Free: no Lease, or a Lease without a holder (released).
-	Free State = iota
+	Free = leasestate.Free
 	// Held: a holder renewed it within its duration; the node id is in use.
-	Held
+	Held = leasestate.Held
 	// Expired: a holder stopped renewing; the node id may be taken over.
-	Expired
+	Expired = leasestate.Expired
 )
 
-func (s State) String() string {
-	switch s {
-	case Free:
-		return "Free"
-	case Held:
-		return "Held"
-	case Expired:
-		return "Expired"
-	}
-	return fmt.Sprintf("State(%d)", int(s))
-}
-
-// Classify decides whether a node Lease may be claimed at now. A nil Lease is free. A held Lease without
-// a renew time or duration cannot be judged fresh and counts as expired, as in docs/protocol.md.
-func Classify(l *coordinationv1.Lease, now time.Time) State {
-	if l == nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
-		return Free
-	}
-	if l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
-		return Expired
-	}
-	expiry := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
-	if now.Before(expiry) {
-		return Held
-	}
-	return Expired
-}
+// Classify decides whether a node Lease may be claimed at now.
+func Classify(l *coordinationv1.Lease, now time.Time) State { return leasestate.Classify(l, now) }
 
 // Holder returns the holder identity of l, or "".
-func Holder(l *coordinationv1.Lease) string {
-	if l == nil || l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
+func Holder(l *coordinationv1.Lease) string { return leasestate.Holder(l) }
 
 // UsedUntil returns the watermark of l in Unix milliseconds; ok is false when l has none or it does not
 // parse.

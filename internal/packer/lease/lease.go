@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/datavision/des/internal/leasestate"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -114,31 +115,17 @@ func Decide(l *coordinationv1.Lease, now time.Time) Action {
 	switch {
 	case l == nil:
 		return Create
-	case Holder(l) == "":
-		return Take
-	case l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil:
-		return Take
-	case now.Before(Expiry(l)):
+	case leasestate.Classify(l, now) == leasestate.Held:
 		return Skip
 	}
 	return Take
 }
 
 // Holder returns the holder identity of l, or "".
-func Holder(l *coordinationv1.Lease) string {
-	if l == nil || l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
+func Holder(l *coordinationv1.Lease) string { return leasestate.Holder(l) }
 
 // Expiry is when l expires unless renewed (zero when it cannot be told).
-func Expiry(l *coordinationv1.Lease) time.Time {
-	if l == nil || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
-		return time.Time{}
-	}
-	return l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
-}
+func Expiry(l *coordinationv1.Lease) time.Time { return leasestate.Expiry(l) }
 
 // HeldError is returned by Acquire when another holder has the Lease.
 type HeldError struct {
