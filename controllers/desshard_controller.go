@@ -144,7 +144,7 @@ func (r *DesShardReconciler) inspectArchive(ctx context.Context, ds *desv1.DesSh
 		obs.pending, err = cat.ReadyByShard(ctx, obs.shards)
 	}
 	if err != nil {
-		obs.trouble = "catalog: " + redactDSN(err.Error(), "")
+		obs.trouble = "catalog: " + err.Error() // pgx errors name user and database, never the password
 		return
 	}
 	if !sweep {
