@@ -82,6 +82,9 @@ func (c *Catalog) migrationStatements() []string {
 		// Claims scan ready rows of one shard in id order.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = %s`,
 			index("_des_ready"), t, col(c.m.Shard), col(c.m.ID), col(c.m.Status), literal(c.m.Ready)),
+		// The marker looks for rows without a DES name; without this it rescans named rows every run.
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NULL`,
+			index("_des_unnamed"), t, col(c.m.ID), col(c.m.DesName)),
 		// Commit, roll-back and recovery find a container's rows.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NOT NULL`,
 			index("_des_container"), t, colContainer, colContainer),
