@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/datavision/des/internal/v1testdata"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,39 +29,9 @@ func mustCLI(t *testing.T, want int, args ...string) string {
 	return out
 }
 
-// testdataDir finds the v1 reference archives like the desformat tests do.
-func testdataDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("DES_V1_TESTDATA"); d != "" {
-		return d
-	}
-	wd, _ := os.Getwd()
-	for dir := wd; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "testdata", "des-v1")
-			if _, err := os.Stat(filepath.Join(d, "README.md")); err != nil {
-				t.Fatalf("v1 testdata not found at %s; set DES_V1_TESTDATA", d)
-			}
-			return d
-		}
-	}
-	t.Fatalf("v1 testdata not found: no go.mod above %s; set DES_V1_TESTDATA", wd)
-	return ""
-}
+func testdataDir(t *testing.T) string { return v1testdata.Dir(t) }
 
-type manifest struct {
-	Archive string `json:"archive"`
-	Files   []struct {
-		Name     string          `json:"name"`
-		Size     int64           `json:"size"`
-		SHA256   string          `json:"sha256"`
-		Meta     json.RawMessage `json:"meta"`
-		External bool            `json:"external"`
-	} `json:"files"`
-	External *struct {
-		Dir string `json:"dir"`
-	} `json:"external"`
-}
+type manifest = v1testdata.Manifest
 
 func TestCLIOnV1Archives(t *testing.T) {
 	dir := testdataDir(t)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/naming"
+	"github.com/datavision/des/internal/v1testdata"
 )
 
 // nameCLI runs `des name ARGS...` in-process.
@@ -193,7 +194,7 @@ func TestNameShardVectors(t *testing.T) {
 		Shard     uint32 `json:"shard"`
 	}
 	var doc struct{ Cases []vec }
-	raw, err := os.ReadFile(filepath.Join(nameTestdataDir(t), "naming.json"))
+	raw, err := os.ReadFile(filepath.Join(v1testdata.Dir(t), "naming.json"))
 	if err != nil {
 		t.Fatalf("naming vectors: %v (set DES_V1_TESTDATA)", err)
 	}
@@ -223,20 +224,4 @@ func TestNameShardVectors(t *testing.T) {
 	if out := nameMustCLI(t, 0, "shard", "DES_20260224_(008A8C5EFF00_73)", "--bits", "1"); out != "1\n" {
 		t.Fatalf("flag after name: %q", out)
 	}
-}
-
-// nameTestdataDir finds ../shared/testdata/des-v1 from $DES_V1_TESTDATA or the module root; absent is a failure.
-func nameTestdataDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("DES_V1_TESTDATA"); d != "" {
-		return d
-	}
-	wd, _ := os.Getwd()
-	for dir := wd; filepath.Dir(dir) != dir; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata", "des-v1")
-		}
-	}
-	t.Fatalf("v1 testdata not found: no go.mod above %s; set DES_V1_TESTDATA", wd)
-	return ""
 }

@@ -8,54 +8,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/datavision/des/internal/v1testdata"
 )
 
-// v1TestdataDir locates the v1 reference archives: $DES_V1_TESTDATA, else
-// <module root>/../shared/testdata/des-v1. Missing testdata fails the test:
-// compatibility is the point of these tests and must not silently skip.
-func v1TestdataDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("DES_V1_TESTDATA"); d != "" {
-		return requireDir(t, d, "DES_V1_TESTDATA")
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("getwd: %v", err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return requireDir(t, filepath.Join(dir, "..", "shared", "testdata", "des-v1"), "module root/../shared/testdata/des-v1")
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatalf("v1 testdata not found: no go.mod above %s; set DES_V1_TESTDATA to the des-v1 testdata directory", wd)
-		}
-	}
-}
+func v1TestdataDir(t testing.TB) string { return v1testdata.Dir(t) }
 
-func requireDir(t testing.TB, d, how string) string {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(d, "README.md")); err != nil {
-		t.Fatalf("v1 testdata not found at %s (from %s): %v; set DES_V1_TESTDATA to the des-v1 testdata directory", d, how, err)
-	}
-	return d
-}
-
-type manifest struct {
-	Archive string `json:"archive"`
-	Files   []struct {
-		Name     string          `json:"name"`
-		Size     int64           `json:"size"`
-		SHA256   string          `json:"sha256"`
-		Meta     json.RawMessage `json:"meta"`
-		External bool            `json:"external"`
-	} `json:"files"`
-	External *struct {
-		Bucket    string `json:"bucket"`
-		Prefix    string `json:"prefix"`
-		Threshold int64  `json:"threshold"`
-		Dir       string `json:"dir"`
-	} `json:"external"`
-}
+type manifest = v1testdata.Manifest
 
 // v1Archives returns the manifests of all reference archives.
 func v1Archives(t testing.TB) (string, []manifest) {

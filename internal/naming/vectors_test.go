@@ -2,6 +2,7 @@ package naming
 
 import (
 	"encoding/json"
+	"github.com/datavision/des/internal/v1testdata"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,10 +19,7 @@ type vector struct {
 // repository root. A missing file fails the test: the vectors are the only proof of v1 compatibility.
 func loadVectors(tb testing.TB) []vector {
 	tb.Helper()
-	path, err := vectorsPath()
-	if err != nil {
-		tb.Fatalf("naming vectors: %v", err)
-	}
+	path := filepath.Join(v1testdata.Dir(tb), "naming.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatalf("naming vectors: %v (set DES_V1_TESTDATA to the des-v1 testdata directory)", err)
@@ -36,27 +34,6 @@ func loadVectors(tb testing.TB) []vector {
 		tb.Fatalf("naming vectors: %s has no cases", path)
 	}
 	return doc.Cases
-}
-
-func vectorsPath() (string, error) {
-	if dir := os.Getenv("DES_V1_TESTDATA"); dir != "" {
-		return filepath.Join(dir, "naming.json"), nil
-	}
-	// go test runs in the package directory; walk up to the module root.
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata", "des-v1", "naming.json"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }
 
 func TestVectorsShard(t *testing.T) {
