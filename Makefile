@@ -40,18 +40,18 @@ verify-generated: $(CONTROLLER_GEN) ## Fail when generated code or manifests are
 ##@ Test
 
 .PHONY: test-deps
-test-deps: ## Install the system packages tests need (PostgreSQL, from Debian) when missing.
+test-deps: ## Install the system packages tests need (PostgreSQL, containerd, runc, CNI plugins, from Debian) when missing.
 	hack/test-deps.sh
 
 .PHONY: test-assets
-test-assets: ## Build kube-apiserver, etcd, kube-controller-manager, kubectl, versitygw, controller-gen into bin/.
+test-assets: ## Build the control plane, kubelet, kube-scheduler, versitygw, controller-gen and the pause image into bin/.
 	hack/test-assets.sh
 
 $(CONTROLLER_GEN):
 	hack/test-assets.sh
 
 .PHONY: test
-test: test-deps test-assets vet ## Run all tests against the real test world (PostgreSQL, S3, kube-apiserver).
+test: test-deps test-assets image vet ## Run all tests against the real test world (PostgreSQL, S3, kube-apiserver).
 	hack/run-tests.sh -count=1 -v ./internal/testworld/
 	hack/run-tests.sh -count=1 $$(go list ./... | grep -v -e /internal/testworld -e /test/e2e)
 
@@ -68,13 +68,13 @@ bench: test-assets ## Run the benchmarks (format vs tar/zip, sidecar vs direct G
 		$$(go list ./... | grep -v -e /test/e2e)
 
 .PHONY: test-e2e
-test-e2e: test-deps test-assets build ## Run the end-to-end suite on the local stack (packing, crash recovery, cleanup).
+test-e2e: test-deps test-assets build image ## Run the end-to-end suite on a real node (DES installed with kubectl apply -k, faults injected).
 	DES_MANAGER_BIN=$(BIN)/manager hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/
 
 ##@ Demo
 
 .PHONY: demo
-demo: test-deps test-assets build ## Run DES end to end on this machine: a local stack, a few thousand files packed and read back.
+demo: test-deps test-assets build image ## Run DES end to end on this machine: a local stack, a few thousand files packed and read back.
 	go build -o $(BIN)/demo ./hack/demo
 	hack/demo.sh up
 
@@ -87,3 +87,10 @@ demo-down: ## Stop the demo stack.
 .PHONY: build
 build: ## Build the manager and des binaries into bin/.
 	go build -o $(BIN)/ ./cmd/...
+
+# The tag `make image` writes into the tarball (IfNotPresent pull policy: not :latest).
+IMAGE ?= des.datavision.io/manager:dev
+
+.PHONY: image
+image: ## Build the manager image as a tarball, bin/manager-image.tar (no Docker engine needed: docker load or ctr images import).
+	IMAGE=$(IMAGE) hack/image.sh manager $(BIN)/manager-image.tar

@@ -63,8 +63,8 @@ type shardObservation struct {
 	trouble string
 }
 
-// Reconcile observes the DesShard's source, Jobs and Leases, starts a run when one is due, and
-// records what it saw in the status.
+// Reconcile observes the DesShard's source, Jobs and Leases, provides the packer ServiceAccount,
+// starts a run when one is due, and records what it saw in the status.
 func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ds := &desv1.DesShard{}
 	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
@@ -76,6 +76,9 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if problem == nil {
+		problem = r.ensurePackerAccess(ctx, ds)
+	}
 	if problem != nil {
 		return ctrl.Result{RequeueAfter: time.Minute}, r.updateStatus(ctx, base, ds, obs, problem)
 	}
@@ -85,6 +88,20 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	r.inspectArchive(ctx, ds, obs, scheduled, now)
 	return ctrl.Result{RequeueAfter: requeue}, r.updateStatus(ctx, base, ds, obs, nil)
+}
+
+// ensurePackerAccess provides the ServiceAccount the DesShard's Jobs run as, and its RoleBinding,
+// before any Job needs them: without the account the Job controller creates no pods. A DesShard
+// that names its own account (spec.job.serviceAccountName) gets nothing.
+func (r *DesShardReconciler) ensurePackerAccess(ctx context.Context, ds *desv1.DesShard) *notReady {
+	account, provided := packerAccountFor(ds, r.Jobs)
+	if !provided {
+		return nil
+	}
+	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, ds, account); err != nil {
+		return packerAccessFailed(ctx, r.Recorder, ds, err)
+	}
+	return nil
 }
 
 // notReady is a configuration problem shown in the Ready condition instead of being retried fast.

@@ -15,11 +15,15 @@ import (
 	"github.com/datavision/des/internal/protocol"
 )
 
-// JobDefaults are the controller-wide settings for packer Jobs that a DesShard can override.
+// JobDefaults are the controller-wide settings for packer Jobs (a DesShard can override the image
+// and the service account) and marker CronJobs.
 type JobDefaults struct {
-	Image                   string
+	Image string
+	// ServiceAccountName is the account pods run as; the controller creates it and its RoleBinding.
 	ServiceAccountName      string
 	TTLSecondsAfterFinished int32
+	// HostNetwork runs pods on their node's network (--pod-host-network).
+	HostNetwork bool
 }
 
 // jobPlan is one Job to create in a run.
@@ -111,10 +115,7 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 	if tmpl.Image != "" {
 		image = tmpl.Image
 	}
-	sa := d.ServiceAccountName
-	if tmpl.ServiceAccountName != "" {
-		sa = tmpl.ServiceAccountName
-	}
+	sa, _ := packerAccountFor(ds, d)
 	labels := map[string]string{
 		protocol.LabelManagedBy: protocol.ManagedByDES,
 		protocol.LabelComponent: "packer",
@@ -137,17 +138,23 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 			{Name: "DES_JOB_NAME", Value: plan.Name},
 		},
-		VolumeMounts: mounts,
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: ptr.To(false),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			RunAsNonRoot:             ptr.To(true),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		VolumeMounts:    mounts,
+		SecurityContext: containerSecurityContext(),
 	}
 	if tmpl.Resources != nil {
 		container.Resources = *tmpl.Resources
 	}
+	pod := corev1.PodSpec{
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		ServiceAccountName:            sa,
+		NodeSelector:                  tmpl.NodeSelector,
+		Tolerations:                   tmpl.Tolerations,
+		Containers:                    []corev1.Container{container},
+		Volumes:                       volumes,
+		SecurityContext:               podSecurityContext(),
+		TerminationGracePeriodSeconds: ptr.To(packerTerminationGraceSeconds),
+	}
+	setPodNetwork(&pod, d)
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        plan.Name,
@@ -161,18 +168,7 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 			TTLSecondsAfterFinished: ptr.To(d.TTLSecondsAfterFinished),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					RestartPolicy:      corev1.RestartPolicyNever,
-					ServiceAccountName: sa,
-					NodeSelector:       tmpl.NodeSelector,
-					Tolerations:        tmpl.Tolerations,
-					Containers:         []corev1.Container{container},
-					Volumes:            volumes,
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-				},
+				Spec:       pod,
 			},
 		},
 	}
@@ -186,9 +182,7 @@ func packerVolumes(ds *desv1.DesShard, src *desv1.DesSource) ([]corev1.Volume, [
 	var volumes []corev1.Volume
 	var mounts []corev1.VolumeMount
 	add := func(name, dir, secret string, items []corev1.KeyToPath) {
-		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items, DefaultMode: ptr.To(int32(0o400))},
-		}})
+		volumes = append(volumes, secretVolume(name, secret, items))
 		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
 	}
 	dsn := src.Spec.Catalog.DSNSecretRef

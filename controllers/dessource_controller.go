@@ -33,7 +33,7 @@ import (
 type DesSourceReconciler struct {
 	client.Client
 	Scheme *runtime.Scheme
-	// Jobs are the defaults of the marker CronJob's pods (image, service account).
+	// Jobs are the defaults of the marker CronJob's pods (image, service account, host network).
 	Jobs JobDefaults
 	// Connector reads Secrets straight from the API server, so that the manager never caches every
 	// Secret of the cluster, and caches catalog connections across reconciles.
@@ -48,13 +48,19 @@ type DesSourceReconciler struct {
 // +kubebuilder:rbac:groups=des.datavision.io,resources=dessources/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
-// Reconcile inspects the catalog and the bucket and records the outcome in Ready and the row counts.
+// Reconcile provides the packer ServiceAccount and RoleBinding, keeps the marker CronJob in line with
+// the spec, inspects the catalog and the bucket and records the outcome in Ready and the row counts.
 func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	src := &desv1.DesSource{}
 	if err := r.Get(ctx, req.NamespacedName, src); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := src.DeepCopy()
+	// The marker's pods run as the packer ServiceAccount, which must exist before they are created.
+	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, src, r.Jobs.ServiceAccountName); err != nil {
+		problem := packerAccessFailed(ctx, r.Recorder, src, err)
+		return ctrl.Result{RequeueAfter: r.recheck()}, r.updateStatus(ctx, base, src, nil, problem)
+	}
 	if err := reconcileMarker(ctx, r.Client, r.Scheme, src, r.Jobs); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -48,17 +48,22 @@ func markerCronJobSpec(src *desv1.DesSource, d JobDefaults) batchv1.CronJobSpec 
 	dsn := src.Spec.Catalog.DSNSecretRef
 	labels := map[string]string{protocol.LabelManagedBy: protocol.ManagedByDES, protocol.LabelComponent: "marker", protocol.LabelSource: src.Name}
 	container := corev1.Container{
-		Name:         "marker",
-		Image:        d.Image,
-		Command:      []string{"/manager"},
-		Args:         []string{"mark", "--dessource=" + src.Name},
-		Env:          []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
-		VolumeMounts: []corev1.VolumeMount{{Name: "catalog", MountPath: protocol.CatalogSecretDir, ReadOnly: true}},
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true), RunAsNonRoot: ptr.To(true),
-			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		Name:            "marker",
+		Image:           d.Image,
+		Command:         []string{"/manager"},
+		Args:            []string{"mark", "--dessource=" + src.Name},
+		Env:             []corev1.EnvVar{fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace")},
+		VolumeMounts:    []corev1.VolumeMount{{Name: "catalog", MountPath: protocol.CatalogSecretDir, ReadOnly: true}},
+		SecurityContext: containerSecurityContext(),
 	}
+	pod := corev1.PodSpec{
+		RestartPolicy:      corev1.RestartPolicyNever,
+		ServiceAccountName: d.ServiceAccountName,
+		Containers:         []corev1.Container{container},
+		Volumes:            []corev1.Volume{secretVolume("catalog", dsn.Name, []corev1.KeyToPath{{Key: dsn.Key, Path: protocol.CatalogDSNFile}})},
+		SecurityContext:    podSecurityContext(),
+	}
+	setPodNetwork(&pod, d)
 	return batchv1.CronJobSpec{
 		Schedule:                   src.Spec.Marker.Schedule,
 		ConcurrencyPolicy:          batchv1.ForbidConcurrent,
@@ -71,16 +76,7 @@ func markerCronJobSpec(src *desv1.DesSource, d JobDefaults) batchv1.CronJobSpec 
 				TTLSecondsAfterFinished: ptr.To(d.TTLSecondsAfterFinished),
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{
-						RestartPolicy:      corev1.RestartPolicyNever,
-						ServiceAccountName: d.ServiceAccountName,
-						Containers:         []corev1.Container{container},
-						Volumes: []corev1.Volume{{Name: "catalog", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-							SecretName: dsn.Name, Items: []corev1.KeyToPath{{Key: dsn.Key, Path: protocol.CatalogDSNFile}}, DefaultMode: ptr.To(int32(0o400)),
-						}}}},
-						SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true),
-							SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-					},
+					Spec:       pod,
 				},
 			},
 		},

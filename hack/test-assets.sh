@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the binaries the tests start, from Go modules only (nothing can be downloaded here):
 #   bin/k8s/<version>/{kube-apiserver,etcd,kube-controller-manager,kubectl}  (KUBEBUILDER_ASSETS)
-#   bin/versitygw, bin/controller-gen
+#   bin/k8s/<version>/{kubelet,kube-scheduler}                            (the real node)
+#   bin/versitygw, bin/controller-gen, bin/pause-image.tar (the real node's pod sandbox image)
 # Skips whatever is already built, so a second run takes seconds.
 set -euo pipefail
 
@@ -14,16 +15,18 @@ mkdir -p "$k8s_dir" "$root/bin"
 
 log() { printf '[test-assets] %s\n' "$*" >&2; }
 
+k8s_bins="kube-apiserver etcd kube-controller-manager kubectl kubelet kube-scheduler"
+
 build_control_plane() {
   local missing=0
-  for b in kube-apiserver etcd kube-controller-manager kubectl; do
+  for b in $k8s_bins; do
     [ -x "$k8s_dir/$b" ] || missing=1
   done
   if [ "$missing" = 0 ]; then
     log "control plane $K8S_VERSION already built in $k8s_dir"
     return
   fi
-  log "building kube-apiserver, etcd, kube-controller-manager, kubectl $K8S_VERSION (several minutes cold)"
+  log "building $k8s_bins $K8S_VERSION (several minutes cold)"
   local start=$SECONDS
   local ver=${K8S_VERSION#v}
   local ldflags="-s -w"
@@ -40,10 +43,12 @@ build_control_plane() {
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kubectl \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-scheduler \
       go.etcd.io/etcd/server/v3
   )
   mv "$tmp/v3" "$tmp/etcd" 2>/dev/null || mv "$tmp/server" "$tmp/etcd"
-  for b in kube-apiserver etcd kube-controller-manager kubectl; do
+  for b in $k8s_bins; do
     mv "$tmp/$b" "$k8s_dir/$b"
   done
   rmdir "$tmp"
@@ -63,4 +68,9 @@ go_install() { # name module@version
 build_control_plane
 go_install versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 go_install controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
+if [ -s "$root/bin/pause-image.tar" ]; then
+  log "pause image already built"
+else
+  "$root/hack/image.sh" pause >&2
+fi
 log "assets ready: KUBEBUILDER_ASSETS=$k8s_dir"

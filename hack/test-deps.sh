@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need, only when they are missing: PostgreSQL (its server
-# binaries are started privately by internal/testworld; the system instance is never used).
+# Installs the Debian packages the tests need, only when they are missing:
+#   postgresql                  its server binaries are started privately by internal/testworld (the
+#                               system instance is never used)
+#   containerd, runc,           the real node's container runtime (internal/testworld starts a private
+#   containernetworking-plugins containerd; the system service is never used)
+#   iproute2                    the node's sandbox network (ip)
+#   ca-certificates             the CA bundle that goes into the manager image
 set -euo pipefail
-have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && id postgres >/dev/null 2>&1; }
-if have_postgres; then
-  echo "[test-deps] postgresql present" >&2
-  exit 0
-fi
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
-echo "[test-deps] installing postgresql from Debian" >&2
+
+have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && id postgres >/dev/null 2>&1; }
+missing=()
+have_postgres || missing+=(postgresql)
+for pair in containerd:containerd runc:runc ctr:containerd ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+[ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "[test-deps] postgresql, containerd, runc, CNI plugins, iproute2, ca-certificates present" >&2
+  exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "[test-deps] installing from Debian: ${missing[*]}" >&2
 $sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends postgresql
-# The package starts a system cluster we do not use; stop it so it holds no port or memory.
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The packages start system services we do not use (where an init system runs them); stop them so
+# they hold no port, socket or memory.
 if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters -h | while read -r ver name _; do $sudo pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
+fi
+if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+  $sudo systemctl disable --now containerd || true
 fi
 have_postgres

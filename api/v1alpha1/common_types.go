@@ -47,3 +47,11 @@ const (
 	ConditionProgressing = "Progressing"
 	ConditionDegraded    = "Degraded"
 )
+
+// Condition reasons shared by the DES resources. Most reasons are specific to one check and named
+// where it is made; these are set by more than one controller.
+const (
+	// ReasonPackerAccessFailed: the controller could not create or update the ServiceAccount and
+	// RoleBinding that packer and marker pods run with, so their pods could not be created.
+	ReasonPackerAccessFailed = "PackerAccessFailed"
+)

@@ -7,10 +7,13 @@ import (
 	"io"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -33,23 +36,14 @@ type controllerFlags struct {
 	leaderElectionNS       string
 	packerImage            string
 	packerServiceAccount   string
+	podHostNetwork         bool
 	jobTTL                 time.Duration
 	zap                    zap.Options
 }
 
 func runController(ctx context.Context, args []string, _, stderr io.Writer) int {
-	var f controllerFlags
-	fs := flag.NewFlagSet("manager controller", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
-	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
-	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
-	fs.StringVar(&f.packerImage, "packer-image", envOr("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs unless a DesShard overrides it (env DES_PACKER_IMAGE)")
-	fs.StringVar(&f.packerServiceAccount, "packer-service-account", envOr("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer Jobs (env DES_PACKER_SERVICE_ACCOUNT)")
-	fs.DurationVar(&f.jobTTL, "job-ttl", 24*time.Hour, "how long finished packer Jobs are kept")
-	f.zap.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	f, err := parseControllerFlags(args, stderr)
+	if err != nil {
 		return 2
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
@@ -58,6 +52,35 @@ func runController(ctx context.Context, args []string, _, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// parseControllerFlags reads the flags, whose defaults some environment variables override.
+func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, error) {
+	var f controllerFlags
+	fs := flag.NewFlagSet("manager controller", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
+	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
+	fs.StringVar(&f.packerImage, "packer-image", envOr("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs unless a DesShard overrides it (env DES_PACKER_IMAGE)")
+	fs.StringVar(&f.packerServiceAccount, "packer-service-account", envOr("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer and marker pods, unless a DesShard names its own; the controller creates it and its RoleBinding to des-packer-role in each namespace with DES resources (env DES_PACKER_SERVICE_ACCOUNT)")
+	fs.BoolVar(&f.podHostNetwork, "pod-host-network", envBool("DES_POD_HOST_NETWORK"), "run packer and marker pods on their node's network (hostNetwork, dnsPolicy ClusterFirstWithHostNet): "+
+		"for clusters whose pod network cannot reach the catalog or the object store, and for the single-node test world; "+
+		"such pods do not pass Pod Security baseline or restricted (env DES_POD_HOST_NETWORK)")
+	fs.DurationVar(&f.jobTTL, "job-ttl", 24*time.Hour, "how long finished packer Jobs are kept")
+	f.zap.BindFlags(fs)
+	return f, fs.Parse(args)
+}
+
+// jobDefaults are the settings of the pods the controllers create.
+func (f controllerFlags) jobDefaults() controllers.JobDefaults {
+	return controllers.JobDefaults{
+		Image:                   f.packerImage,
+		ServiceAccountName:      f.packerServiceAccount,
+		TTLSecondsAfterFinished: int32(f.jobTTL / time.Second),
+		HostNetwork:             f.podHostNetwork,
+	}
 }
 
 func startController(ctx context.Context, f controllerFlags) error {
@@ -75,6 +98,9 @@ func startController(ctx context.Context, f controllerFlags) error {
 		LeaderElectionNamespace: f.leaderElectionNS,
 		// Stepping down fast on shutdown lets the next replica take over without waiting for expiry.
 		LeaderElectionReleaseOnCancel: true,
+		// The packer ServiceAccount and RoleBinding are read twice per reconcile, by name: caching them
+		// would watch and hold every one in the cluster.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ServiceAccount{}, &rbacv1.RoleBinding{}}}},
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -88,11 +114,7 @@ func startController(ctx context.Context, f controllerFlags) error {
 		Scheme:    scheme,
 		Recorder:  mgr.GetEventRecorder("des-controller"),
 		Clock:     clock.RealClock{},
-		Jobs: controllers.JobDefaults{
-			Image:                   f.packerImage,
-			ServiceAccountName:      f.packerServiceAccount,
-			TTLSecondsAfterFinished: int32(f.jobTTL / time.Second),
-		},
+		Jobs:      f.jobDefaults(),
 	}
 	if err := shards.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesShard controller: %w", err)
@@ -124,6 +146,6 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting controller", "packerImage", f.packerImage, "leaderElection", f.leaderElect)
+	ctrl.Log.Info("starting controller", "packerImage", f.packerImage, "leaderElection", f.leaderElect, "podHostNetwork", f.podHostNetwork)
 	return mgr.Start(ctx)
 }

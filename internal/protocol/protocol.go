@@ -31,6 +31,11 @@ const (
 	LeaseRenewInterval = 10 * time.Second
 )
 
+// NonRootID is the uid and gid every DES process runs as: the distroless image's "nonroot" user
+// (Dockerfile `USER 65532:65532`). Pods DES creates also get it as fsGroup, so that the kubelet makes
+// mounted Secret files group-owned by it and the process can read them without being root.
+const NonRootID int64 = 65532
+
 // Where a packer pod finds its Secrets, mounted read-only by the Job the controller renders.
 const (
 	CatalogSecretDir = "/var/run/des/catalog"

@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
-// ControllerManager is a kube-controller-manager running the Job and garbage-collector controllers
-// against the test API server, so Jobs create Pods and owner references cascade as on a cluster.
+// ControllerManager is a kube-controller-manager running the controllers DES relies on against the
+// test API server: Jobs and CronJobs create Pods, Deployments ReplicaSets, owner references cascade,
+// finished Jobs expire, and every namespace gets its default ServiceAccount and the kube-root-ca.crt
+// ConfigMap that pods' projected token volumes need.
 type ControllerManager struct{ proc *process }
 
 // StartControllerManager starts kube-controller-manager (built by `make test-assets`) for the
@@ -28,6 +32,10 @@ func (s *KubeServer) StartControllerManager(t testing.TB) *ControllerManager {
 
 // Close stops kube-controller-manager.
 func (cm *ControllerManager) Close() { cm.proc.stop(interruptSignal, 10*time.Second) }
+
+// kcmControllers are the kube-controller-manager controllers the test world runs.
+var kcmControllers = []string{"job", "cronjob", "deployment", "replicaset", "garbagecollector", "ttl-after-finished",
+	"serviceaccount", "root-ca-cert-publisher", "podgc", "nodelifecycle"}
 
 // RunControllerManager starts kube-controller-manager with a kubeconfig written to kubeconfigPath;
 // the caller stops it with Close.
@@ -48,8 +56,13 @@ func (s *KubeServer) RunControllerManager(ctx context.Context, kubeconfigPath st
 		return nil, err
 	}
 	kubeconfig := kubeconfigPath
+	rootCA := kubeconfigPath + ".ca.crt"
+	if err := os.WriteFile(rootCA, s.CA, 0o644); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, "--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig,
-		"--authorization-kubeconfig="+kubeconfig, "--controllers=job,garbagecollector",
+		"--authorization-kubeconfig="+kubeconfig, "--controllers="+strings.Join(kcmControllers, ","),
+		"--root-ca-file="+rootCA,
 		"--leader-elect=false", "--use-service-account-credentials=false",
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port))
 	p, err := startProcess("kube-controller-manager", cmd)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
@@ -24,6 +25,9 @@ type KubeServer struct {
 	Client  client.Client
 	Scheme  *runtime.Scheme
 	Version string
+	// CA is the PEM certificate of the authority that signed the API server's serving certificate
+	// (what kube-root-ca.crt publishes to pods).
+	CA []byte
 
 	env *envtest.Environment
 }
@@ -34,6 +38,10 @@ type KubeOptions struct {
 	Scheme *runtime.Scheme
 	// CRDDirs defaults to config/crd/bases when it exists.
 	CRDDirs []string
+	// Sandbox serves the API server as a cluster does for a real node (StartNode): on the kubernetes
+	// Service address (SandboxServiceIP:443, so in-cluster clients need no override), with the
+	// ServiceAccount admission plugin on so pods get tokens. Only inside the sandbox.
+	Sandbox bool
 }
 
 // StartKube starts envtest with binaries from bin/k8s/<version> (built by `make test-assets`).
@@ -62,12 +70,26 @@ func StartKube(ctx context.Context, opts KubeOptions) (_ *KubeServer, err error)
 		ControlPlaneStartTimeout: 90 * time.Second,
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
+	if opts.Sandbox {
+		if !InSandbox() {
+			return nil, fmt.Errorf("%w: KubeOptions.Sandbox outside the sandbox", ErrSandbox)
+		}
+		api := env.ControlPlane.GetAPIServer()
+		api.SecureServing.Address, api.SecureServing.Port = SandboxServiceIP, "443"
+		api.Configure().
+			// envtest turns the ServiceAccount admission plugin off because it runs no
+			// controller-manager; the sandbox runs one, and pods need their tokens.
+			Disable("disable-admission-plugins").
+			Set("service-cluster-ip-range", SandboxServiceCIDR).
+			// The API server reaches the kubelet (logs, exec) at the node's address, not its name.
+			Set("kubelet-preferred-address-types", "InternalIP")
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("start envtest (kube-apiserver + etcd from %s): %w", assets, err)
 	}
-	s := &KubeServer{Config: cfg, Scheme: opts.Scheme, env: env}
+	s := &KubeServer{Config: cfg, Scheme: opts.Scheme, env: env, CA: env.ControlPlane.APIServer.SecureServing.CA}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -95,7 +117,7 @@ func (s *KubeServer) Close() {
 	}
 }
 
-// NewNamespace creates a namespace (with a default ServiceAccount, which envtest lacks because no
+// NewNamespace creates a namespace (with a default ServiceAccount, which envtest lacks unless a
 // controller-manager runs) for one test and deletes it afterwards.
 func (s *KubeServer) NewNamespace(t testing.TB) string {
 	t.Helper()
@@ -105,7 +127,7 @@ func (s *KubeServer) NewNamespace(t testing.TB) string {
 		t.Fatalf("create namespace: %v", err)
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns.Name}}
-	if err := s.Client.Create(ctx, sa); err != nil {
+	if err := s.Client.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create default service account: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Client.Delete(context.Background(), ns) })

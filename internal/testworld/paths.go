@@ -68,3 +68,27 @@ func KubeAssetsDir() (string, error) {
 	}
 	return d, nil
 }
+
+// NodeImages are the image tarballs a node loads: the pause image (`make test-assets`) and the DES
+// manager image (`make image`); $DES_PAUSE_IMAGE_TAR and $DES_MANAGER_IMAGE_TAR override them.
+func NodeImages() ([]string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, img := range []struct{ env, rel, target string }{
+		{"DES_PAUSE_IMAGE_TAR", "bin/pause-image.tar", "test-assets"},
+		{"DES_MANAGER_IMAGE_TAR", "bin/manager-image.tar", "image"},
+	} {
+		p := os.Getenv(img.env)
+		if p == "" {
+			p = filepath.Join(root, img.rel)
+		}
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			return nil, fmt.Errorf("testworld: image %s is missing: run `make %s` (or set %s)", p, img.target, img.env)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -14,12 +15,17 @@ const (
 	Postgres Part = 1 << iota
 	S3
 	Kube
+	// RealNode is a real node (containerd, kubelet, kube-scheduler, kube-controller-manager) with the
+	// manager and pause images loaded; it implies Kube, and runs the test binary in the sandbox.
+	RealNode
 )
 
 var shared struct {
 	pg   *PostgresServer
 	s3   *S3Server
 	kube *KubeServer
+	cm   *ControllerManager
+	node *NodeServer
 }
 
 // Main starts the requested parts once for a test package, runs its tests and stops everything,
@@ -41,6 +47,14 @@ func MainWith(m *testing.M, parts Part, kubeOpts KubeOptions) {
 
 func run(m *testing.M, parts Part, kubeOpts KubeOptions) (int, error) {
 	ctx := context.Background()
+	if parts&RealNode != 0 {
+		// Outside the sandbox this runs the test binary again inside it and exits with its code.
+		if err := EnterSandbox(); err != nil {
+			return 1, err
+		}
+		parts |= Kube
+		kubeOpts.Sandbox = true
+	}
 	defer stopAll()
 	if parts&Postgres != 0 {
 		s, err := StartPostgres(ctx)
@@ -66,10 +80,40 @@ func run(m *testing.M, parts Part, kubeOpts KubeOptions) (int, error) {
 		shared.kube = s
 		fmt.Printf("testworld: kube-apiserver at %s: %s\n", s.Config.Host, s.Version)
 	}
+	if parts&RealNode != 0 {
+		if err := startNodePart(ctx); err != nil {
+			return 1, err
+		}
+	}
 	return m.Run(), nil
 }
 
+func startNodePart(ctx context.Context) error {
+	images, err := NodeImages()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "kcm-")
+	if err != nil {
+		return err
+	}
+	if shared.cm, err = shared.kube.RunControllerManager(ctx, filepath.Join(dir, "kubeconfig")); err != nil {
+		return err
+	}
+	if shared.node, err = StartNode(ctx, shared.kube, images); err != nil {
+		return err
+	}
+	fmt.Printf("testworld: node %s (%s) Ready, images %v\n", shared.node.Name, shared.node.IP, images)
+	return nil
+}
+
 func stopAll() {
+	if shared.node != nil {
+		shared.node.Close()
+	}
+	if shared.cm != nil {
+		shared.cm.Close()
+	}
 	if shared.kube != nil {
 		shared.kube.Close()
 	}
@@ -97,6 +141,15 @@ func S3Store(t testing.TB) *S3Server {
 		t.Fatal("testworld: S3 not started: call testworld.Main(m, testworld.S3) from TestMain")
 	}
 	return shared.s3
+}
+
+// Node returns the package's node; the package's TestMain must have asked for it.
+func Node(t testing.TB) *NodeServer {
+	t.Helper()
+	if shared.node == nil {
+		t.Fatal("testworld: node not started: call testworld.Main(m, testworld.RealNode) from TestMain")
+	}
+	return shared.node
 }
 
 // K8s returns the package's API server; the package's TestMain must have asked for it.

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/datavision/des/controllers"
+)
+
+func TestControllerFlagsMakeJobDefaults(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want controllers.JobDefaults
+	}{
+		{"defaults", nil, nil,
+			controllers.JobDefaults{Image: "ghcr.io/datavision/des:latest", ServiceAccountName: "des-packer", TTLSecondsAfterFinished: 86400}},
+		{"flags", nil, []string{"--pod-host-network", "--packer-service-account=runner", "--job-ttl=1h"},
+			controllers.JobDefaults{Image: "ghcr.io/datavision/des:latest", ServiceAccountName: "runner", TTLSecondsAfterFinished: 3600, HostNetwork: true}},
+		{"environment", map[string]string{"DES_POD_HOST_NETWORK": "true", "DES_PACKER_IMAGE": "des:dev"}, nil,
+			controllers.JobDefaults{Image: "des:dev", ServiceAccountName: "des-packer", TTLSecondsAfterFinished: 86400, HostNetwork: true}},
+		{"a flag beats the environment", map[string]string{"DES_POD_HOST_NETWORK": "true"}, []string{"--pod-host-network=false"},
+			controllers.JobDefaults{Image: "ghcr.io/datavision/des:latest", ServiceAccountName: "des-packer", TTLSecondsAfterFinished: 86400}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{"DES_POD_HOST_NETWORK", "DES_PACKER_IMAGE", "DES_PACKER_SERVICE_ACCOUNT"} {
+				t.Setenv(name, tc.env[name])
+			}
+			f, err := parseControllerFlags(tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.jobDefaults(); got != tc.want {
+				t.Fatalf("JobDefaults = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

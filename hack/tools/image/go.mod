@@ -1,0 +1,13 @@
+// Builds the DES container image tarball (`make image`) without a Docker engine. It lives outside the
+// project's go.mod so that the image library's dependencies stay out of the product.
+module github.com/datavision/des/hack/tools/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
