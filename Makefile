@@ -53,7 +53,7 @@ $(CONTROLLER_GEN):
 .PHONY: test
 test: test-deps test-assets image vet ## Run all tests against the real test world (PostgreSQL, S3, kube-apiserver).
 	hack/run-tests.sh -count=1 -v ./internal/testworld/
-	hack/run-tests.sh -count=1 $$(go list ./... | grep -v -e /internal/testworld -e /test/e2e)
+	hack/run-tests.sh -count=1 $$(go list ./... | grep -v -e '/internal/testworld$$' -e /test/e2e)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each.
@@ -69,7 +69,7 @@ bench: test-assets ## Run the benchmarks (format vs tar/zip, sidecar vs direct G
 
 .PHONY: test-e2e
 test-e2e: test-deps test-assets build image ## Run the end-to-end suite on a real node (DES installed with kubectl apply -k, faults injected).
-	DES_MANAGER_BIN=$(BIN)/manager hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/
+	hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/
 
 ##@ Demo
 

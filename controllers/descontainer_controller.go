@@ -103,7 +103,12 @@ func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContai
 		eventType = corev1.EventTypeWarning
 	}
 	r.Recorder.Eventf(c, nil, eventType, "Recovered"+string(out.phase), "Recover", "%s", out.reason)
-	if err := r.setFinalPhase(ctx, c, out); err != nil {
+	if err := r.setFinalPhase(ctx, c, out); apierrors.IsNotFound(err) {
+		// Its writer finished with it meanwhile (an empty container is deleted by the packer that
+		// made it, right after releasing its Lease); recovery is idempotent, so nothing is left to do.
+		log.FromContext(ctx).V(1).Info("container gone while recovering it", "container", c.Name)
+		return ctrl.Result{}, nil
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	return r.finish(ctx, c)

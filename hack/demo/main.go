@@ -1,8 +1,9 @@
 // Command demo runs the whole DES system on this machine (DEVELOPMENT TOOLING; `make demo` drives
-// it): real PostgreSQL, S3 server, kube-apiserver and kube-controller-manager, the DES controller, and
-// a local pod runner standing in for the kubelet. It seeds a source bucket and catalog, applies
-// config/samples with kubectl, waits until every file is packed into Committed containers, reads files
-// back through the reader sidecar, and then keeps the stack up for exploring until it is stopped.
+// it): real PostgreSQL, S3 server, kube-apiserver and kube-controller-manager, and a real node
+// (containerd, kubelet, kube-scheduler) in the test world's sandbox. It installs DES with
+// `kubectl apply -k`, seeds a source bucket and catalog, applies config/samples with kubectl, waits
+// until every file is packed into Committed containers by packer Jobs in real containers, reads files
+// back through the reader sidecar pod, and then keeps the stack up for exploring until it is stopped.
 package main
 
 import (
@@ -19,17 +20,22 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/devstack"
+	"github.com/datavision/des/internal/testworld"
 )
 
 func main() {
-	dir := flag.String("dir", "tmp/demo", "folder for the stack's kubeconfig, logs and pod folders")
-	manager := flag.String("manager", "bin/manager", "the DES manager binary")
+	dir := flag.String("dir", "tmp/demo", "folder for the stack's kubeconfig, overlays and logs")
 	files := flag.Int("files", 3000, "number of source files to seed")
 	exit := flag.Bool("exit", false, "stop after the checks instead of keeping the stack up")
 	flag.Parse()
+	// Outside the sandbox this runs the demo again inside one and exits when it ends.
+	if err := testworld.EnterSandbox(); err != nil {
+		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *dir, *manager, *files, *exit); err != nil {
+	if err := run(ctx, *dir, *files, *exit); err != nil {
 		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
 		os.Exit(1)
 	}
@@ -39,12 +45,11 @@ func logf(format string, args ...any) {
 	fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-func run(ctx context.Context, dir, manager string, files int, exit bool) error {
+func run(ctx context.Context, dir string, files int, exit bool) error {
 	dir, _ = filepath.Abs(dir)
-	manager, _ = filepath.Abs(manager)
 	const shardBits = 8 // config/samples/des_v1alpha1_dessource.yaml
-	logf("starting the local stack in %s", dir)
-	s, err := devstack.Start(ctx, devstack.Options{Dir: dir, Manager: manager, Logf: logf})
+	logf("starting the local stack and node in %s", dir)
+	s, err := devstack.Start(ctx, devstack.Options{Dir: dir, Logf: logf})
 	if err != nil {
 		return err
 	}
@@ -52,25 +57,30 @@ func run(ctx context.Context, dir, manager string, files int, exit bool) error {
 
 	logf("seeding %d source files into bucket 'scans' and catalog table 'objects'", files)
 	seed, err := s.SeedSource(ctx, devstack.SeedOptions{Namespace: "scans", Files: files, ShardBits: shardBits,
-		Prefix: "SCAN", BigEvery: 500, BigSize: 600 << 10, Seed: 1})
+		Prefix: "SCAN", BigEvery: 500, BigSize: 600 << 10, Unnamed: files / 10, Seed: 1})
 	if err != nil {
 		return err
 	}
-	logf("  %d files, %.1f MiB", len(seed.Files), float64(seed.Bytes)/(1<<20))
+	logf("  %d files, %.1f MiB; %d rows left unnamed for the marker CronJob", seed.Total(), float64(seed.Bytes)/(1<<20), len(seed.Unnamed))
 
 	logf("kubectl apply -k (config/samples pointed at the local S3 server)")
 	if err := s.ApplySamples(ctx, seed, 1000); err != nil {
 		return err
 	}
-	logf("packing: the controller starts packer Jobs, the local runner runs their pods")
+	logf("packing: the controller starts packer Jobs, the kubelet runs their pods in containers")
 	start := time.Now()
 	p, err := s.WaitPacked(ctx, seed, 10*time.Minute)
 	if err != nil {
 		return err
 	}
 	logf("packed in %.1fs: %s", time.Since(start).Seconds(), p)
+	if err := seed.ResolveNames(ctx); err != nil {
+		return err
+	}
 
-	out, _ := s.Kubectl(ctx, "-n", "scans", "get", "dessources,desshards")
+	out, _ := s.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
+	printHead(out, 12)
+	out, _ = s.Kubectl(ctx, "-n", "scans", "get", "dessources,desshards")
 	fmt.Println(out)
 	out, _ = s.Kubectl(ctx, "-n", "scans", "get", "descontainers", "--sort-by=.spec.shard")
 	printHead(out, 12)
@@ -79,12 +89,11 @@ func run(ctx context.Context, dir, manager string, files int, exit bool) error {
 	if err != nil {
 		return err
 	}
-	defer reader.Close()
 	names := sample(seed, 25)
 	if err := reader.VerifyFiles(seed, names); err != nil {
 		return fmt.Errorf("read back through the reader sidecar: %w", err)
 	}
-	logf("read %d files back through the reader sidecar (%s): byte-exact", len(names), reader.URL)
+	logf("read %d files back through the reader sidecar pod %s (%s): byte-exact", len(names), reader.Pod, reader.URL)
 
 	explain(dir, s.S3.Endpoint, reader.URL, names[0])
 	fmt.Println("DEMO READY")
@@ -94,16 +103,6 @@ func run(ctx context.Context, dir, manager string, files int, exit bool) error {
 	<-ctx.Done()
 	logf("stopping the stack")
 	return nil
-}
-
-func printHead(out string, n int) {
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) > n+1 {
-		fmt.Println(strings.Join(lines[:n+1], "\n"))
-		fmt.Printf("... and %d more containers\n\n", len(lines)-n-1)
-		return
-	}
-	fmt.Println(out)
 }
 
 func sample(seed *devstack.Seed, n int) []string {
@@ -119,15 +118,27 @@ func sample(seed *devstack.Seed, n int) []string {
 
 func explain(dir, s3, readerURL, name string) {
 	fmt.Printf(`
-Explore (the stack stays up until 'make demo-down'):
-  export KUBECONFIG=%[1]s/kubeconfig
-  bin/k8s/v1.37.2/kubectl get des -n scans
-  bin/k8s/v1.37.2/kubectl describe desshard -n scans scans-all
-  curl -s '%[3]s/v1/files/%[4]s' | wc -c
-  export DES_S3_ENDPOINT=%[2]s DES_S3_PATH_STYLE=true AWS_REGION=us-east-1 \
-         AWS_ACCESS_KEY_ID=des-test-access AWS_SECRET_ACCESS_KEY=des-test-secret-key
-  bin/des ls -l s3://archive/<key from kubectl get descontainers>
-Logs: %[1]s/controller.log, %[1]s/pods/*/log, %[1]s/reader.log
+Explore (the stack stays up until 'make demo-down'). It lives in its own network namespace, which
+'hack/demo.sh exec' enters ('hack/demo.sh shell' opens a shell there):
+  hack/demo.sh kubectl get pods -A -o wide
+  hack/demo.sh kubectl get des -n scans
+  hack/demo.sh kubectl describe desshard -n scans scans-all
+  hack/demo.sh kubectl logs -n des-system deploy/des-controller
+  hack/demo.sh exec curl -s '%[3]s/v1/files/%[4]s' | wc -c
+  hack/demo.sh exec env DES_S3_ENDPOINT=%[2]s DES_S3_PATH_STYLE=true AWS_REGION=us-east-1 \
+         AWS_ACCESS_KEY_ID=des-test-access AWS_SECRET_ACCESS_KEY=des-test-secret-key \
+         bin/des ls -l s3://archive/<key from kubectl get descontainers>
+Kubeconfig: %[1]s/kubeconfig
 
 `, dir, s3, readerURL, name)
+}
+
+func printHead(out string, n int) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > n+1 {
+		fmt.Println(strings.Join(lines[:n+1], "\n"))
+		fmt.Printf("... and %d more\n\n", len(lines)-n-1)
+		return
+	}
+	fmt.Println(out)
 }

@@ -5,18 +5,16 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -26,16 +24,14 @@ import (
 
 // ApplySamples applies config/samples with kubectl, through a kustomize overlay that points them at
 // this stack's S3 server and namespace and packs smaller containers, so a small demo makes several.
+// The DesSource's marker runs every minute and names rows as soon as they exist.
 func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, maxFiles int) error {
 	root, err := testworld.RepoRoot()
 	if err != nil {
 		return err
 	}
-	overlay := filepath.Join(s.Opts.Dir, "overlay")
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		return err
-	}
-	samples, err := filepath.Rel(overlay, filepath.Join(root, "config", "samples"))
+	overlay := filepath.Join(s.Opts.Dir, "samples")
+	samples, err := relDir(overlay, filepath.Join(root, "config", "samples"))
 	if err != nil {
 		return err
 	}
@@ -46,6 +42,7 @@ patches:
 - target: {kind: DesSource, name: scans}
   patch: |-
     - {op: replace, path: /spec/store/endpoint, value: "%[3]s"}
+    - {op: add, path: /spec/marker, value: {schedule: "* * * * *", minAge: 0s}}
 - target: {kind: DesShard, name: scans-all}
   patch: |-
     - {op: replace, path: /spec/archive/endpoint, value: "%[3]s"}
@@ -54,7 +51,7 @@ patches:
     - {op: replace, path: /spec/shardsPerJob, value: 64}
     - {op: remove, path: /spec/job/resources}
 `, seed.Namespace, samples, s.S3.Endpoint, maxFiles)
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+	if err := writeOverlay(overlay, kustomization); err != nil {
 		return err
 	}
 	out, err := s.Kubectl(ctx, "apply", "-k", overlay)
@@ -63,17 +60,6 @@ patches:
 	}
 	s.Opts.Logf("%s", strings.TrimSpace(out))
 	return nil
-}
-
-// Kubectl runs kubectl against the stack and returns its combined output.
-func (s *Stack) Kubectl(ctx context.Context, args ...string) (string, error) {
-	dir, err := testworld.KubeAssetsDir()
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, "kubectl"), append([]string{"--kubeconfig", s.Kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
 }
 
 // Progress is the catalog's state while packing.
@@ -88,12 +74,12 @@ func (p Progress) String() string {
 		phases = append(phases, fmt.Sprintf("%s=%d", ph, n))
 	}
 	sort.Strings(phases)
-	return fmt.Sprintf("rows ready=%d claimed=%d packed=%d failed=%d | containers %s",
-		p.Rows.Ready, p.Rows.Claimed, p.Rows.Packed, p.Rows.Failed, strings.Join(phases, " "))
+	return fmt.Sprintf("rows unnamed=%d ready=%d claimed=%d packed=%d failed=%d | containers %s",
+		p.Rows.Unnamed, p.Rows.Ready, p.Rows.Claimed, p.Rows.Packed, p.Rows.Failed, strings.Join(phases, " "))
 }
 
-// WaitPacked waits until no row is ready or claimed and every DesContainer is final, reporting
-// progress every few seconds.
+// WaitPacked waits until no row is unnamed, ready or claimed and every DesContainer is final,
+// reporting progress every few seconds.
 func (s *Stack) WaitPacked(ctx context.Context, seed *Seed, timeout time.Duration) (Progress, error) {
 	pool, err := pgxpool.New(ctx, seed.DSN)
 	if err != nil {
@@ -131,7 +117,7 @@ func (s *Stack) WaitPacked(ctx context.Context, seed *Seed, timeout time.Duratio
 }
 
 func (p Progress) done() bool {
-	if p.Rows.Ready+p.Rows.Claimed > 0 || p.Rows.Packed == 0 {
+	if p.Rows.Unnamed+p.Rows.Ready+p.Rows.Claimed > 0 || p.Rows.Packed == 0 {
 		return false
 	}
 	for ph, n := range p.Containers {
@@ -162,60 +148,87 @@ func (s *Stack) progress(ctx context.Context, cat *catalog.Catalog, ns string) (
 	return p, nil
 }
 
-// Reader is a running reader sidecar (`manager reader`).
+// Reader is the reader sidecar of config/samples/reader-sidecar-pod.yaml, running beside its
+// application container in one pod on the node.
 type Reader struct {
 	URL string
-	cmd *exec.Cmd
+	Pod string
 }
 
-// StartReader starts the reader sidecar for the seed's archive bucket.
+// readerOverlay points the sample pod at this stack: the local images, never pulled, the node's
+// network (so the sidecar's loopback file API is this machine's 127.0.0.1:8090, as it would be the
+// application's), the stack's S3 server and shard bits. The application container is the pause
+// image: the tests read through the sidecar themselves.
+const readerOverlay = `# Written by internal/devstack: the reader sidecar sample on the test world's node.
+namespace: %[1]s
+resources:
+- reader-sidecar-pod.yaml
+images:
+- name: ghcr.io/datavision/des
+  newName: %[3]s
+  newTag: %[4]s
+- name: curlimages/curl
+  newName: %[5]s
+  newTag: %[6]s
+patches:
+- target: {kind: Pod, name: scans-viewer}
+  patch: |-
+    - {op: add, path: /spec/hostNetwork, value: true}
+    - {op: add, path: /spec/initContainers/0/imagePullPolicy, value: Never}
+    - {op: add, path: /spec/containers/0/imagePullPolicy, value: Never}
+    - {op: replace, path: /spec/containers/0/command, value: [/pause]}
+    - {op: remove, path: /spec/containers/0/args}
+    - op: replace
+      path: /spec/initContainers/0/args
+      value: [reader, --listen-address=127.0.0.1:8090, --probe-address=:8091, --endpoint=%[7]s, --region=%[8]s,
+        --path-style, --bucket=%[9]s, --archive-prefix=scans, --shard-bits=%[10]d, --credentials-dir=/var/run/des/archive,
+        "--namespace=$(POD_NAMESPACE)", --cache-size=64Mi]
+`
+
+// StartReader applies the reader sidecar sample with kubectl and waits until its pod is Ready (the
+// kubelet's startup and readiness probes pass).
 func (s *Stack) StartReader(ctx context.Context, seed *Seed, shardBits int) (*Reader, error) {
-	credDir := filepath.Join(s.Opts.Dir, "reader-credentials")
-	if err := os.MkdirAll(credDir, 0o700); err != nil {
-		return nil, err
-	}
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": s.S3.AccessKey, "AWS_SECRET_ACCESS_KEY": s.S3.SecretKey} {
-		if err := os.WriteFile(filepath.Join(credDir, k), []byte(v), 0o600); err != nil {
-			return nil, err
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	root, err := testworld.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
-	logFile, err := os.Create(filepath.Join(s.Opts.Dir, "reader.log"))
+	// kustomize reads resource files only below the overlay: the sample is copied in, unchanged.
+	dir := filepath.Join(s.Opts.Dir, "reader")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sample, err := os.ReadFile(filepath.Join(root, "config", "samples", "reader-sidecar-pod.yaml"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(s.Opts.Manager, "reader", "--listen-address="+addr, "--bucket="+seed.ArchiveBucket,
-		"--archive-prefix=scans", "--endpoint="+s.S3.Endpoint, "--region="+s.S3.Region, "--path-style",
-		"--credentials-dir="+credDir, fmt.Sprintf("--shard-bits=%d", shardBits), "--namespace="+seed.Namespace)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "reader-sidecar-pod.yaml"), sample, 0o644); err != nil {
 		return nil, err
 	}
-	go func() { _ = cmd.Wait(); logFile.Close() }()
-	r := &Reader{URL: "http://" + addr, cmd: cmd}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(r.URL + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	mName, mTag, _ := strings.Cut(testworld.ManagerImage, ":")
+	pName, pTag, _ := strings.Cut(testworld.PauseImage, ":")
+	k := fmt.Sprintf(readerOverlay, seed.Namespace, "", mName, mTag, pName, pTag, s.S3.Endpoint, s.S3.Region,
+		seed.ArchiveBucket, shardBits)
+	if err := writeOverlay(dir, k); err != nil {
+		return nil, err
 	}
-	r.Close()
-	return nil, fmt.Errorf("reader sidecar not ready at %s (see %s)", r.URL, logFile.Name())
+	if out, err := s.Kubectl(ctx, "apply", "-k", dir); err != nil {
+		return nil, fmt.Errorf("kubectl apply -k %s: %w\n%s", dir, err, out)
+	}
+	r := &Reader{URL: "http://127.0.0.1:8090", Pod: "scans-viewer"}
+	err = poll(ctx, 2*time.Minute, func() (bool, string, error) {
+		pod := &corev1.Pod{}
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: seed.Namespace, Name: r.Pod}, pod); err != nil {
+			return false, "", err
+		}
+		return podReady(pod), fmt.Sprintf("pod %s is %s", r.Pod, pod.Status.Phase), nil
+	})
+	if err != nil {
+		out, _ := s.Kubectl(ctx, "-n", seed.Namespace, "describe", "pod", r.Pod)
+		logs, _ := s.Kubectl(ctx, "-n", seed.Namespace, "logs", r.Pod, "-c", "des-reader", "--tail=40")
+		return nil, fmt.Errorf("reader sidecar: %w\n%s\nlogs:\n%s", err, out, logs)
+	}
+	return r, nil
 }
-
-// Close stops the sidecar.
-func (r *Reader) Close() { _ = r.cmd.Process.Kill() }
 
 // VerifyFiles reads names through the sidecar by name and compares them with the originals.
 func (r *Reader) VerifyFiles(seed *Seed, names []string) error {

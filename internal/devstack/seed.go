@@ -24,7 +24,40 @@ type Seed struct {
 	DSN           string
 	// Files maps each DES name to the SHA-256 of its content.
 	Files map[string][32]byte
-	Bytes int64
+	// Unnamed maps the source keys of rows seeded without a DES name (the marker names them) to the
+	// SHA-256 of their content; ResolveNames moves them into Files once they are named.
+	Unnamed map[string][32]byte
+	Bytes   int64
+
+	opts  SeedOptions
+	gen   *naming.Generator
+	rng   *rand.Rand
+	store *objstore.Store
+	next  int
+}
+
+// Total is the number of catalog rows seeded.
+func (s *Seed) Total() int { return len(s.Files) + len(s.Unnamed) }
+
+// ResolveNames reads the DES names the marker gave the unnamed rows and moves them into Files.
+func (s *Seed) ResolveNames(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, s.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for key, sum := range s.Unnamed {
+		var name *string
+		if err := conn.QueryRow(ctx, `SELECT des_name FROM objects WHERE source_key = $1`, key).Scan(&name); err != nil {
+			return fmt.Errorf("name of %s: %w", key, err)
+		}
+		if name == nil {
+			return fmt.Errorf("row %s is still unnamed", key)
+		}
+		s.Files[*name] = sum
+		delete(s.Unnamed, key)
+	}
+	return nil
 }
 
 // SeedOptions size the source data.
@@ -36,14 +69,17 @@ type SeedOptions struct {
 	// BigEvery makes every n-th file larger than BigSize (0: none).
 	BigEvery int
 	BigSize  int
-	Seed     uint64
+	// Unnamed rows (the last ones) have no DES name, shard or status: the marker must name them.
+	Unnamed int
+	Seed    uint64
 }
 
 // SeedSource creates the source bucket with opts.Files objects (mostly 1–16 KiB, some empty, some
 // big), the archive bucket, a catalog database whose table lists the objects as ready rows, and the
-// Secrets the samples name: catalog-dsn, scans-s3 and archive-s3.
+// Secrets the samples name: catalog-dsn, scans-s3, archive-s3 and archive-s3-readonly.
 func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error) {
-	seed := &Seed{Namespace: opts.Namespace, SourceBucket: "scans", ArchiveBucket: "archive", Files: map[string][32]byte{}}
+	seed := &Seed{Namespace: opts.Namespace, SourceBucket: "scans", ArchiveBucket: "archive",
+		Files: map[string][32]byte{}, Unnamed: map[string][32]byte{}}
 	s3 := s.S3.Client()
 	for _, b := range []string{seed.SourceBucket, seed.ArchiveBucket} {
 		if _, err := s3.CreateBucket(ctx, createBucket(b)); err != nil && !alreadyOwned(err) {
@@ -65,35 +101,65 @@ func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error)
 		des_name text UNIQUE, shard integer, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, fmt.Errorf("create catalog table: %w", err)
 	}
-	store := objstore.NewFromAPI(s3)
 	gen, err := naming.NewGenerator(naming.Config{Prefix: opts.Prefix, Node: 1})
 	if err != nil {
 		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(opts.Seed, 7))
-	rows := make([][]any, 0, opts.Files)
-	for i := 0; i < opts.Files; i++ {
-		name, err := gen.New()
-		if err != nil {
-			return nil, err
-		}
-		data := fileContent(rng, i, opts)
+	seed.gen, seed.opts, seed.store = gen, opts, objstore.NewFromAPI(s3)
+	seed.rng = rand.New(rand.NewPCG(opts.Seed, 7))
+	if err := seed.add(ctx, conn, opts.Files-opts.Unnamed, true); err != nil {
+		return nil, err
+	}
+	if err := seed.add(ctx, conn, opts.Unnamed, false); err != nil {
+		return nil, err
+	}
+	return seed, s.createSecrets(ctx, seed)
+}
+
+// AddFiles puts n more source objects and lists them as named, ready rows, as an application that
+// keeps ingesting would. It must not run concurrently with other uses of the Seed.
+func (s *Seed) AddFiles(ctx context.Context, n int) error {
+	conn, err := pgx.Connect(ctx, s.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return s.add(ctx, conn, n, true)
+}
+
+// add puts n source objects and inserts their catalog rows, named and ready, or without name, shard
+// and status for the marker.
+func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error {
+	rows := make([][]any, 0, n)
+	for range n {
+		i := s.next
+		s.next++
+		data := fileContent(s.rng, i, s.opts)
 		key := fmt.Sprintf("incoming/%s/%06d.bin", time.Now().UTC().Format("2006/01/02"), i)
-		if _, err := store.Put(ctx, seed.SourceBucket, key, data, objstore.PutOptions{}); err != nil {
-			return nil, fmt.Errorf("put %s: %w", key, err)
+		if _, err := s.store.Put(ctx, s.SourceBucket, key, data, objstore.PutOptions{}); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
 		}
-		shard, err := naming.Shard(name, opts.ShardBits)
+		s.Bytes += int64(len(data))
+		if !named {
+			s.Unnamed[key] = sha256.Sum256(data)
+			rows = append(rows, []any{key, int64(len(data)), nil, nil, nil})
+			continue
+		}
+		name, err := s.gen.New()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		seed.Files[name] = sha256.Sum256(data)
-		seed.Bytes += int64(len(data))
+		shard, err := naming.Shard(name, s.opts.ShardBits)
+		if err != nil {
+			return err
+		}
+		s.Files[name] = sha256.Sum256(data)
 		rows = append(rows, []any{key, int64(len(data)), "ready", name, int32(shard)})
 	}
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"objects"}, []string{"source_key", "size", "status", "des_name", "shard"}, pgx.CopyFromRows(rows)); err != nil {
-		return nil, fmt.Errorf("fill catalog: %w", err)
+		return fmt.Errorf("fill catalog: %w", err)
 	}
-	return seed, s.createSecrets(ctx, seed)
+	return nil
 }
 
 func fileContent(rng *rand.Rand, i int, opts SeedOptions) []byte {
@@ -119,18 +185,13 @@ func (s *Stack) createSecrets(ctx context.Context, seed *Seed) error {
 	if err := s.Client.Create(ctx, ns); err != nil && !isAlreadyExists(err) {
 		return err
 	}
-	// Pods of the namespace run as its default ServiceAccount unless told otherwise; envtest has no
-	// controller that creates it.
-	for _, name := range []string{"default", "des-packer"} {
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: seed.Namespace}}
-		if err := s.Client.Create(ctx, sa); err != nil && !isAlreadyExists(err) {
-			return err
-		}
-	}
+	// The packer ServiceAccount and its RoleBinding are the controller's to create; the reader
+	// sidecar sample reads with its own (here: the same) credentials.
 	for name, data := range map[string]map[string]string{
-		"catalog-dsn": {"dsn": seed.DSN},
-		"scans-s3":    creds,
-		"archive-s3":  creds,
+		"catalog-dsn":         {"dsn": seed.DSN},
+		"scans-s3":            creds,
+		"archive-s3":          creds,
+		"archive-s3-readonly": creds,
 	} {
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: seed.Namespace}, StringData: data}
 		if err := s.Client.Create(ctx, secret); err != nil && !isAlreadyExists(err) {

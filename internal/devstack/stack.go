@@ -1,7 +1,10 @@
-// Package devstack is DEVELOPMENT AND TEST TOOLING: the whole DES system on one machine. It starts the
-// real servers (PostgreSQL, a versitygw S3 server, kube-apiserver + etcd, kube-controller-manager), the
-// DES manager as a local process, and the local pod runner that stands in for the kubelet. `make demo`
-// and the end-to-end tests use it.
+// Package devstack is DEVELOPMENT AND TEST TOOLING: the whole DES system on one machine, the way a
+// cluster runs it. It starts the real servers (PostgreSQL, a versitygw S3 server, kube-apiserver +
+// etcd, kube-controller-manager) and a real node (containerd, kubelet, kube-scheduler) inside the test
+// world's sandbox, then installs DES as a user does: `kubectl apply -k` of an overlay of
+// config/default that only points it at this machine (image tag, pull policy, host network). The
+// controller then runs as its Deployment under its own ServiceAccount and RBAC, and its packer Jobs
+// run in containers on the node. `make demo` and the end-to-end tests use it.
 package devstack
 
 import (
@@ -9,31 +12,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-	"github.com/datavision/des/internal/localkubelet"
 	"github.com/datavision/des/internal/testworld"
 )
 
 // Options configure a stack.
 type Options struct {
-	// Dir receives the kubeconfig, logs and pod folders.
+	// Dir receives the kubeconfig, the overlays and the servers' logs.
 	Dir string
-	// Manager is the DES binary (built from ./cmd/manager).
-	Manager string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -44,15 +37,11 @@ type Stack struct {
 	PG         *testworld.PostgresServer
 	S3         *testworld.S3Server
 	Kube       *testworld.KubeServer
+	Node       *testworld.NodeServer
 	Client     client.Client
 	Kubeconfig string
-	Runner     *localkubelet.Runner
 
-	cm             *testworld.ControllerManager
-	controller     *exec.Cmd
-	controllerDone chan struct{}
-	stopRunner     context.CancelFunc
-	runnerDone     chan struct{}
+	cm *testworld.ControllerManager
 }
 
 // Scheme has the Kubernetes and DES types.
@@ -63,10 +52,14 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Start brings the stack up; Close takes it down. On error everything started so far is stopped.
+// Start brings the stack up inside the sandbox (the caller runs testworld.EnterSandbox first) and
+// installs DES; Close takes it down. On error everything started so far is stopped.
 func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if !testworld.InSandbox() {
+		return nil, fmt.Errorf("%w: devstack runs inside the sandbox: call testworld.EnterSandbox first", testworld.ErrSandbox)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
@@ -77,103 +70,41 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			s.Close()
 		}
 	}()
-	step := func(what string, f func() error) error {
+	images, err := testworld.NodeImages()
+	if err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		what string
+		run  func() error
+	}{
+		{"PostgreSQL", func() (err error) { s.PG, err = testworld.StartPostgres(ctx); return }},
+		{"S3 server (versitygw)", func() (err error) { s.S3, err = testworld.StartS3(ctx); return }},
+		{"kube-apiserver + etcd, DES CRDs", func() (err error) {
+			s.Kube, err = testworld.StartKube(ctx, testworld.KubeOptions{Scheme: Scheme(), Sandbox: true})
+			return
+		}},
+		{"kube-controller-manager", func() (err error) { s.cm, err = s.Kube.RunControllerManager(ctx, s.Kubeconfig); return }},
+		{"node: containerd, kubelet, scheduler", func() (err error) { s.Node, err = testworld.StartNode(ctx, s.Kube, images); return }},
+		{"DES installed (kubectl apply -k)", func() error { return s.InstallDES(ctx) }},
+	}
+	for _, st := range steps {
 		start := time.Now()
-		if err := f(); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+		if err := st.run(); err != nil {
+			return nil, fmt.Errorf("%s: %w", st.what, err)
 		}
-		opts.Logf("  %-34s %5.1fs", what, time.Since(start).Seconds())
-		return nil
-	}
-	if err := step("PostgreSQL", func() (err error) { s.PG, err = testworld.StartPostgres(ctx); return }); err != nil {
-		return nil, err
-	}
-	if err := step("S3 server (versitygw)", func() (err error) { s.S3, err = testworld.StartS3(ctx); return }); err != nil {
-		return nil, err
-	}
-	if err := step("kube-apiserver + etcd, DES CRDs", func() (err error) {
-		s.Kube, err = testworld.StartKube(ctx, testworld.KubeOptions{Scheme: Scheme()})
-		return
-	}); err != nil {
-		return nil, err
-	}
-	s.Client = s.Kube.Client
-	if err := step("kube-controller-manager (Jobs)", func() (err error) {
-		s.cm, err = s.Kube.RunControllerManager(ctx, s.Kubeconfig)
-		return
-	}); err != nil {
-		return nil, err
-	}
-	if err := step("local pod runner (stands in for the kubelet)", s.startRunner); err != nil {
-		return nil, err
-	}
-	if err := step("DES controller (manager controller)", s.StartController); err != nil {
-		return nil, err
+		opts.Logf("  %-38s %5.1fs", st.what, time.Since(start).Seconds())
+		if st.what == "kube-apiserver + etcd, DES CRDs" {
+			s.Client = s.Kube.Client
+		}
 	}
 	return s, nil
 }
 
-func (s *Stack) startRunner() error {
-	logFile, err := os.OpenFile(filepath.Join(s.Opts.Dir, "runner.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
-	mgr, err := ctrl.NewManager(s.Kube.Config, ctrl.Options{Scheme: Scheme(), Metrics: metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
-	if err != nil {
-		return err
-	}
-	s.Runner = &localkubelet.Runner{Client: mgr.GetClient(), Binary: s.Opts.Manager, Kubeconfig: s.Kubeconfig,
-		WorkDir: filepath.Join(s.Opts.Dir, "pods")}
-	if err := s.Runner.SetupWithManager(mgr); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stopRunner, s.runnerDone = cancel, make(chan struct{})
-	go func() { defer close(s.runnerDone); _ = mgr.Start(ctx) }()
-	return nil
-}
-
-// StartController starts `manager controller` as a local process, logging to Dir/controller.log.
-func (s *Stack) StartController() error {
-	logFile, err := os.OpenFile(filepath.Join(s.Opts.Dir, "controller.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(s.Opts.Manager, "controller", "--leader-elect=false", "--metrics-bind-address=0",
-		"--health-probe-bind-address=0", "--packer-image=local/des:dev", "--zap-devel=false")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("start %s controller: %w", s.Opts.Manager, err)
-	}
-	done := make(chan struct{})
-	s.controller, s.controllerDone = cmd, done
-	go func() { _ = cmd.Wait(); logFile.Close(); close(done) }()
-	return nil
-}
-
-// KillController SIGKILLs the controller process, as a node failure would.
-func (s *Stack) KillController() {
-	if s.controller != nil {
-		_ = syscall.Kill(-s.controller.Process.Pid, syscall.SIGKILL)
-		<-s.controllerDone
-		s.controller = nil
-	}
-}
-
-// Close stops everything, the DES processes first.
+// Close stops everything: the node first (its pods with it), then the servers.
 func (s *Stack) Close() {
-	s.KillController()
-	if s.Runner != nil {
-		s.Runner.StopAll()
-	}
-	if s.stopRunner != nil {
-		s.stopRunner()
-		<-s.runnerDone
+	if s.Node != nil {
+		s.Node.Close()
 	}
 	if s.cm != nil {
 		s.cm.Close()

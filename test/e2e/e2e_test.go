@@ -1,6 +1,10 @@
-// Package e2e runs DES end to end on the local stack (internal/devstack): the controller and real
-// packer processes against real PostgreSQL, S3 and Kubernetes control-plane servers, with processes
-// killed at random moments, and checks that every catalog row ends in exactly one committed container.
+// Package e2e runs DES end to end the way a cluster runs it (internal/devstack): DES installed with
+// `kubectl apply -k`, the controller as its Deployment under its own ServiceAccount and RBAC, packer
+// Jobs and the marker CronJob in real containers on a real kubelet, against real PostgreSQL, S3 and
+// Kubernetes control-plane servers. While it packs, containers are SIGKILLed, pods deleted, the
+// controller pod deleted and killed, and the kubelet stopped for longer than a shard Lease; afterwards
+// every catalog row must be in exactly one committed container, the archive must hold nothing else,
+// and files must read back byte-exact through the reader sidecar pod.
 package e2e
 
 import (
@@ -8,22 +12,25 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/devstack"
 	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/internal/testworld"
 )
 
@@ -31,36 +38,44 @@ const (
 	ns        = "scans"
 	shardBits = 8
 	files     = 1500
+	unnamed   = 150
 )
 
-// managerBinary is the DES binary under test: $DES_MANAGER_BIN (make test-e2e builds it) or a fresh
-// build.
-func managerBinary(t *testing.T) string {
-	if p := os.Getenv("DES_MANAGER_BIN"); p != "" {
-		return p
+// TestMain runs the suite inside the test world's sandbox, where the node lives.
+func TestMain(m *testing.M) {
+	if err := testworld.EnterSandbox(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	root, err := testworld.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "manager")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/manager")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build manager: %v\n%s", err, b)
-	}
-	return out
+	os.Exit(m.Run())
 }
 
-func TestPackUnderChaosThenCleanUp(t *testing.T) {
+// randomSeed is $DES_E2E_SEED, to replay a run, or a new one.
+func randomSeed(t *testing.T) uint64 {
+	if v := os.Getenv("DES_E2E_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("DES_E2E_SEED: %v", err)
+		}
+		return n
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+func TestPackOnARealNodeUnderFaults(t *testing.T) {
+	seedValue := randomSeed(t)
+	t.Logf("random seed %d (replay with DES_E2E_SEED=%d)", seedValue, seedValue)
+	rng := rand.New(rand.NewPCG(seedValue, 1))
 	ctx := context.Background()
-	s, err := devstack.Start(ctx, devstack.Options{Dir: t.TempDir(), Manager: managerBinary(t), Logf: t.Logf})
+	began := time.Now()
+	s, err := devstack.Start(ctx, devstack.Options{Dir: t.TempDir(), Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	defer dumpOnFailure(t, s)
 	seed, err := s.SeedSource(ctx, devstack.SeedOptions{Namespace: ns, Files: files, ShardBits: shardBits,
-		Prefix: "SCAN", BigEvery: 300, BigSize: 600 << 10, Seed: uint64(time.Now().UnixNano())})
+		Prefix: "SCAN", BigEvery: 300, BigSize: 600 << 10, Unnamed: unnamed, Seed: seedValue})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,62 +83,180 @@ func TestPackUnderChaosThenCleanUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Runs every 15 s, so shards whose Job was killed are packed again soon.
-	if _, err := s.Kubectl(ctx, "-n", ns, "patch", "desshard", "scans-all", "--type=merge", "-p", `{"spec":{"interval":"15s"}}`); err != nil {
-		t.Fatal(err)
-	}
-
-	kills := chaos(t, s, 8, 2)
-	p, err := s.WaitPacked(ctx, seed, 8*time.Minute)
-	if err != nil {
-		out, _ := s.Kubectl(ctx, "-n", ns, "get", "desshards,descontainers,jobs", "-o", "wide")
+	if out, err := s.Kubectl(ctx, "-n", ns, "patch", "desshard", "scans-all", "--type=merge", "-p", `{"spec":{"interval":"15s"}}`); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	t.Logf("after %s: %s", kills, p)
-	if p.Rows.Failed != 0 || p.Rows.Packed != files {
-		t.Fatalf("rows: %+v, want all %d packed", p.Rows, files)
-	}
 
+	stopIngest := ingest(t, seed)
+	f := injectFaults(t, s, rng)
+	stopIngest()
+	packStart := time.Now()
+	p, err := s.WaitPacked(ctx, seed, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %s: %s", f, p)
+	if p.Rows.Failed != 0 || p.Rows.Packed != int64(seed.Total()) {
+		t.Fatalf("rows: %+v, want all %d packed", p.Rows, seed.Total())
+	}
+	if err := seed.ResolveNames(ctx); err != nil {
+		t.Fatal(err)
+	}
 	checkExactlyOnce(t, s, seed)
+
 	reader, err := s.StartReader(ctx, seed, shardBits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reader.Close()
-	if err := reader.VerifyFiles(seed, someNames(seed, 60)); err != nil {
+	if err := reader.VerifyFiles(seed, someNames(seed, 80)); err != nil {
 		t.Fatal(err)
 	}
-
+	checkRestricted(t, s)
+	rolledBack := countPhase(t, s, desv1.PhaseRolledBack)
 	out, _ := s.Kubectl(ctx, "-n", ns, "get", "dessources,desshards")
 	t.Logf("\n%s", out)
+	t.Logf("E2E FIGURES: %d rows (%d named by the marker CronJob, %d ingested while packing) exactly once; faults: %s; "+
+		"%d containers rolled back; %s in all, %.0fs from the last fault to all packed",
+		seed.Total(), unnamed, seed.Total()-files, f, rolledBack, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
 	deleteShardAndCheckCleanup(t, s, seed)
 }
 
-// chaos SIGKILLs packer pods and the controller at random moments while packing runs, and restarts
-// the controller after each of its kills.
-func chaos(t *testing.T, s *devstack.Stack, podKills, controllerKills int) string {
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	killedPods, killedControllers := 0, 0
-	deadline := time.Now().Add(2 * time.Minute)
-	for (killedPods < podKills || killedControllers < controllerKills) && time.Now().Before(deadline) {
-		time.Sleep(time.Duration(200+rng.IntN(1200)) * time.Millisecond)
-		if killedControllers < controllerKills && rng.IntN(4) == 0 {
-			s.KillController()
-			killedControllers++
-			t.Logf("chaos: killed the controller (%d)", killedControllers)
-			time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
-			if err := s.StartController(); err != nil {
-				t.Fatal(err)
+// ingest adds named rows every couple of seconds until stopped, as a live application does, so
+// packers are at work whenever a fault strikes.
+func ingest(t *testing.T, seed *devstack.Seed) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Second):
 			}
-			continue
+			if err := seed.AddFiles(context.Background(), 15); err != nil {
+				t.Errorf("ingest: %v", err)
+				return
+			}
 		}
-		if running := s.Runner.Running(); len(running) > 0 && killedPods < podKills {
-			if s.Runner.Kill(running[rng.IntN(len(running))]) {
-				killedPods++
-				t.Logf("chaos: SIGKILLed a packer pod (%d)", killedPods)
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+// faults counts what injectFaults did.
+type faults struct{ containerKills, podDeletes, controllerKills, controllerDeletes, kubeletStops, skipped int }
+
+func (f faults) String() string {
+	return fmt.Sprintf("%d packer containers SIGKILLed, %d packer pods deleted, controller container SIGKILLed %d and pod deleted %d, kubelet stopped %d× for %s (skipped %d: no packer running)",
+		f.containerKills, f.podDeletes, f.controllerKills, f.controllerDeletes, f.kubeletStops, kubeletDown, f.skipped)
+}
+
+// kubeletDown is how long the kubelet stays stopped: longer than a shard Lease.
+const kubeletDown = protocol.LeaseDuration + 10*time.Second
+
+// injectFaults strikes, in a random order and at random moments: SIGKILL of packer containers,
+// deletion of packer pods (SIGTERM: the packer finishes or abandons its container), SIGKILL of the
+// controller container (the kubelet restarts it), deletion of the controller pod (the Deployment
+// makes a new one, which takes the leader Lease over), and the kubelet stopped for longer than a
+// shard Lease, then started again.
+func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
+	ctx := context.Background()
+	plan := []string{"kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer",
+		"delete-packer", "delete-packer", "delete-packer", "kill-controller", "delete-controller", "stop-kubelet"}
+	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+	var f faults
+	for _, what := range plan {
+		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		switch what {
+		case "kill-packer", "delete-packer":
+			pod, ok := waitPacker(ctx, t, s, rng)
+			if !ok {
+				f.skipped++
+				continue
 			}
+			// Strike at a random instant of the packer's life, not just after it started.
+			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			if what == "kill-packer" {
+				if err := s.KillPod(ctx, pod); err != nil {
+					t.Logf("fault: kill %s: %v (it had ended)", pod.Name, err)
+					f.skipped++
+					continue
+				}
+				f.containerKills++
+				t.Logf("fault: SIGKILLed packer container of %s", pod.Name)
+			} else {
+				if err := s.Client.Delete(ctx, pod); err != nil {
+					t.Logf("fault: delete %s: %v", pod.Name, err)
+					f.skipped++
+					continue
+				}
+				f.podDeletes++
+				t.Logf("fault: deleted packer pod %s (SIGTERM)", pod.Name)
+			}
+		case "kill-controller", "delete-controller":
+			controllerFault(t, s, what == "kill-controller")
+			if what == "kill-controller" {
+				f.controllerKills++
+			} else {
+				f.controllerDeletes++
+			}
+		case "stop-kubelet":
+			t.Logf("fault: kubelet stopped for %s", kubeletDown)
+			s.Node.StopKubelet()
+			time.Sleep(kubeletDown)
+			if err := s.Node.StartKubelet(ctx); err != nil {
+				t.Fatalf("kubelet after the stop: %v", err)
+			}
+			f.kubeletStops++
+			t.Logf("fault: kubelet back, node Ready")
 		}
 	}
-	return fmt.Sprintf("%d packer kills and %d controller kills", killedPods, killedControllers)
+	return f
+}
+
+// waitPacker waits up to a minute for a running packer pod and picks one.
+func waitPacker(ctx context.Context, t *testing.T, s *devstack.Stack, rng *rand.Rand) (*corev1.Pod, bool) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		pods, err := s.PackerPods(ctx, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods) > 0 {
+			return &pods[rng.IntN(len(pods))], true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil, false
+}
+
+// controllerFault SIGKILLs the controller's container or deletes its pod, and waits until a
+// controller is Ready again.
+func controllerFault(t *testing.T, s *devstack.Stack, kill bool) {
+	ctx := context.Background()
+	pods, err := s.ControllerPods(ctx)
+	if err != nil || len(pods) == 0 {
+		t.Fatalf("controller pods: %v (%d)", err, len(pods))
+	}
+	pod := &pods[0]
+	if kill {
+		if err := s.KillPod(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("fault: SIGKILLed the controller container of %s", pod.Name)
+	} else {
+		if err := s.Client.Delete(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("fault: deleted the controller pod %s", pod.Name)
+	}
+	// A killed container is restarted in place; first see it go unready (or the pod go) so the wait
+	// below is for the new controller.
+	time.Sleep(2 * time.Second)
+	if err := s.WaitControllerReady(ctx, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fault: a controller is Ready again")
 }
 
 // checkExactlyOnce proves the central promise from the outside: each row is packed into exactly one
@@ -211,7 +344,91 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
 	for u, err := range store.ListMultipartUploads(ctx, seed.ArchiveBucket, "") {
 		t.Errorf("multipart upload left behind: %s (%v)", u.Key, err)
 	}
-	t.Logf("exactly once: %d rows in %d committed containers, %d archive objects, no uploads left", files, len(committed), len(referenced))
+	t.Logf("exactly once: %d rows in %d committed containers, %d archive objects, no uploads left", seed.Total(), len(committed), len(referenced))
+}
+
+// checkRestricted shows that every pod DES runs meets Pod Security "restricted", apart from the host
+// network the test overlay adds: each pod's spec, without hostNetwork and its implied host ports, is
+// created with a server-side dry run in a namespace that enforces "restricted", so the API server's
+// own PodSecurity admission judges it.
+func checkRestricted(t *testing.T, s *devstack.Stack) {
+	ctx := context.Background()
+	judge := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "psa-restricted",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if err := s.Client.Create(ctx, judge); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, namespace := range []string{devstack.ControllerNamespace, ns} {
+		list := &corev1.PodList{}
+		if err := s.Client.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			component := p.Labels["app.kubernetes.io/component"]
+			if component == "" {
+				component = p.Name
+			}
+			copyPod := restrictedCandidate(&p)
+			if err := s.Client.Create(ctx, copyPod, client.DryRunAll); err != nil {
+				t.Errorf("pod %s/%s does not meet Pod Security restricted: %v", namespace, p.Name, err)
+			}
+			seen[component]++
+		}
+	}
+	for _, want := range []string{"controller", "packer", "marker", "scans-viewer"} {
+		if seen[want] == 0 {
+			t.Errorf("no %s pod ran (pods seen: %v)", want, seen)
+		}
+	}
+	t.Logf("Pod Security restricted (host network aside): %v", seen)
+}
+
+// restrictedCandidate is a pod's spec as it would be created in the judging namespace: no host
+// network or host ports, the namespace's default ServiceAccount (its token volume is added again by
+// admission), not bound to a node.
+func restrictedCandidate(p *corev1.Pod) *corev1.Pod {
+	spec := p.Spec.DeepCopy()
+	spec.HostNetwork, spec.NodeName, spec.DNSPolicy = false, "", corev1.DNSClusterFirst
+	spec.ServiceAccountName, spec.DeprecatedServiceAccount = "default", ""
+	var volumes []corev1.Volume
+	for _, v := range spec.Volumes {
+		if !strings.HasPrefix(v.Name, "kube-api-access-") {
+			volumes = append(volumes, v)
+		}
+	}
+	spec.Volumes = volumes
+	strip := func(cs []corev1.Container) {
+		for i := range cs {
+			var mounts []corev1.VolumeMount
+			for _, m := range cs[i].VolumeMounts {
+				if !strings.HasPrefix(m.Name, "kube-api-access-") {
+					mounts = append(mounts, m)
+				}
+			}
+			cs[i].VolumeMounts = mounts
+			for j := range cs[i].Ports {
+				cs[i].Ports[j].HostPort = 0
+			}
+		}
+	}
+	strip(spec.Containers)
+	strip(spec.InitContainers)
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: "psa-restricted", Labels: p.Labels}, Spec: *spec}
+}
+
+func countPhase(t *testing.T, s *devstack.Stack, phase desv1.ContainerPhase) int {
+	list := &desv1.DesContainerList{}
+	if err := s.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range list.Items {
+		if c.Status.Phase == phase {
+			n++
+		}
+	}
+	return n
 }
 
 // deleteShardAndCheckCleanup deletes the DesShard: its Jobs and DesContainers go (owner references,
@@ -224,7 +441,7 @@ func deleteShardAndCheckCleanup(t *testing.T, s *devstack.Stack, seed *devstack.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		jobs, cons := &batchv1.JobList{}, &desv1.DesContainerList{}
-		if err := s.Client.List(ctx, jobs, client.InNamespace(ns)); err != nil {
+		if err := s.Client.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{protocol.LabelComponent: "packer"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Client.List(ctx, cons, client.InNamespace(ns)); err != nil {
@@ -249,6 +466,18 @@ func deleteShardAndCheckCleanup(t *testing.T, s *devstack.Stack, seed *devstack.
 		t.Fatal("deleting the DesShard deleted the archive")
 	}
 	t.Logf("DesShard deleted: Jobs and DesContainers gone, %d archive objects kept", n)
+}
+
+// dumpOnFailure shows the cluster's state and the controller's log when the test failed.
+func dumpOnFailure(t *testing.T, s *devstack.Stack) {
+	if !t.Failed() {
+		return
+	}
+	ctx := context.Background()
+	out, _ := s.Kubectl(ctx, "get", "pods,jobs,desshards,descontainers", "-A", "-o", "wide")
+	t.Logf("state at failure:\n%s", out)
+	logs, _ := s.Kubectl(ctx, "-n", devstack.ControllerNamespace, "logs", "deploy/"+devstack.ControllerDeployment, "--tail=80")
+	t.Logf("controller log (tail):\n%s", logs)
 }
 
 func someNames(seed *devstack.Seed, n int) []string {

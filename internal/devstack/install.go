@@ -1,0 +1,207 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/datavision/des/internal/protocol"
+	"github.com/datavision/des/internal/testworld"
+)
+
+// ControllerNamespace and ControllerDeployment are where config/default installs the controller.
+const (
+	ControllerNamespace  = "des-system"
+	ControllerDeployment = "des-controller"
+)
+
+// installOverlay is the test overlay of config/default. It changes only what this machine needs:
+//   - the image: the locally built tag, never pulled (nothing can be pulled here);
+//   - host networking for the controller and, through --pod-host-network, for the packer and marker
+//     pods: the node has no pod network, and the servers listen on the node's loopback. A hostNetwork
+//     pod is outside Pod Security "baseline", so the controller's namespace enforces "privileged" and
+//     warns on "restricted" (the e2e checks every pod against "restricted" apart from that);
+//   - one controller replica: two hostNetwork replicas on one node would want the same ports.
+const installOverlay = `# Written by internal/devstack: config/default for the test world's single node.
+resources:
+- %[1]s
+images:
+- name: ghcr.io/datavision/des
+  newName: %[2]s
+  newTag: %[3]s
+patches:
+- target: {kind: Namespace, name: des-system}
+  patch: |-
+    - {op: replace, path: /metadata/labels/pod-security.kubernetes.io~1enforce, value: privileged}
+    - {op: add, path: /metadata/labels/pod-security.kubernetes.io~1warn, value: restricted}
+- target: {kind: Deployment, name: des-controller}
+  patch: |-
+    - {op: replace, path: /spec/replicas, value: 1}
+    - {op: add, path: /spec/template/spec/hostNetwork, value: true}
+    - {op: add, path: /spec/template/spec/dnsPolicy, value: ClusterFirstWithHostNet}
+    - {op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}
+    - {op: add, path: /spec/template/spec/containers/0/args/-, value: --pod-host-network}
+- patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: des-controller, namespace: des-system}
+    spec:
+      template:
+        spec:
+          containers:
+          - name: manager
+            env:
+            - {name: DES_PACKER_IMAGE, value: "%[4]s"}
+`
+
+// InstallDES applies the overlay of config/default with kubectl and waits until the controller's
+// Deployment has a Ready pod.
+func (s *Stack) InstallDES(ctx context.Context) error {
+	root, err := testworld.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.Opts.Dir, "install")
+	base, err := relDir(dir, filepath.Join(root, "config", "default"))
+	if err != nil {
+		return err
+	}
+	name, tag, _ := strings.Cut(testworld.ManagerImage, ":")
+	if err := writeOverlay(dir, fmt.Sprintf(installOverlay, base, name, tag, testworld.ManagerImage)); err != nil {
+		return err
+	}
+	if out, err := s.Kubectl(ctx, "apply", "-k", dir); err != nil {
+		return fmt.Errorf("kubectl apply -k %s: %w\n%s", dir, err, out)
+	}
+	return s.WaitControllerReady(ctx, 2*time.Minute)
+}
+
+// relDir is target relative to dir, which it creates: kustomize wants relative resource paths.
+func relDir(dir, target string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return filepath.Rel(dir, target)
+}
+
+func writeOverlay(dir, kustomization string) error {
+	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644)
+}
+
+// WaitControllerReady waits until exactly one controller pod is Ready and none is terminating.
+func (s *Stack) WaitControllerReady(ctx context.Context, timeout time.Duration) error {
+	return poll(ctx, timeout, func() (bool, string, error) {
+		dep := &appsv1.Deployment{}
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: ControllerNamespace, Name: ControllerDeployment}, dep); err != nil {
+			return false, "", err
+		}
+		pods, err := s.ControllerPods(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		ready := 0
+		for _, p := range pods {
+			if !p.DeletionTimestamp.IsZero() {
+				return false, "a controller pod is terminating", nil
+			}
+			if podReady(&p) {
+				ready++
+			}
+		}
+		return ready == 1, fmt.Sprintf("%d of %d controller pods Ready", ready, len(pods)), nil
+	})
+}
+
+// ControllerPods lists the controller's pods.
+func (s *Stack) ControllerPods(ctx context.Context) ([]corev1.Pod, error) {
+	list := &corev1.PodList{}
+	err := s.Client.List(ctx, list, client.InNamespace(ControllerNamespace),
+		client.MatchingLabels{"app.kubernetes.io/name": "des", "app.kubernetes.io/component": "controller"})
+	return list.Items, err
+}
+
+// PackerPods lists the running packer pods of a namespace whose container has started.
+func (s *Stack) PackerPods(ctx context.Context, ns string) ([]corev1.Pod, error) {
+	list := &corev1.PodList{}
+	if err := s.Client.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{protocol.LabelComponent: "packer"}); err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp.IsZero() && runningContainerID(&p) != "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// runningContainerID is the id of the pod's first running container, or "".
+func runningContainerID(p *corev1.Pod) string {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Running != nil && c.ContainerID != "" {
+			return c.ContainerID
+		}
+	}
+	return ""
+}
+
+// KillPod SIGKILLs the pod's running container through containerd, as an OOM kill or a crash would:
+// the process gets no chance to clean up.
+func (s *Stack) KillPod(ctx context.Context, p *corev1.Pod) error {
+	id := runningContainerID(p)
+	if id == "" {
+		return fmt.Errorf("pod %s has no running container", p.Name)
+	}
+	return s.Node.KillContainer(ctx, id)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Kubectl runs kubectl against the stack and returns its combined output.
+func (s *Stack) Kubectl(ctx context.Context, args ...string) (string, error) {
+	dir, err := testworld.KubeAssetsDir()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "kubectl"), append([]string{"--kubeconfig", s.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// poll calls check every 250 ms until it reports done, fails, or timeout passes; the timeout error
+// carries check's last description.
+func poll(ctx context.Context, timeout time.Duration, check func() (bool, string, error)) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	var lastErr error
+	for {
+		done, what, err := check()
+		if err == nil && done {
+			return nil
+		}
+		last, lastErr = what, err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w after %s: %s (%v)", ErrTimeout, timeout, last, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
