@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,7 +27,7 @@ func runMark(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	namespace := fs.String("namespace", os.Getenv("POD_NAMESPACE"), "namespace of the DesSource (env POD_NAMESPACE)")
 	source := fs.String("dessource", "", "name of the DesSource whose catalog to mark")
-	dsnFile := fs.String("dsn-file", protocol.VolumePath(protocol.CatalogSecretDir)+"/"+protocol.CatalogDSNFile,
+	dsnFile := fs.String("dsn-file", filepath.Join(protocol.CatalogSecretDir, protocol.CatalogDSNFile),
 		"file holding the catalog DSN; without this flag $"+marker.EnvCatalogDSN+" wins when set")
 	identity := fs.String("identity", os.Getenv("POD_NAME"), "holder identity in the node Lease (env POD_NAME)")
 	leaseNS := fs.String("lease-namespace", os.Getenv("DES_NAME_LEASE_NAMESPACE"),

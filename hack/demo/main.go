@@ -64,7 +64,7 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 	logf("  %d files, %.1f MiB; %d rows left unnamed for the marker CronJob", seed.Total(), float64(seed.Bytes)/(1<<20), len(seed.Unnamed))
 
 	logf("kubectl apply -k (config/samples pointed at the local S3 server)")
-	if err := s.ApplySamples(ctx, seed, 1000); err != nil {
+	if err := s.ApplySamples(ctx, seed, 1000, 20*time.Second); err != nil {
 		return err
 	}
 	logf("packing: the controller starts packer Jobs, the kubelet runs their pods in containers")

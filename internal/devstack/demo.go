@@ -24,8 +24,9 @@ import (
 
 // ApplySamples applies config/samples with kubectl, through a kustomize overlay that points them at
 // this stack's S3 server and namespace and packs smaller containers, so a small demo makes several.
-// The DesSource's marker runs every minute and names rows as soon as they exist.
-func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, maxFiles int) error {
+// The DesSource's marker runs every minute and names rows as soon as they exist; the DesShard runs
+// every interval, so rows the marker names are packed soon.
+func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, maxFiles int, interval time.Duration) error {
 	root, err := testworld.RepoRoot()
 	if err != nil {
 		return err
@@ -47,10 +48,11 @@ patches:
   patch: |-
     - {op: replace, path: /spec/archive/endpoint, value: "%[3]s"}
     - {op: replace, path: /spec/limits/maxFiles, value: %[4]d}
+    - {op: replace, path: /spec/interval, value: %[5]s}
     - {op: replace, path: /spec/bigFileThreshold, value: 524288}
     - {op: replace, path: /spec/shardsPerJob, value: 64}
     - {op: remove, path: /spec/job/resources}
-`, seed.Namespace, samples, s.S3.Endpoint, maxFiles)
+`, seed.Namespace, samples, s.S3.Endpoint, maxFiles, interval)
 	if err := writeOverlay(overlay, kustomization); err != nil {
 		return err
 	}

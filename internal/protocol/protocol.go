@@ -5,9 +5,7 @@ package protocol
 import (
 	"crypto/rand"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"time"
 )
 
@@ -94,14 +92,4 @@ func ContainerName(desShard, containerID string) string { return desShard + "-" 
 // DayPrefix is the key prefix of all containers of one day: <prefix>/<YYYY-MM-DD>/.
 func DayPrefix(prefix string, day time.Time) string {
 	return path.Join(prefix, day.UTC().Format(time.DateOnly)) + "/"
-}
-
-// VolumeRootEnv names the environment variable that the local pod runner (dev/test tooling that
-// stands in for the kubelet) sets to the folder where it materialised a pod's volumes. On a real
-// node it is unset and volumes are where the pod spec mounts them.
-const VolumeRootEnv = "DES_VOLUME_ROOT"
-
-// VolumePath is where a process finds a path the pod spec mounts, e.g. VolumePath(CatalogSecretDir).
-func VolumePath(mountPath string) string {
-	return filepath.Join(os.Getenv(VolumeRootEnv), mountPath)
 }

@@ -79,12 +79,9 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ApplySamples(ctx, seed, 200); err != nil {
-		t.Fatal(err)
-	}
 	// Runs every 15 s, so shards whose Job was killed are packed again soon.
-	if out, err := s.Kubectl(ctx, "-n", ns, "patch", "desshard", "scans-all", "--type=merge", "-p", `{"spec":{"interval":"15s"}}`); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	if err := s.ApplySamples(ctx, seed, 200, 15*time.Second); err != nil {
+		t.Fatal(err)
 	}
 
 	stopIngest := ingest(t, seed)
