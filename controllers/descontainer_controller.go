@@ -33,8 +33,13 @@ const ConditionFinished = "Finished"
 type DesContainerReconciler struct {
 	client.Client
 	*Connector
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// APIReader reads around the cache. A writer found gone in the cache is judged again on fresh
+	// reads before recovery: the cache can hold a Lease its previous holder released while missing
+	// the new holder's acquire (seen on the real node when a packer pod is replaced), and recovering
+	// a live writer's container would race that writer. Nil judges on the cache alone.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers,verbs=get;list;watch;update;patch;delete
@@ -51,23 +56,46 @@ func (r *DesContainerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if finalPhase(c.Status.Phase) {
 		return r.finish(ctx, c)
 	}
-	now := r.Clock.Now()
 	if c.DeletionTimestamp.IsZero() {
-		verdict, err := r.judge(ctx, c, now)
-		if err != nil {
-			return ctrl.Result{}, err
+		verdict, fresh, err := r.judgeFresh(ctx, c)
+		if err != nil || fresh == nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if finalPhase(fresh.Status.Phase) {
+			return r.finish(ctx, fresh)
 		}
 		if verdict.alive {
 			return ctrl.Result{RequeueAfter: verdict.recheck + time.Second}, nil
 		}
+		c = fresh
 		log.FromContext(ctx).Info("recovering container", "phase", c.Status.Phase, "why", verdict.why)
 	}
 	return r.recover(ctx, c)
 }
 
-func (r *DesContainerReconciler) judge(ctx context.Context, c *desv1.DesContainer, now time.Time) (writerVerdict, error) {
+// judgeFresh judges the writer on the cache and, when it looks gone, again on fresh reads: the
+// container first (which pod writes it), then its Lease and Job. A writer records itself in the
+// container only after it holds the Lease, so a Lease read after that container read sees its
+// acquire. It returns the container the verdict is about.
+func (r *DesContainerReconciler) judgeFresh(ctx context.Context, c *desv1.DesContainer) (writerVerdict, *desv1.DesContainer, error) {
+	verdict, err := r.judge(ctx, r.Client, c, r.Clock.Now())
+	if err != nil || verdict.alive || r.APIReader == nil {
+		return verdict, c, err
+	}
+	fresh := &desv1.DesContainer{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
+		return writerVerdict{}, nil, err
+	}
+	if finalPhase(fresh.Status.Phase) || !fresh.DeletionTimestamp.IsZero() {
+		return writerVerdict{}, fresh, nil
+	}
+	verdict, err = r.judge(ctx, r.APIReader, fresh, r.Clock.Now())
+	return verdict, fresh, err
+}
+
+func (r *DesContainerReconciler) judge(ctx context.Context, reader client.Reader, c *desv1.DesContainer, now time.Time) (writerVerdict, error) {
 	lease := &coordinationv1.Lease{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, lease)
+	err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, lease)
 	if apierrors.IsNotFound(err) {
 		lease = nil
 	} else if err != nil {
@@ -76,7 +104,7 @@ func (r *DesContainerReconciler) judge(ctx context.Context, c *desv1.DesContaine
 	var job *batchv1.Job
 	if c.Status.Job != "" {
 		job = &batchv1.Job{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Status.Job}, job)
+		err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Status.Job}, job)
 		if apierrors.IsNotFound(err) {
 			job = nil
 		} else if err != nil {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
@@ -82,7 +84,7 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 func (w *crashWorld) reconciler() *DesContainerReconciler {
 	pools := NewPoolCache()
 	w.t.Cleanup(pools.Close)
-	return &DesContainerReconciler{Client: w.c, Connector: &Connector{Secrets: w.c, Pools: pools}, Recorder: w.events, Clock: w.clock}
+	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Connector: &Connector{Secrets: w.c, Pools: pools}, Recorder: w.events, Clock: w.clock}
 }
 
 // archive builds the container the packer would have written for rows, with big payloads (≥ 300 B)
@@ -297,5 +299,53 @@ func TestJudgeWriter(t *testing.T) {
 		if got := judgeWriter(tc.c, tc.lease, nil, now); got.alive != tc.alive {
 			t.Errorf("%s: alive = %v (%s), want %v", tc.name, got.alive, got.why, tc.alive)
 		}
+	}
+}
+
+// staleLeases wraps the real client and answers Lease reads with the released Lease a previous
+// holder left, as an informer cache does until it sees the new holder's acquire. The real API server
+// cannot be made to serve a stale read on demand; this fault is what the wrapper adds.
+type staleLeases struct{ client.Client }
+
+func (s staleLeases) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := s.Client.Get(ctx, key, obj, opts...); err != nil {
+		return err
+	}
+	if l, ok := obj.(*coordinationv1.Lease); ok {
+		l.Spec.HolderIdentity = nil // released
+	}
+	return nil
+}
+
+// TestStaleCacheDoesNotRecoverALiveWriter: the cache says the shard Lease is released while the
+// writer recorded in the container holds it. Judged on fresh reads, the writer is alive and its
+// container is left alone; judged on the cache alone it would be rolled back under the writer.
+func TestStaleCacheDoesNotRecoverALiveWriter(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		fresh     bool
+		wantPhase desv1.ContainerPhase
+	}{
+		{"fresh reads", true, desv1.PhaseWriting},
+		{"cache alone", false, desv1.PhaseRolledBack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorld(t, desv1.PhaseWriting)
+			w.create(&coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: protocol.LeaseName("daily", crashShard)},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("packer-pod-1"), LeaseDurationSeconds: ptr.To(int32(30)),
+					RenewTime: &metav1.MicroTime{Time: w.clock.Now()}},
+			})
+			r := w.reconciler()
+			r.Client = staleLeases{w.c}
+			if !tc.fresh {
+				r.APIReader = nil
+			}
+			res := w.reconcile(r, w.con.Name)
+			w.get(w.con)
+			if w.con.Status.Phase != tc.wantPhase {
+				t.Fatalf("phase %s, want %s (requeue %v)", w.con.Status.Phase, tc.wantPhase, res)
+			}
+		})
 	}
 }

@@ -21,8 +21,10 @@ import (
 
 // The manager creates the packer ServiceAccount and RoleBinding in each namespace with DES resources.
 // `bind` on the packer role is what lets it bind the role without holding the role's rights itself.
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;list;watch;create;update;patch
+// It reads them uncached (cmd/manager: the cache would watch every one in the cluster), so it needs
+// neither list nor watch.
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;create;update;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=get;create;update;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=des-packer-role
 
 const (

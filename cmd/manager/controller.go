@@ -131,6 +131,7 @@ func startController(ctx context.Context, f controllerFlags) error {
 		return fmt.Errorf("set up DesSource controller: %w", err)
 	}
 	containers := &controllers.DesContainerReconciler{
+		APIReader: mgr.GetAPIReader(),
 		Client:    mgr.GetClient(),
 		Connector: connector,
 		Recorder:  mgr.GetEventRecorder("des-controller"),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -118,6 +119,32 @@ func (s *Stack) WaitControllerReady(ctx context.Context, timeout time.Duration) 
 		}
 		return ready == 1, fmt.Sprintf("%d of %d controller pods Ready", ready, len(pods)), nil
 	})
+}
+
+// leaderLease is the controller's leader election Lease (cmd/manager/controller.go).
+const leaderLease = "des-controller.des.datavision.io"
+
+// LeaderHolder is the identity holding the controller's leader Lease ("" when none does).
+func (s *Stack) LeaderHolder(ctx context.Context) (string, error) {
+	l := &coordinationv1.Lease{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: ControllerNamespace, Name: leaderLease}, l); err != nil {
+		return "", err
+	}
+	if l.Spec.HolderIdentity == nil {
+		return "", nil
+	}
+	return *l.Spec.HolderIdentity, nil
+}
+
+// WaitNewLeader waits until a holder other than old (and not none) leads.
+func (s *Stack) WaitNewLeader(ctx context.Context, old string, timeout time.Duration) (string, error) {
+	var holder string
+	err := poll(ctx, timeout, func() (bool, string, error) {
+		h, err := s.LeaderHolder(ctx)
+		holder = h
+		return err == nil && h != "" && h != old, "leader " + h, err
+	})
+	return holder, err
 }
 
 // ControllerPods lists the controller's pods.

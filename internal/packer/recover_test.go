@@ -29,7 +29,7 @@ func recoverAll(t *testing.T, w *world) (forward, back int) {
 	t.Helper()
 	pools := controllers.NewPoolCache()
 	defer pools.Close()
-	r := &controllers.DesContainerReconciler{Client: w.kube, Connector: &controllers.Connector{Secrets: w.kube, Pools: pools},
+	r := &controllers.DesContainerReconciler{Client: w.kube, APIReader: w.kube, Connector: &controllers.Connector{Secrets: w.kube, Pools: pools},
 		Recorder: events.NewFakeRecorder(100), Clock: clock.RealClock{}}
 	for _, c := range w.containers() {
 		if held, holder := shardBusy(t, w, &c); held && !isFinalPhase(c.Status.Phase) {

@@ -163,7 +163,7 @@ func (n *NodeServer) Ctr(ctx context.Context, args ...string) (string, error) {
 }
 
 func (n *NodeServer) importImage(ctx context.Context, tarball string) error {
-	_, err := n.Ctr(ctx, "images", "import", "--no-unpack=false", tarball)
+	_, err := n.Ctr(ctx, "images", "import", tarball) // unpacked for the default snapshotter
 	return err
 }
 

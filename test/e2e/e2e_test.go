@@ -109,6 +109,7 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRestricted(t, s)
+	checkNoForbidden(t, s)
 	rolledBack := countPhase(t, s, desv1.PhaseRolledBack)
 	out, _ := s.Kubectl(ctx, "-n", ns, "get", "dessources,desshards")
 	t.Logf("\n%s", out)
@@ -188,7 +189,7 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 					continue
 				}
 				f.podDeletes++
-				t.Logf("fault: deleted packer pod %s (SIGTERM)", pod.Name)
+				t.Logf("fault: deleted packer pod %s (SIGTERM): %s", pod.Name, watchGracefulStop(t, s, pod))
 			}
 		case "kill-controller", "delete-controller":
 			controllerFault(t, s, what == "kill-controller")
@@ -209,6 +210,31 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 		}
 	}
 	return f
+}
+
+// watchGracefulStop follows a deleted packer pod until it is gone and says how its container ended.
+// A packer stops on SIGTERM within its grace period, finishing or abandoning its container (exit 0 or
+// 1); exit 137 means the kubelet had to SIGKILL it when the grace period ran out.
+func watchGracefulStop(t *testing.T, s *devstack.Stack, pod *corev1.Pod) string {
+	ctx := context.Background()
+	started := time.Now()
+	outcome := "gone before its end was seen"
+	for time.Since(started) < 2*time.Minute {
+		p := &corev1.Pod{}
+		if err := s.Client.Get(ctx, client.ObjectKeyFromObject(pod), p); err != nil {
+			break
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if term := c.State.Terminated; term != nil {
+				outcome = fmt.Sprintf("exited %d after %.1fs", term.ExitCode, time.Since(started).Seconds())
+				if term.ExitCode == 137 {
+					t.Errorf("packer pod %s was SIGKILLed at the end of its grace period instead of stopping on SIGTERM", pod.Name)
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return outcome
 }
 
 // waitPacker waits up to a minute for a running packer pod and picks one.
@@ -236,6 +262,10 @@ func controllerFault(t *testing.T, s *devstack.Stack, kill bool) {
 		t.Fatalf("controller pods: %v (%d)", err, len(pods))
 	}
 	pod := &pods[0]
+	leader, err := s.LeaderHolder(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if kill {
 		if err := s.KillPod(ctx, pod); err != nil {
 			t.Fatal(err)
@@ -253,7 +283,11 @@ func controllerFault(t *testing.T, s *devstack.Stack, kill bool) {
 	if err := s.WaitControllerReady(ctx, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("fault: a controller is Ready again")
+	next, err := s.WaitNewLeader(ctx, leader, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("leader election after the fault: %v", err)
+	}
+	t.Logf("fault: a controller is Ready again; the leader Lease went from %s to %s", leader, next)
 }
 
 // checkExactlyOnce proves the central promise from the outside: each row is packed into exactly one
@@ -379,6 +413,43 @@ func checkRestricted(t *testing.T, s *devstack.Stack) {
 		}
 	}
 	t.Logf("Pod Security restricted (host network aside): %v", seen)
+}
+
+// checkNoForbidden reads the logs of every container of the controller's and the DesShard's
+// namespaces still there (controller, packers, marker, reader sidecar): a rule missing from the
+// shipped RBAC shows up as a "forbidden" answer of the API server.
+func checkNoForbidden(t *testing.T, s *devstack.Stack) {
+	ctx := context.Background()
+	read := 0
+	for _, namespace := range []string{devstack.ControllerNamespace, ns} {
+		list := &corev1.PodList{}
+		if err := s.Client.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+				logs, err := s.Kubectl(ctx, "-n", namespace, "logs", p.Name, "-c", c.Name)
+				if err != nil {
+					continue // a pod whose container never started has no log
+				}
+				read++
+				if strings.Contains(strings.ToLower(logs), "forbidden") {
+					t.Errorf("%s/%s (%s) was refused by RBAC:\n%s", namespace, p.Name, c.Name, grepLines(logs, "forbidden"))
+				}
+			}
+		}
+	}
+	t.Logf("RBAC: read the logs of %d containers for forbidden answers", read)
+}
+
+func grepLines(text, word string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(strings.ToLower(l), word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // restrictedCandidate is a pod's spec as it would be created in the judging namespace: no host

@@ -105,7 +105,7 @@ func TestSecretFilesAndTheNonRootUser(t *testing.T) {
 	}
 }
 
-func TestHostNetworkPodReachesTheAPIServerInCluster(t *testing.T) {
+func TestHostNetworkPodRunsOnTheNodeAddress(t *testing.T) {
 	kube := testworld.K8s(t)
 	ctx := context.Background()
 	ns := kube.NewNamespace(t)
