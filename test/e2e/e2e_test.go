@@ -24,6 +24,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -163,11 +164,14 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 		"delete-packer", "delete-packer", "delete-packer", "kill-controller", "delete-controller", "stop-kubelet"}
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 	var f faults
+	// Pods this function SIGKILLed: their status may still say Running for a moment, and a later
+	// fault must not pick them (a deleted pod would then show our own SIGKILL as exit 137).
+	struck := map[types.UID]bool{}
 	for _, what := range plan {
 		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
 		switch what {
 		case "kill-packer", "delete-packer":
-			pod, ok := waitPacker(ctx, t, s, rng)
+			pod, ok := waitPacker(ctx, t, s, rng, struck)
 			if !ok {
 				f.skipped++
 				continue
@@ -181,6 +185,7 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 					continue
 				}
 				f.containerKills++
+				struck[pod.UID] = true
 				t.Logf("fault: SIGKILLed packer container of %s", pod.Name)
 			} else {
 				if err := s.Client.Delete(ctx, pod); err != nil {
@@ -189,6 +194,7 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 					continue
 				}
 				f.podDeletes++
+				struck[pod.UID] = true
 				t.Logf("fault: deleted packer pod %s (SIGTERM): %s", pod.Name, watchGracefulStop(t, s, pod))
 			}
 		case "kill-controller", "delete-controller":
@@ -230,6 +236,7 @@ func watchGracefulStop(t *testing.T, s *devstack.Stack, pod *corev1.Pod) string 
 				if term.ExitCode == 137 {
 					t.Errorf("packer pod %s was SIGKILLed at the end of its grace period instead of stopping on SIGTERM", pod.Name)
 				}
+				return outcome
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -237,13 +244,19 @@ func watchGracefulStop(t *testing.T, s *devstack.Stack, pod *corev1.Pod) string 
 	return outcome
 }
 
-// waitPacker waits up to a minute for a running packer pod and picks one.
-func waitPacker(ctx context.Context, t *testing.T, s *devstack.Stack, rng *rand.Rand) (*corev1.Pod, bool) {
+// waitPacker waits up to a minute for a running packer pod not struck before and picks one.
+func waitPacker(ctx context.Context, t *testing.T, s *devstack.Stack, rng *rand.Rand, struck map[types.UID]bool) (*corev1.Pod, bool) {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		pods, err := s.PackerPods(ctx, ns)
+		all, err := s.PackerPods(ctx, ns)
 		if err != nil {
 			t.Fatal(err)
+		}
+		var pods []corev1.Pod
+		for _, p := range all {
+			if !struck[p.UID] {
+				pods = append(pods, p)
+			}
 		}
 		if len(pods) > 0 {
 			return &pods[rng.IntN(len(pods))], true
