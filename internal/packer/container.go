@@ -207,8 +207,9 @@ func (p *Packer) commit(ctx context.Context, held *lease.Held, c *container) err
 		st.Reason = ""
 	})
 	if err != nil {
-		// The commit is durable (des_containers has it); recovery only has to record the phase.
-		return fmt.Errorf("container %s is committed but its status is not: %w", c.obj.Name, err)
+		// The commit is durable (des_containers has it); recovery only has to record the phase. A
+		// Lease lost meanwhile cancels the update: report the loss, which is what stops the packer.
+		return p.leaseOr(held, fmt.Errorf("container %s is committed but its status is not: %w", c.obj.Name, err))
 	}
 	return nil
 }

@@ -163,12 +163,16 @@ func TestTwoPackersRaceForOneShard(t *testing.T) {
 func TestLeaseLostStopsThePackerAtOnce(t *testing.T) {
 	w := newWorld(t, worldOptions{shards: []int32{5}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 50}})
 	w.addRows(5, []int64{3000}, 400, nil)
-	slow := objstoretest.Wrap(w.store.API()).Add(objstoretest.Rule{Op: "GetObject", Delay: 5 * time.Millisecond})
+	// The 75th source GET (inside the second container) hangs until the Lease is lost, so the steal
+	// below always finds the packer writing that container, never between containers or committing.
+	slow := objstoretest.Wrap(w.store.API()).
+		Add(objstoretest.Rule{Op: "GetObject", Delay: 5 * time.Millisecond}).
+		Add(objstoretest.Rule{Op: "GetObject", Nth: 75, Delay: 5 * time.Minute})
 	tune := packer.Tuning{Window: 2, LeaseDuration: 3 * time.Second, LeaseRenewInterval: 200 * time.Millisecond, LeaseRenewDeadline: 2 * time.Second}
 	var runErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { runErr = w.packer("pod-a", slow, tune).Run(w.ctx) })
-	waitFor(t, func() bool { return w.counts().Packed >= 50 })
+	waitFor(t, func() bool { return w.counts().Packed >= 50 && slow.Calls("GetObject") >= 75 })
 	steal(t, w.kube, w.ns, protocol.LeaseName("ds", 5), "intruder")
 	wg.Wait()
 	if !errors.Is(runErr, lease.ErrLost) {

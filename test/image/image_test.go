@@ -41,9 +41,6 @@ const (
 var baseFiles = []string{caBundle}
 
 func TestDockerfileMatchesImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the manager and the image tool (-short)")
-	}
 	root := repoRoot(t)
 	dockerfile := filepath.Join(root, "Dockerfile")
 	text, err := os.ReadFile(dockerfile)
