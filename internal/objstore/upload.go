@@ -210,11 +210,52 @@ func (u *Upload) abort(ctx context.Context) error {
 	if id == "" {
 		return nil
 	}
-	err := u.store.AbortMultipart(ctx, u.bucket, u.key, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil
+	return u.store.abortFully(ctx, u.bucket, u.key, id)
+}
+
+// abortAttempts and abortRecheck bound abortFully's repeats.
+const (
+	abortAttempts = 5
+	abortRecheck  = 200 * time.Millisecond
+)
+
+// abortFully aborts a multipart upload until the store no longer lists it. A part upload the store
+// was still processing when the abort arrived (its client had already given up) can bring the
+// upload back: S3's documentation says to abort "multiple times" for that reason, and versitygw
+// does it too (seen under load in TestS3FailuresRollBackTheContainer).
+func (s *Store) abortFully(ctx context.Context, bucket, key, id string) error {
+	for attempt := 1; ; attempt++ {
+		if err := s.AbortMultipart(ctx, bucket, key, id); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		// Give a part the store is still writing the time to land before looking (a rare path:
+		// aborts follow failures).
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(abortRecheck):
+		}
+		listed, err := s.uploadListed(ctx, bucket, key, id)
+		if err != nil || !listed {
+			return err
+		}
+		if attempt == abortAttempts {
+			return fmt.Errorf("upload %s of %s is still listed after %d aborts", id, key, attempt)
+		}
 	}
-	return err
+}
+
+// uploadListed reports whether the store still lists upload id of key.
+func (s *Store) uploadListed(ctx context.Context, bucket, key, id string) (bool, error) {
+	for up, err := range s.ListMultipartUploads(ctx, bucket, key) {
+		if err != nil {
+			return false, fmt.Errorf("list uploads of %s: %w", key, err)
+		}
+		if up.Key == key && up.UploadID == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // fail aborts the upload after err and returns err, joined with the abort's own failure if any.
