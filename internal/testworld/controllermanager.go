@@ -3,7 +3,6 @@ package testworld
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,17 +69,7 @@ func (s *KubeServer) RunControllerManager(ctx context.Context, kubeconfigPath st
 		return nil, err
 	}
 	cm := &ControllerManager{proc: p}
-	// /healthz needs TLS on the secure port; any TLS answer means it is serving.
-	insecure := &http.Client{Transport: insecureTransport(), Timeout: time.Second}
-	err = p.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
-		resp, err := insecure.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
-	if err != nil {
+	if err := p.waitReady(ctx, 60*time.Second, httpsAnswers(port)); err != nil {
 		cm.Close()
 		return nil, err
 	}

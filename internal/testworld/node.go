@@ -190,7 +190,8 @@ func (n *NodeServer) startScheduler(ctx context.Context, assets string) error {
 	return p.waitReady(ctx, 60*time.Second, httpsAnswers(port))
 }
 
-// httpsAnswers is ready once a local component serves TLS on port (its /healthz needs credentials).
+// httpsAnswers is ready once a local component serves TLS on port: its /healthz needs credentials, so
+// any TLS answer means it is serving.
 func httpsAnswers(port int) func(context.Context) error {
 	insecure := &http.Client{Transport: insecureTransport(), Timeout: time.Second}
 	return func(ctx context.Context) error {
