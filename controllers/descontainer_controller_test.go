@@ -246,13 +246,19 @@ func TestRecoveryMatrix(t *testing.T) {
 	}
 }
 
-func TestLiveWriterIsLeftAlone(t *testing.T) {
-	w := newCrashWorld(t, desv1.PhaseWriting)
+// holdLease gives the container's writer (packer-pod-1) a fresh 30 s shard Lease.
+func (w *crashWorld) holdLease() {
+	w.t.Helper()
 	w.create(&coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: protocol.LeaseName("daily", crashShard)},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("packer-pod-1"), LeaseDurationSeconds: ptr.To(int32(30)),
 			RenewTime: &metav1.MicroTime{Time: w.clock.Now()}},
 	})
+}
+
+func TestLiveWriterIsLeftAlone(t *testing.T) {
+	w := newCrashWorld(t, desv1.PhaseWriting)
+	w.holdLease()
 	before := w.state()
 	res := w.reconcile(w.reconciler(), w.con.Name)
 	if after := w.state(); after != before {
@@ -331,11 +337,7 @@ func TestStaleCacheDoesNotRecoverALiveWriter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCrashWorld(t, desv1.PhaseWriting)
-			w.create(&coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: protocol.LeaseName("daily", crashShard)},
-				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("packer-pod-1"), LeaseDurationSeconds: ptr.To(int32(30)),
-					RenewTime: &metav1.MicroTime{Time: w.clock.Now()}},
-			})
+			w.holdLease()
 			r := w.reconciler()
 			r.Client = staleLeases{w.c}
 			if !tc.fresh {
