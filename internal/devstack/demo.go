@@ -167,11 +167,11 @@ resources:
 - reader-sidecar-pod.yaml
 images:
 - name: ghcr.io/datavision/des
-  newName: %[3]s
-  newTag: %[4]s
+  newName: %[2]s
+  newTag: %[3]s
 - name: curlimages/curl
-  newName: %[5]s
-  newTag: %[6]s
+  newName: %[4]s
+  newTag: %[5]s
 patches:
 - target: {kind: Pod, name: scans-viewer}
   patch: |-
@@ -182,8 +182,8 @@ patches:
     - {op: remove, path: /spec/containers/0/args}
     - op: replace
       path: /spec/initContainers/0/args
-      value: [reader, --listen-address=127.0.0.1:8090, --probe-address=:8091, --endpoint=%[7]s, --region=%[8]s,
-        --path-style, --bucket=%[9]s, --archive-prefix=scans, --shard-bits=%[10]d, --credentials-dir=/var/run/des/archive,
+      value: [reader, --listen-address=127.0.0.1:8090, --probe-address=:8091, --endpoint=%[6]s, --region=%[7]s,
+        --path-style, --bucket=%[8]s, --archive-prefix=scans, --shard-bits=%[9]d, --credentials-dir=/var/run/des/archive,
         "--namespace=$(POD_NAMESPACE)", --cache-size=64Mi]
 `
 
@@ -208,7 +208,7 @@ func (s *Stack) StartReader(ctx context.Context, seed *Seed, shardBits int) (*Re
 	}
 	mName, mTag, _ := strings.Cut(testworld.ManagerImage, ":")
 	pName, pTag, _ := strings.Cut(testworld.PauseImage, ":")
-	k := fmt.Sprintf(readerOverlay, seed.Namespace, "", mName, mTag, pName, pTag, s.S3.Endpoint, s.S3.Region,
+	k := fmt.Sprintf(readerOverlay, seed.Namespace, mName, mTag, pName, pTag, s.S3.Endpoint, s.S3.Region,
 		seed.ArchiveBucket, shardBits)
 	if err := writeOverlay(dir, k); err != nil {
 		return nil, err
