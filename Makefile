@@ -52,8 +52,8 @@ $(CONTROLLER_GEN):
 
 .PHONY: test
 test: test-deps test-assets image vet ## Run all tests against the real test world (PostgreSQL, S3, kube-apiserver).
-	hack/run-tests.sh -count=1 -v ./internal/testworld/
-	hack/run-tests.sh -count=1 $$(go list ./... | grep -v -e '/internal/testworld$$' -e /test/e2e)
+	hack/run-tests.sh -count=1 -v ./test/testworld/
+	hack/run-tests.sh -count=1 $$(go list ./... | grep -v -e '/test/testworld$$' -e /test/e2e)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each.
@@ -75,7 +75,7 @@ test-e2e: test-deps test-assets build image ## Run the end-to-end suite on a rea
 
 .PHONY: demo
 demo: test-deps test-assets build image ## Run DES end to end on this machine: a local stack, a few thousand files packed and read back.
-	go build -o $(BIN)/demo ./hack/demo
+	go build -o $(BIN)/demo ./test/demo
 	hack/demo.sh up
 
 .PHONY: demo-down

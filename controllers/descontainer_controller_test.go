@@ -18,7 +18,7 @@ import (
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // crashWorld is a DesShard whose packer died at some step: a catalog with claimed rows, an archive

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestKubectlGetDesContainers checks what an operator sees: `kubectl get descontainers` shows shard,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo / make demo-down: runs hack/demo in the background, shows its progress until the demo is
+# make demo / make demo-down: runs test/demo in the background, shows its progress until the demo is
 # ready (or failed), and leaves the stack up for exploring until `make demo-down`.
 #   hack/demo.sh up | down
 #   hack/demo.sh kubectl ARGS...   kubectl against the demo's cluster

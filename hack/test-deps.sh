@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, only when they are missing:
-#   postgresql                  its server binaries are started privately by internal/testworld (the
+#   postgresql                  its server binaries are started privately by test/testworld (the
 #                               system instance is never used)
-#   containerd, runc,           the real node's container runtime (internal/testworld starts a private
+#   containerd, runc,           the real node's container runtime (test/testworld starts a private
 #   containernetworking-plugins containerd; the system service is never used)
 #   iproute2                    the node's sandbox network (ip)
 #   ca-certificates             the CA bundle that goes into the manager image

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/datavision/des/internal/v1testdata"
+	"github.com/datavision/des/test/v1testdata"
 	"os"
 	"path/filepath"
 	"reflect"

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/naming"
-	"github.com/datavision/des/internal/v1testdata"
+	"github.com/datavision/des/test/v1testdata"
 )
 
 // nameCLI runs `des name ARGS...` in-process.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // The s3:// tests run against the test world's versitygw; the other tests of the package ignore it.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/naming"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // BenchmarkNames compares names/s through POST /v1/names (count=1000, shards included, over loopback HTTP)

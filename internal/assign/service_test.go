@@ -24,7 +24,7 @@ import (
 	"github.com/datavision/des/internal/assign"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/nodeid"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 func TestMain(m *testing.M) { testworld.Main(m, testworld.Kube) }

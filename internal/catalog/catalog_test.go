@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datavision/des/internal/catalog"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres) }

@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/datavision/des/internal/v1testdata"
+	"github.com/datavision/des/test/v1testdata"
 )
 
 func v1TestdataDir(t testing.TB) string { return v1testdata.Dir(t) }

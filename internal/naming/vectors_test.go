@@ -2,7 +2,7 @@ package naming
 
 import (
 	"encoding/json"
-	"github.com/datavision/des/internal/v1testdata"
+	"github.com/datavision/des/test/v1testdata"
 	"os"
 	"path/filepath"
 	"testing"

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // tlsProxy serves HTTPS with a certificate from a private CA and forwards to versitygw, so a Store can be

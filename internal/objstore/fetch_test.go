@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/objstore/objstoretest"
+	"github.com/datavision/des/test/objstoretest"
 )
 
 func TestFetchRanges(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/objstore/objstoretest"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/objstoretest"
+	"github.com/datavision/des/test/testworld"
 )
 
 func TestMain(m *testing.M) { testworld.Main(m, testworld.S3) }

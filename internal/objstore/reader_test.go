@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/objstore/objstoretest"
+	"github.com/datavision/des/test/objstoretest"
 )
 
 func TestOpenReaderAtCostsOneRequest(t *testing.T) {

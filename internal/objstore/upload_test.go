@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/objstore/objstoretest"
+	"github.com/datavision/des/test/objstoretest"
 )
 
 const partSize = objstore.MinPartSize

@@ -17,7 +17,7 @@ import (
 
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/packer"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // BenchmarkPackVsGet packs DES_PACKER_BENCH_FILES (default 20,000) source objects of 4 KiB with

@@ -24,7 +24,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // The kill test runs `manager pack` as a separate process (this test binary, re-executed) against the

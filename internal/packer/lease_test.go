@@ -13,11 +13,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-	"github.com/datavision/des/internal/objstore/objstoretest"
 	"github.com/datavision/des/internal/packer"
 	"github.com/datavision/des/internal/packer/lease"
 	"github.com/datavision/des/internal/protocol"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/objstoretest"
+	"github.com/datavision/des/test/testworld"
 )
 
 // fastLease is Lease timing short enough for tests to see renewals and losses.

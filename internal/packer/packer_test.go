@@ -11,9 +11,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-	"github.com/datavision/des/internal/objstore/objstoretest"
 	"github.com/datavision/des/internal/packer"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/objstoretest"
+	"github.com/datavision/des/test/testworld"
 )
 
 // Sizes around a 128 KiB big-file threshold: empty, tiny, just below and at the threshold, above.

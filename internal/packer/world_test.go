@@ -33,7 +33,7 @@ import (
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/packer"
 	"github.com/datavision/des/internal/protocol"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // childArgsEnv makes the test binary run `manager pack` with the JSON-encoded arguments instead of

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/reader"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 const (

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }

@@ -9,7 +9,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/reader"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestKubeFinder finds containers through DesContainer resources: only Committed ones count, and their

@@ -24,7 +24,7 @@ import (
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/internal/reader"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 func TestMain(m *testing.M) {

@@ -1,4 +1,4 @@
-// Package e2e runs DES end to end the way a cluster runs it (internal/devstack): DES installed with
+// Package e2e runs DES end to end the way a cluster runs it (test/devstack): DES installed with
 // `kubectl apply -k`, the controller as its Deployment under its own ServiceAccount and RBAC, packer
 // Jobs and the marker CronJob in real containers on a real kubelet, against real PostgreSQL, S3 and
 // Kubernetes control-plane servers. While it packs, containers are SIGKILLed, pods deleted, the
@@ -29,10 +29,10 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/desformat"
-	"github.com/datavision/des/internal/devstack"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/devstack"
+	"github.com/datavision/des/test/testworld"
 )
 
 const (

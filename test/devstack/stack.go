@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // Options configure a stack.

@@ -19,7 +19,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // ApplySamples applies config/samples with kubectl, through a kustomize overlay that points them at
@@ -161,7 +161,7 @@ type Reader struct {
 // network (so the sidecar's loopback file API is this machine's 127.0.0.1:8090, as it would be the
 // application's), the stack's S3 server and shard bits. The application container is the pause
 // image: the tests read through the sidecar themselves.
-const readerOverlay = `# Written by internal/devstack: the reader sidecar sample on the test world's node.
+const readerOverlay = `# Written by test/devstack: the reader sidecar sample on the test world's node.
 namespace: %[1]s
 resources:
 - reader-sidecar-pod.yaml

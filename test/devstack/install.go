@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datavision/des/internal/protocol"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/testworld"
 )
 
 // ControllerNamespace and ControllerDeployment are where config/default installs the controller.
@@ -31,7 +31,7 @@ const (
 //     pod is outside Pod Security "baseline", so the controller's namespace enforces "privileged" and
 //     warns on "restricted" (the e2e checks every pod against "restricted" apart from that);
 //   - one controller replica: two hostNetwork replicas on one node would want the same ports.
-const installOverlay = `# Written by internal/devstack: config/default for the test world's single node.
+const installOverlay = `# Written by test/devstack: config/default for the test world's single node.
 resources:
 - %[1]s
 images:

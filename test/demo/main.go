@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/datavision/des/internal/devstack"
-	"github.com/datavision/des/internal/testworld"
+	"github.com/datavision/des/test/devstack"
+	"github.com/datavision/des/test/testworld"
 )
 
 func main() {
