@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -21,16 +22,22 @@ const (
 )
 
 var shared struct {
-	pg   *PostgresServer
-	s3   *S3Server
-	kube *KubeServer
-	cm   *ControllerManager
-	node *NodeServer
+	mu       sync.Mutex
+	parts    Part // what the package's TestMain allows
+	kubeOpts KubeOptions
+	pg       *PostgresServer
+	s3       *S3Server
+	kube     *KubeServer
+	cm       *ControllerManager
+	node     *NodeServer
 }
 
-// Main starts the requested parts once for a test package, runs its tests and stops everything,
-// even when a test fails. Use it from TestMain. Kube uses client-go's scheme and config/crd/bases;
-// packages that need their own scheme call MainWith.
+// Main declares the parts a test package may use, runs its tests and stops everything that was
+// started, even when a test fails. Use it from TestMain. A server starts when the first test asks
+// for it (PG, S3Store, K8s), so tests of pure logic run without any, and `go test -run` of one test
+// starts only what that test needs. Kube uses client-go's scheme and config/crd/bases; packages
+// that need their own scheme call MainWith. RealNode is started before the tests: it needs the
+// sandbox, which only the whole test binary can enter.
 func Main(m *testing.M, parts Part) {
 	MainWith(m, parts, KubeOptions{})
 }
@@ -55,37 +62,60 @@ func run(m *testing.M, parts Part, kubeOpts KubeOptions) (int, error) {
 		parts |= Kube
 		kubeOpts.Sandbox = true
 	}
+	shared.parts, shared.kubeOpts = parts, kubeOpts
 	defer stopAll()
-	if parts&Postgres != 0 {
-		s, err := StartPostgres(ctx)
-		if err != nil {
-			return 1, err
-		}
-		shared.pg = s
-		fmt.Printf("testworld: PostgreSQL on 127.0.0.1:%d: %s\n", s.Port, s.Version)
-	}
-	if parts&S3 != 0 {
-		s, err := StartS3(ctx)
-		if err != nil {
-			return 1, err
-		}
-		shared.s3 = s
-		fmt.Printf("testworld: versitygw S3 at %s: %s\n", s.Endpoint, s.Version)
-	}
-	if parts&Kube != 0 {
-		s, err := StartKube(ctx, kubeOpts)
-		if err != nil {
-			return 1, err
-		}
-		shared.kube = s
-		fmt.Printf("testworld: kube-apiserver at %s: %s\n", s.Config.Host, s.Version)
-	}
 	if parts&RealNode != 0 {
+		if _, err := kubeServer(ctx); err != nil {
+			return 1, err
+		}
 		if err := startNodePart(ctx); err != nil {
 			return 1, err
 		}
 	}
 	return m.Run(), nil
+}
+
+// postgres, s3Server and kubeServer start their server on first use, once per test binary.
+func postgres(ctx context.Context) (*PostgresServer, error) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.pg == nil {
+		s, err := StartPostgres(ctx)
+		if err != nil {
+			return nil, err
+		}
+		shared.pg = s
+		fmt.Printf("testworld: PostgreSQL on 127.0.0.1:%d: %s\n", s.Port, s.Version)
+	}
+	return shared.pg, nil
+}
+
+func s3Server(ctx context.Context) (*S3Server, error) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.s3 == nil {
+		s, err := StartS3(ctx)
+		if err != nil {
+			return nil, err
+		}
+		shared.s3 = s
+		fmt.Printf("testworld: versitygw S3 at %s: %s\n", s.Endpoint, s.Version)
+	}
+	return shared.s3, nil
+}
+
+func kubeServer(ctx context.Context) (*KubeServer, error) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.kube == nil {
+		s, err := StartKube(ctx, shared.kubeOpts)
+		if err != nil {
+			return nil, err
+		}
+		shared.kube = s
+		fmt.Printf("testworld: kube-apiserver at %s: %s\n", s.Config.Host, s.Version)
+	}
+	return shared.kube, nil
 }
 
 func startNodePart(ctx context.Context) error {
@@ -108,6 +138,8 @@ func startNodePart(ctx context.Context) error {
 }
 
 func stopAll() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
 	if shared.node != nil {
 		shared.node.Close()
 	}
@@ -125,22 +157,29 @@ func stopAll() {
 	}
 }
 
-// PG returns the package's PostgreSQL server; the package's TestMain must have asked for it.
-func PG(t testing.TB) *PostgresServer {
+// need fails the test unless the package's TestMain allowed the part, then starts it if needed.
+func need[S any](t testing.TB, part Part, name string, start func(context.Context) (S, error)) S {
 	t.Helper()
-	if shared.pg == nil {
-		t.Fatal("testworld: PostgreSQL not started: call testworld.Main(m, testworld.Postgres) from TestMain")
+	if shared.parts&part == 0 {
+		t.Fatalf("testworld: %s not allowed: name it in testworld.Main(m, ...) from TestMain", name)
 	}
-	return shared.pg
+	s, err := start(context.Background())
+	if err != nil {
+		t.Fatalf("testworld: start %s: %v", name, err)
+	}
+	return s
 }
 
-// S3Store returns the package's S3 server; the package's TestMain must have asked for it.
+// PG returns the package's PostgreSQL server, started on first use.
+func PG(t testing.TB) *PostgresServer {
+	t.Helper()
+	return need(t, Postgres, "PostgreSQL", postgres)
+}
+
+// S3Store returns the package's S3 server, started on first use.
 func S3Store(t testing.TB) *S3Server {
 	t.Helper()
-	if shared.s3 == nil {
-		t.Fatal("testworld: S3 not started: call testworld.Main(m, testworld.S3) from TestMain")
-	}
-	return shared.s3
+	return need(t, S3, "S3", s3Server)
 }
 
 // Node returns the package's node; the package's TestMain must have asked for it.
@@ -152,11 +191,8 @@ func Node(t testing.TB) *NodeServer {
 	return shared.node
 }
 
-// K8s returns the package's API server; the package's TestMain must have asked for it.
+// K8s returns the package's API server, started on first use.
 func K8s(t testing.TB) *KubeServer {
 	t.Helper()
-	if shared.kube == nil {
-		t.Fatal("testworld: kube-apiserver not started: call testworld.Main(m, testworld.Kube) from TestMain")
-	}
-	return shared.kube
+	return need(t, Kube, "kube-apiserver", kubeServer)
 }
