@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -53,7 +54,7 @@ func (r *DesContainerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if finalPhase(c.Status.Phase) {
+	if c.Status.Phase.IsFinal() {
 		return r.finish(ctx, c)
 	}
 	if c.DeletionTimestamp.IsZero() {
@@ -61,7 +62,7 @@ func (r *DesContainerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if err != nil || fresh == nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
-		if finalPhase(fresh.Status.Phase) {
+		if fresh.Status.Phase.IsFinal() {
 			return r.finish(ctx, fresh)
 		}
 		if verdict.alive {
@@ -86,7 +87,7 @@ func (r *DesContainerReconciler) judgeFresh(ctx context.Context, c *desv1.DesCon
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
 		return writerVerdict{}, nil, err
 	}
-	if finalPhase(fresh.Status.Phase) || !fresh.DeletionTimestamp.IsZero() {
+	if fresh.Status.Phase.IsFinal() || !fresh.DeletionTimestamp.IsZero() {
 		return writerVerdict{}, fresh, nil
 	}
 	verdict, err = r.judge(ctx, r.APIReader, fresh, r.Clock.Now())
@@ -117,8 +118,8 @@ func (r *DesContainerReconciler) judge(ctx context.Context, reader client.Reader
 func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {
 	rc, err := r.recovererFor(ctx, c)
 	if err != nil {
-		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "RecoveryBlocked", "Recover", "%v", err)
-		return ctrl.Result{}, err
+		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, string(desv1.ReasonRecoveryBlocked), "Recover", "%v", err)
+		return ctrl.Result{}, errors.Join(err, r.recordBlocked(ctx, c, err))
 	}
 	out, err := rc.recover(ctx, c)
 	if err != nil {
@@ -130,7 +131,7 @@ func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContai
 	if out.phase != desv1.PhaseCommitted {
 		eventType = corev1.EventTypeWarning
 	}
-	r.Recorder.Eventf(c, nil, eventType, "Recovered"+string(out.phase), "Recover", "%s", out.reason)
+	r.Recorder.Eventf(c, nil, eventType, string(desv1.RecoveredReason(out.phase)), "Recover", "%s", out.reason)
 	if err := r.setFinalPhase(ctx, c, out); apierrors.IsNotFound(err) {
 		// Its writer finished with it meanwhile (an empty container is deleted by the packer that
 		// made it, right after releasing its Lease); recovery is idempotent, so nothing is left to do.
@@ -191,10 +192,23 @@ func (r *DesContainerReconciler) setFinalPhase(ctx context.Context, c *desv1.Des
 	if out.phase == desv1.PhaseCommitted && st.CommittedAt == nil {
 		st.CommittedAt = &now
 	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: ConditionFinished, Status: metav1.ConditionTrue,
-		Reason: "Recovered" + string(out.phase), Message: out.reason, ObservedGeneration: c.Generation})
+	setStatusCondition(&st.Conditions, ConditionFinished, true, desv1.RecoveredReason(out.phase), out.reason, c.Generation)
+	meta.RemoveStatusCondition(&st.Conditions, desv1.ConditionDegraded)
 	if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("record recovery of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// recordBlocked shows in the container's Degraded condition why recovery cannot proceed (its
+// DesShard, DesSource, catalog or archive is unusable), so `kubectl describe` says what to fix. The
+// final phase, unlike this, is written by setFinalPhase before the finalizer goes: a write deferred
+// past finish would land after the object may be deleted.
+func (r *DesContainerReconciler) recordBlocked(ctx context.Context, c *desv1.DesContainer, cause error) error {
+	base := c.DeepCopy()
+	setStatusCondition(&c.Status.Conditions, desv1.ConditionDegraded, true, desv1.ReasonRecoveryBlocked, cause.Error(), c.Generation)
+	if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("record blocked recovery of %s: %w", c.Name, err)
 	}
 	return nil
 }
@@ -210,10 +224,10 @@ func (r *DesContainerReconciler) finish(ctx context.Context, c *desv1.DesContain
 	if !c.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	retention := 7 * 24 * time.Hour
+	retention := desv1.DefaultRetention
 	ds := &desv1.DesShard{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.ShardRef}, ds); err == nil && ds.Spec.Retention.Duration > 0 {
-		retention = ds.Spec.Retention.Duration
+	if err := r.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Spec.ShardRef}, ds); err == nil {
+		retention = ds.Spec.RetentionOrDefault()
 	}
 	left := finishedAt(c).Add(retention).Sub(r.Clock.Now())
 	if left > 0 {

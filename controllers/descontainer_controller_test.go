@@ -93,7 +93,7 @@ func (w *crashWorld) archive(rows []catalog.Row) ([]byte, desformat.Summary) {
 	w.t.Helper()
 	var buf bytes.Buffer
 	ext := w.store.Blobs(w.bucket, objstore.UploadOptions{})
-	dw, err := desformat.NewWriter(&buf, desformat.WriterOptions{External: ext, ExternalThreshold: 300, ExternalPrefix: containerPrefix(w.con)})
+	dw, err := desformat.NewWriter(&buf, desformat.WriterOptions{External: ext, ExternalThreshold: 300, ExternalPrefix: protocol.PrefixOfContainerKey(w.con.Spec.Key)})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -17,11 +17,6 @@ import (
 	"github.com/datavision/des/internal/protocol"
 )
 
-// finalPhase reports whether nothing more will ever happen to a container's rows and object.
-func finalPhase(p desv1.ContainerPhase) bool {
-	return p == desv1.PhaseCommitted || p == desv1.PhaseRolledBack || p == desv1.PhaseFailed
-}
-
 // writerVerdict says whether the packer that writes a container may still be working on it.
 type writerVerdict struct {
 	alive bool
@@ -173,7 +168,7 @@ func (rc *recoverer) removeObjects(ctx context.Context, c *desv1.DesContainer) e
 	if err := rc.store.Delete(ctx, bucket, key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
-	bigFiles := containerPrefix(c) + "/_bigFiles/"
+	bigFiles := protocol.BigFilesPrefix(c.Spec.Key)
 	for obj, err := range rc.store.List(ctx, bucket, objstore.ListOptions{Prefix: bigFiles}) {
 		if err != nil {
 			return fmt.Errorf("list %s: %w", bigFiles, err)
@@ -183,13 +178,4 @@ func (rc *recoverer) removeObjects(ctx context.Context, c *desv1.DesContainer) e
 		}
 	}
 	return nil
-}
-
-// containerPrefix is the per-container prefix: the key without its ".des" suffix.
-func containerPrefix(c *desv1.DesContainer) string {
-	k := c.Spec.Key
-	if len(k) > 4 && k[len(k)-4:] == ".des" {
-		return k[:len(k)-4]
-	}
-	return k
 }

@@ -2,27 +2,23 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/protocol"
@@ -61,11 +57,15 @@ type shardObservation struct {
 	pending map[int32]int64
 	// trouble is a problem with the catalog or archive that does not stop scheduling.
 	trouble string
+	// jobRefused is why the API server refused a packer Job of this pass, if it did.
+	jobRefused string
 }
 
 // Reconcile observes the DesShard's source, Jobs and Leases, provides the packer ServiceAccount,
-// starts a run when one is due, and records what it saw in the status.
-func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// starts a run when one is due, and records what it saw in the status. The status is patched in a
+// deferred call, so every way out of a pass that learned something (a problem a person must fix,
+// a refused Job) shows in `kubectl describe`, not only in the log.
+func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	ds := &desv1.DesShard{}
 	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -74,20 +74,25 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	now := r.Clock.Now()
 	obs, problem, err := r.observe(ctx, ds, now)
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, err // the API server failed us; nothing was learned to record
 	}
+	defer func() {
+		if err := r.updateStatus(ctx, base, ds, obs, problem); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
 	if problem == nil {
 		problem = r.ensurePackerAccess(ctx, ds)
 	}
 	if problem != nil {
-		return ctrl.Result{RequeueAfter: time.Minute}, r.updateStatus(ctx, base, ds, obs, problem)
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
 	requeue, scheduled, err := r.scheduleRun(ctx, ds, obs, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	r.inspectArchive(ctx, ds, obs, scheduled, now)
-	return ctrl.Result{RequeueAfter: requeue}, r.updateStatus(ctx, base, ds, obs, nil)
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // ensurePackerAccess provides the ServiceAccount the DesShard's Jobs run as, and its RoleBinding,
@@ -105,21 +110,24 @@ func (r *DesShardReconciler) ensurePackerAccess(ctx context.Context, ds *desv1.D
 }
 
 // notReady is a configuration problem shown in the Ready condition instead of being retried fast.
-type notReady struct{ reason, message string }
+type notReady struct {
+	reason  desv1.ConditionReason
+	message string
+}
 
 func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, now time.Time) (*shardObservation, *notReady, error) {
 	obs := &shardObservation{}
 	src := &desv1.DesSource{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: ds.Namespace, Name: ds.Spec.SourceRef}, src); err != nil {
 		if apierrors.IsNotFound(err) {
-			return obs, &notReady{"SourceNotFound", fmt.Sprintf("DesSource %q does not exist in namespace %s", ds.Spec.SourceRef, ds.Namespace)}, nil
+			return obs, &notReady{desv1.ReasonSourceNotFound, fmt.Sprintf("DesSource %q does not exist in namespace %s", ds.Spec.SourceRef, ds.Namespace)}, nil
 		}
 		return nil, nil, fmt.Errorf("get DesSource %s: %w", ds.Spec.SourceRef, err)
 	}
 	obs.source = src
 	shards, err := expandShards(ds.Spec, src.Spec.Naming.ShardBits)
 	if err != nil {
-		return obs, &notReady{"InvalidShards", err.Error()}, nil
+		return obs, &notReady{desv1.ReasonInvalidShards, err.Error()}, nil
 	}
 	obs.shards = shards
 	jobs := &batchv1.JobList{}
@@ -182,17 +190,14 @@ func (r *DesShardReconciler) inspectArchive(ctx context.Context, ds *desv1.DesSh
 		obs.trouble = "archive sweep: " + err.Error()
 	}
 	if removed > 0 {
-		r.Recorder.Eventf(ds, nil, "Warning", "ArchiveSwept", "Sweep", "removed %d uploads or objects that no container accounts for", removed)
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, string(desv1.ReasonArchiveSwept), "Sweep", "removed %d uploads or objects that no container accounts for", removed)
 	}
 }
 
 // scheduleRun creates the Jobs of a run when one is due and returns when to look again and whether
 // it started a run.
 func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) (time.Duration, bool, error) {
-	interval := ds.Spec.Interval.Duration
-	if interval <= 0 {
-		interval = time.Hour
-	}
+	interval := ds.Spec.IntervalOrDefault()
 	due, next := runDue(ds.Status.LastScheduleTime, interval, now)
 	if ds.Spec.Suspend {
 		return interval, false, nil
@@ -204,6 +209,7 @@ func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard
 	plans := planRun(ds.Name, run, groupShards(obs.shards, int(ds.Spec.ShardsPerJob)), obs.busy)
 	for _, p := range plans {
 		if err := r.createJob(ctx, ds, obs.source, p, run); err != nil {
+			obs.jobRefused = err.Error()
 			return 0, false, err
 		}
 	}
@@ -223,206 +229,12 @@ func (r *DesShardReconciler) createJob(ctx context.Context, ds *desv1.DesShard, 
 	case apierrors.IsAlreadyExists(err):
 		return nil // a retried reconcile of the same run
 	case err != nil:
+		// ResourceQuota, Pod Security admission and RBAC refuse with a message that says what to
+		// change; the run is retried with backoff, and the person who can fix it reads it here.
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, string(desv1.ReasonJobCreateFailed), "CreateJob", "run %d: Job %s: %v", run, job.Name, err)
 		return fmt.Errorf("create Job %s: %w", job.Name, err)
 	}
 	jobsCreated.WithLabelValues(ds.Namespace, ds.Name).Inc()
-	r.Recorder.Eventf(ds, job, "Normal", "JobCreated", "CreateJob", "run %d: Job %s packs shards %s", run, job.Name, formatShardList(p.Shards))
+	r.Recorder.Eventf(ds, job, corev1.EventTypeNormal, string(desv1.ReasonJobCreated), "CreateJob", "run %d: Job %s packs shards %s", run, job.Name, protocol.FormatShardList(p.Shards))
 	return nil
-}
-
-// updateStatus patches the status from base (the object as read) to what this pass observed.
-func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.DesShard, obs *shardObservation, problem *notReady) error {
-	st := &ds.Status
-	st.ObservedGeneration = ds.Generation
-	st.ShardCount = int32(len(obs.shards))
-	active, failed := 0, 0
-	for i := range obs.jobs {
-		switch finished, bad := jobFinished(&obs.jobs[i]); {
-		case !finished:
-			active++
-		case bad:
-			failed++
-		}
-	}
-	st.ActiveJobs = int32(active)
-	st.Containers = containersByPhase(obs.containers)
-	st.Shards = shardStatuses(obs, st.Shards)
-	setCondition(st, desv1.ConditionReady, problem == nil, reasonOr(problem, "Ready"), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
-	progressingMsg := fmt.Sprintf("%d active Jobs", active)
-	if ds.Spec.Suspend {
-		progressingMsg = "suspended: no new Jobs"
-	}
-	setCondition(st, desv1.ConditionProgressing, active > 0, map[bool]string{true: "JobsActive", false: "Idle"}[active > 0], progressingMsg, ds.Generation)
-	degraded, reason, msg := failed > 0, "NoFailures", fmt.Sprintf("%d failed Jobs retained", failed)
-	switch {
-	case obs.trouble != "":
-		degraded, reason, msg = true, "ArchiveOrCatalogTrouble", obs.trouble
-	case failed > 0:
-		reason = "JobsFailed"
-	}
-	setCondition(st, desv1.ConditionDegraded, degraded, reason, msg, ds.Generation)
-	if err := r.Status().Patch(ctx, ds, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("update status of DesShard %s: %w", ds.Name, err)
-	}
-	return nil
-}
-
-// shardStatuses lists only shards with something to say: active, leased, pending, or with a last
-// success or error from their containers.
-func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.ShardStatus {
-	prev := map[int32]desv1.ShardStatus{}
-	for _, s := range previous {
-		prev[s.ID] = s
-	}
-	last := lastOutcomes(obs.containers)
-	var out []desv1.ShardStatus
-	for _, id := range obs.shards {
-		s := prev[id]
-		s.ID = id
-		s.ActiveJob, s.LeaseHolder = "", ""
-		if reason, ok := obs.busy[id]; ok && strings.HasPrefix(reason, "job ") {
-			s.ActiveJob = strings.TrimPrefix(reason, "job ")
-		}
-		if obs.leases[id] == LeaseHeld {
-			s.LeaseHolder = obs.holders[id]
-		}
-		if obs.pending != nil {
-			s.PendingRows = obs.pending[id]
-		}
-		if o, ok := last[id]; ok {
-			if o.success != nil {
-				s.LastSuccess = o.success
-			}
-			s.LastError = o.err
-		}
-		if s.ActiveJob != "" || s.LeaseHolder != "" || s.LastError != "" || s.LastSuccess != nil || s.PendingRows > 0 {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-type shardOutcome struct {
-	success *metav1.Time
-	failure time.Time
-	err     string
-}
-
-// lastOutcomes finds per shard the last commit, and the reason of the last failure if it came after.
-func lastOutcomes(containers []desv1.DesContainer) map[int32]shardOutcome {
-	out := map[int32]shardOutcome{}
-	for i := range containers {
-		c := &containers[i]
-		o := out[c.Spec.Shard]
-		switch c.Status.Phase {
-		case desv1.PhaseCommitted:
-			if at := c.Status.CommittedAt; at != nil && (o.success == nil || at.After(o.success.Time)) {
-				o.success = at
-			}
-		case desv1.PhaseRolledBack, desv1.PhaseFailed:
-			if at := finishedAt(c); at.After(o.failure) {
-				o.failure, o.err = at, c.Status.Reason
-			}
-		}
-		out[c.Spec.Shard] = o
-	}
-	for id, o := range out {
-		if o.success != nil && !o.failure.After(o.success.Time) {
-			o.err = "" // an error older than the last success is history, not news
-			out[id] = o
-		}
-	}
-	return out
-}
-
-func containersByPhase(containers []desv1.DesContainer) map[string]int64 {
-	if len(containers) == 0 {
-		return nil
-	}
-	out := map[string]int64{}
-	for i := range containers {
-		phase := string(containers[i].Status.Phase)
-		if phase == "" {
-			phase = string(desv1.PhasePending)
-		}
-		out[phase]++
-	}
-	return out
-}
-
-func setCondition(st *desv1.DesShardStatus, typ string, ok bool, reason, message string, gen int64) {
-	status := metav1.ConditionFalse
-	if ok {
-		status = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: gen})
-}
-
-func reasonOr(p *notReady, ok string) string {
-	if p != nil {
-		return p.reason
-	}
-	return ok
-}
-
-func messageOr(p *notReady, ok string) string {
-	if p != nil {
-		return p.message
-	}
-	return ok
-}
-
-// SetupWithManager watches DesShards, their Jobs, their shard Leases (holder changes only, so renewals
-// every few seconds do not cause reconcile storms) and their DesSource.
-func (r *DesShardReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&desv1.DesShard{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&batchv1.Job{}, builder.WithPredicates(jobFinishedChanged())).
-		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToDesShard),
-			builder.WithPredicates(leaseHolderChanged())).
-		Watches(&desv1.DesSource{}, handler.EnqueueRequestsFromMapFunc(r.sourceToDesShards)).
-		Named("desshard").
-		Complete(r)
-}
-
-func leaseToDesShard(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[protocol.LabelDesShard]
-	if name == "" {
-		return nil
-	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
-}
-
-func (r *DesShardReconciler) sourceToDesShards(ctx context.Context, o client.Object) []reconcile.Request {
-	list := &desv1.DesShardList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
-	}
-	var reqs []reconcile.Request
-	for _, ds := range list.Items {
-		if ds.Spec.SourceRef == o.GetName() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ds)})
-		}
-	}
-	return reqs
-}
-
-// leaseHolderChanged passes Lease creations, deletions and holder changes, not renewals.
-func leaseHolderChanged() predicate.Predicate {
-	return predicate.Funcs{
-		UpdateFunc: func(e eventUpdate) bool {
-			return leaseHolder(e.ObjectOld.(*coordinationv1.Lease)) != leaseHolder(e.ObjectNew.(*coordinationv1.Lease))
-		},
-	}
-}
-
-// jobFinishedChanged passes Job creations, deletions and the moment a Job finishes.
-func jobFinishedChanged() predicate.Predicate {
-	return predicate.Funcs{
-		UpdateFunc: func(e eventUpdate) bool {
-			oldDone, oldFailed := jobFinished(e.ObjectOld.(*batchv1.Job))
-			newDone, newFailed := jobFinished(e.ObjectNew.(*batchv1.Job))
-			return oldDone != newDone || oldFailed != newFailed
-		},
-	}
 }

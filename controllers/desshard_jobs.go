@@ -89,7 +89,7 @@ func busyShards(jobs []batchv1.Job, leases map[int32]LeaseState, holders map[int
 		if finished, _ := jobFinished(&jobs[i]); finished {
 			continue
 		}
-		shards, err := parseShardList(jobs[i].Annotations[protocol.AnnotationShards])
+		shards, err := protocol.ParseShardList(jobs[i].Annotations[protocol.AnnotationShards])
 		if err != nil {
 			continue
 		}
@@ -131,7 +131,7 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 		Command: []string{"/manager"},
 		Args: []string{"pack",
 			"--desshard=" + ds.Name,
-			"--shards=" + formatShardList(plan.Shards),
+			"--shards=" + protocol.FormatShardList(plan.Shards),
 		},
 		Env: []corev1.EnvVar{
 			fieldEnv("POD_NAME", "metadata.name"),
@@ -160,7 +160,7 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 			Name:        plan.Name,
 			Namespace:   ds.Namespace,
 			Labels:      labels,
-			Annotations: map[string]string{protocol.AnnotationShards: formatShardList(plan.Shards)},
+			Annotations: map[string]string{protocol.AnnotationShards: protocol.FormatShardList(plan.Shards)},
 		},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr.To(tmpl.BackoffLimit),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -25,37 +24,14 @@ type archiveItem struct {
 	Time     time.Time
 }
 
-// ownerKey is the container object key an archive key belongs to: the key itself for a container,
-// the container beside a _bigFiles/ prefix for a big payload, "" for anything DES does not know (which
-// the sweep never touches).
-func ownerKey(key string) string {
-	if i := strings.Index(key, "/_bigFiles/"); i >= 0 {
-		return key[:i] + ".des"
-	}
-	if strings.HasSuffix(key, ".des") {
-		return key
-	}
-	return ""
-}
-
-// shardOfKey returns the shard hex of a key laid out as <prefix>/<day>/<shard-hex>/..., given the
-// day prefix "<prefix>/<day>/".
-func shardOfKey(key, dayPrefix string) string {
-	rest := strings.TrimPrefix(key, dayPrefix)
-	if i := strings.IndexByte(rest, '/'); i > 0 {
-		return rest[:i]
-	}
-	return ""
-}
-
 // orphans picks the items that no committed container (committed) and no unfinished DesContainer
 // (live) accounts for, and that are older than grace. Items of shards not in shards are left to
 // the DesShard that owns them.
 func orphans(items []archiveItem, dayPrefix string, shards map[string]bool, live, committed map[string]bool, now time.Time, grace time.Duration) []archiveItem {
 	var out []archiveItem
 	for _, it := range items {
-		owner := ownerKey(it.Key)
-		if owner == "" || !shards[shardOfKey(it.Key, dayPrefix)] || live[owner] || now.Sub(it.Time) < grace {
+		owner := protocol.OwnerKey(it.Key)
+		if owner == "" || !shards[protocol.ShardOfKey(it.Key, dayPrefix)] || live[owner] || now.Sub(it.Time) < grace {
 			continue
 		}
 		if it.UploadID == "" && committed[owner] {
@@ -84,7 +60,7 @@ func (s *sweeper) sweep(ctx context.Context, shards []int32, containers []desv1.
 	}
 	live := map[string]bool{}
 	for i := range containers {
-		if !finalPhase(containers[i].Status.Phase) {
+		if !containers[i].Status.Phase.IsFinal() {
 			live[containers[i].Spec.Key] = true
 		}
 	}
@@ -129,7 +105,7 @@ func (s *sweeper) list(ctx context.Context, dayPrefix string) ([]archiveItem, er
 func (s *sweeper) committed(ctx context.Context, items []archiveItem) (map[string]bool, error) {
 	var keys []string
 	for _, it := range items {
-		if k := ownerKey(it.Key); k != "" {
+		if k := protocol.OwnerKey(it.Key); k != "" {
 			keys = append(keys, k)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -49,29 +48,45 @@ type DesSourceReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile provides the packer ServiceAccount and RoleBinding, keeps the marker CronJob in line with
-// the spec, inspects the catalog and the bucket and records the outcome in Ready and the row counts.
-func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// the spec, inspects the catalog and the bucket and records the outcome in Ready, Degraded and the
+// row counts. The status is patched in a deferred call, so every problem of the pass reaches it.
+func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	src := &desv1.DesSource{}
 	if err := r.Get(ctx, req.NamespacedName, src); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	base := src.DeepCopy()
+	pass := &sourcePass{base: src.DeepCopy()}
+	defer func() {
+		if err := r.updateStatus(ctx, src, pass); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
 	// The marker's pods run as the packer ServiceAccount, which must exist before they are created.
 	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, src, r.Jobs.ServiceAccountName); err != nil {
-		problem := packerAccessFailed(ctx, r.Recorder, src, err)
-		return ctrl.Result{RequeueAfter: r.recheck()}, r.updateStatus(ctx, base, src, nil, problem)
+		pass.problem = packerAccessFailed(ctx, r.Recorder, src, err)
+		return ctrl.Result{RequeueAfter: r.recheck()}, nil
 	}
 	if err := reconcileMarker(ctx, r.Client, r.Scheme, src, r.Jobs); err != nil {
-		return ctrl.Result{}, err
+		pass.markerErr = err
+		r.Recorder.Eventf(src, nil, corev1.EventTypeWarning, string(desv1.ReasonMarkerFailed), "ReconcileMarker", "%v", err)
 	}
-	counts, problem := r.inspect(ctx, src)
-	if problem != nil {
-		log.FromContext(ctx).Info("source not ready", "reason", problem.reason, "message", problem.message)
+	// The catalog and bucket are checked even when the marker failed: Ready must say what is true.
+	pass.counts, pass.problem = r.inspect(ctx, src)
+	if pass.problem != nil {
+		log.FromContext(ctx).Info("source not ready", "reason", pass.problem.reason, "message", pass.problem.message)
 	}
-	if err := r.updateStatus(ctx, base, src, counts, problem); err != nil {
-		return ctrl.Result{}, err
+	if pass.markerErr != nil {
+		return ctrl.Result{}, pass.markerErr // retried with backoff; Degraded says why meanwhile
 	}
 	return ctrl.Result{RequeueAfter: r.recheck()}, nil
+}
+
+// sourcePass is what one reconcile of a DesSource learned, for its status.
+type sourcePass struct {
+	base      *desv1.DesSource // the object as read, to patch from
+	counts    *catalog.Counts  // nil when the catalog could not be counted
+	problem   *notReady        // why the source is not Ready
+	markerErr error            // why the marker CronJob could not be made to match the spec
 }
 
 func (r *DesSourceReconciler) recheck() time.Duration {
@@ -99,7 +114,7 @@ func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource)
 	}
 	counts, err := cat.Count(ctx)
 	if err != nil {
-		return nil, &notReady{"CatalogQueryFailed", err.Error()}
+		return nil, &notReady{desv1.ReasonCatalogQueryFailed, err.Error()}
 	}
 	return &counts, nil
 }
@@ -108,13 +123,13 @@ func (r *DesSourceReconciler) secretValue(ctx context.Context, ns string, ref de
 	secret := &corev1.Secret{}
 	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &notReady{"SecretNotFound", fmt.Sprintf("Secret %q does not exist", ref.Name)}
+			return nil, &notReady{desv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q does not exist", ref.Name)}
 		}
-		return nil, &notReady{"SecretUnreadable", fmt.Sprintf("read Secret %q: %v", ref.Name, err)}
+		return nil, &notReady{desv1.ReasonSecretUnreadable, fmt.Sprintf("read Secret %q: %v", ref.Name, err)}
 	}
 	v, ok := secret.Data[ref.Key]
 	if !ok || len(v) == 0 {
-		return nil, &notReady{"SecretKeyNotFound", fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
+		return nil, &notReady{desv1.ReasonSecretKeyNotFound, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
 	}
 	return v, nil
 }
@@ -127,11 +142,11 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 		cancel()
 	}
 	if err != nil {
-		return nil, &notReady{"DatabaseUnreachable", "cannot reach the catalog database: " + redactDSN(err.Error(), dsn)}
+		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + redactDSN(err.Error(), dsn)}
 	}
 	cat, err := catalog.New(pool, resolve.Mapping(src))
 	if err != nil {
-		return nil, &notReady{"InvalidMapping", err.Error()}
+		return nil, &notReady{desv1.ReasonInvalidMapping, err.Error()}
 	}
 	return cat, nil
 }
@@ -141,18 +156,18 @@ func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSo
 	err := cat.Check(ctx)
 	if errors.Is(err, catalog.ErrColumnMissing) && src.Spec.Catalog.AllowMigration {
 		if merr := cat.Migrate(ctx); merr != nil {
-			return &notReady{"MigrationFailed", merr.Error()}
+			return &notReady{desv1.ReasonMigrationFailed, merr.Error()}
 		}
-		r.Recorder.Eventf(src, nil, corev1.EventTypeNormal, "CatalogMigrated", "Migrate", "added DES columns and indexes to %s", src.Spec.Catalog.Table)
+		r.Recorder.Eventf(src, nil, corev1.EventTypeNormal, string(desv1.ReasonCatalogMigrated), "Migrate", "added DES columns and indexes to %s", src.Spec.Catalog.Table)
 		err = cat.Check(ctx)
 	}
 	switch {
 	case errors.Is(err, catalog.ErrTableMissing):
-		return &notReady{"TableNotFound", err.Error()}
+		return &notReady{desv1.ReasonTableNotFound, err.Error()}
 	case errors.Is(err, catalog.ErrColumnMissing):
-		return &notReady{"ColumnNotFound", err.Error()}
+		return &notReady{desv1.ReasonColumnNotFound, err.Error()}
 	case err != nil:
-		return &notReady{"CatalogQueryFailed", err.Error()}
+		return &notReady{desv1.ReasonCatalogQueryFailed, err.Error()}
 	}
 	return nil
 }
@@ -164,12 +179,12 @@ func (r *DesSourceReconciler) checkBucket(ctx context.Context, src *desv1.DesSou
 	}
 	s, err := r.SourceStore(ctx, src)
 	if err != nil {
-		return &notReady{"ObjectStoreUnusable", err.Error()}
+		return &notReady{desv1.ReasonObjectStoreUnusable, err.Error()}
 	}
 	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := probeBucket(probeCtx, s, bucket); err != nil {
-		return &notReady{"BucketUnreachable", fmt.Sprintf("bucket %q: %v", bucket, err)}
+		return &notReady{desv1.ReasonBucketUnreachable, fmt.Sprintf("bucket %q: %v", bucket, err)}
 	}
 	return nil
 }
@@ -182,21 +197,25 @@ func probeBucket(ctx context.Context, s *objstore.Store, bucket string) error {
 	return nil
 }
 
-func (r *DesSourceReconciler) updateStatus(ctx context.Context, base, src *desv1.DesSource, counts *catalog.Counts, problem *notReady) error {
+func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSource, pass *sourcePass) error {
 	st := &src.Status
 	st.ObservedGeneration = src.Generation
 	now := metav1.NewTime(r.Clock.Now())
 	st.LastChecked = &now
-	cond := metav1.Condition{Type: desv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready",
-		Message: "catalog table, columns and bucket are reachable", ObservedGeneration: src.Generation}
-	if problem != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, problem.reason, problem.message
+	ready, readyMsg := desv1.ReasonReady, "catalog table, columns and bucket are reachable"
+	if p := pass.problem; p != nil {
+		ready, readyMsg = p.reason, p.message
 	}
-	if counts != nil {
-		st.Rows = &desv1.RowCounts{Unnamed: counts.Unnamed, Ready: counts.Ready, Claimed: counts.Claimed, Packed: counts.Packed, Failed: counts.Failed}
+	setStatusCondition(&st.Conditions, desv1.ConditionReady, pass.problem == nil, ready, readyMsg, src.Generation)
+	degraded, msg := desv1.ReasonMarkerOK, "marker CronJob matches spec.marker"
+	if pass.markerErr != nil {
+		degraded, msg = desv1.ReasonMarkerFailed, pass.markerErr.Error()
 	}
-	meta.SetStatusCondition(&st.Conditions, cond)
-	if err := r.Status().Patch(ctx, src, client.MergeFrom(base)); err != nil {
+	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, pass.markerErr != nil, degraded, msg, src.Generation)
+	if c := pass.counts; c != nil {
+		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
+	}
+	if err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base)); err != nil {
 		return fmt.Errorf("update status of DesSource %s: %w", src.Name, err)
 	}
 	return nil

@@ -202,6 +202,6 @@ func ownerReference(owner client.Object, scheme *runtime.Scheme) (metav1.OwnerRe
 func packerAccessFailed(ctx context.Context, rec events.EventRecorder, obj runtime.Object, err error) *notReady {
 	log.FromContext(ctx).Error(err, "cannot ensure the packer ServiceAccount and RoleBinding")
 	msg := "packer access: " + err.Error()
-	rec.Eventf(obj, nil, corev1.EventTypeWarning, desv1.ReasonPackerAccessFailed, "EnsurePackerAccess", "%s", msg)
+	rec.Eventf(obj, nil, corev1.EventTypeWarning, string(desv1.ReasonPackerAccessFailed), "EnsurePackerAccess", "%s", msg)
 	return &notReady{desv1.ReasonPackerAccessFailed, msg}
 }

@@ -235,7 +235,7 @@ func TestPackerAccessFailureShowsInStatus(t *testing.T) {
 	e.get(src)
 	for kind, conds := range map[string][]metav1.Condition{"DesShard": ds.Status.Conditions, "DesSource": src.Status.Conditions} {
 		c := meta.FindStatusCondition(conds, desv1.ConditionReady)
-		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != desv1.ReasonPackerAccessFailed || !strings.Contains(c.Message, "ClusterRole view") {
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != string(desv1.ReasonPackerAccessFailed) || !strings.Contains(c.Message, "ClusterRole view") {
 			t.Errorf("%s Ready = %+v", kind, c)
 		}
 	}
@@ -245,7 +245,7 @@ func TestPackerAccessFailureShowsInStatus(t *testing.T) {
 	for range 2 {
 		select {
 		case ev := <-e.events.Events:
-			if !strings.HasPrefix(ev, "Warning "+desv1.ReasonPackerAccessFailed+" ") {
+			if !strings.HasPrefix(ev, "Warning "+string(desv1.ReasonPackerAccessFailed)+" ") {
 				t.Errorf("event %q", ev)
 			}
 		default:

@@ -3,8 +3,6 @@ package controllers
 import (
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 )
@@ -59,29 +57,4 @@ func groupShards(shards []int32, n int) [][]int32 {
 		shards = shards[k:]
 	}
 	return groups
-}
-
-// formatShardList and parseShardList carry a shard set in a Job annotation and the packer's flag.
-func formatShardList(shards []int32) string {
-	parts := make([]string, len(shards))
-	for i, s := range shards {
-		parts[i] = strconv.Itoa(int(s))
-	}
-	return strings.Join(parts, ",")
-}
-
-func parseShardList(s string) ([]int32, error) {
-	if s == "" {
-		return nil, nil
-	}
-	parts := strings.Split(s, ",")
-	out := make([]int32, 0, len(parts))
-	for _, p := range parts {
-		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("shard list %q: %w", s, err)
-		}
-		out = append(out, int32(n))
-	}
-	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/protocol"
 )
 
 func TestExpandShards(t *testing.T) {
@@ -48,12 +49,12 @@ func TestGroupShardsAndShardList(t *testing.T) {
 	if fmt.Sprint(groups[1]) != "[2 3]" {
 		t.Fatalf("appending to a group changed the next: %v", groups)
 	}
-	s := formatShardList([]int32{0, 7, 4095})
-	back, err := parseShardList(s)
+	s := protocol.FormatShardList([]int32{0, 7, 4095})
+	back, err := protocol.ParseShardList(s)
 	if s != "0,7,4095" || err != nil || fmt.Sprint(back) != "[0 7 4095]" {
 		t.Fatalf("round trip %q -> %v, %v", s, back, err)
 	}
-	if _, err := parseShardList("1,x"); err == nil {
+	if _, err := protocol.ParseShardList("1,x"); err == nil {
 		t.Fatal("bad shard list accepted")
 	}
 }

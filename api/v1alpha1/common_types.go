@@ -48,10 +48,56 @@ const (
 	ConditionDegraded    = "Degraded"
 )
 
-// Condition reasons shared by the DES resources. Most reasons are specific to one check and named
-// where it is made; these are set by more than one controller.
+// ConditionReason is the machine-readable reason of a condition or an event. Each reason DES sets is
+// a constant here, so that alerts, `kubectl wait` and the docs can rely on the list.
+type ConditionReason string
+
+// Reasons shared by more than one resource.
 const (
+	ReasonReady ConditionReason = "Ready"
 	// ReasonPackerAccessFailed: the controller could not create or update the ServiceAccount and
 	// RoleBinding that packer and marker pods run with, so their pods could not be created.
-	ReasonPackerAccessFailed = "PackerAccessFailed"
+	ReasonPackerAccessFailed ConditionReason = "PackerAccessFailed"
+)
+
+// DesSource reasons (Ready and Degraded).
+const (
+	ReasonSecretNotFound      ConditionReason = "SecretNotFound"
+	ReasonSecretUnreadable    ConditionReason = "SecretUnreadable"
+	ReasonSecretKeyNotFound   ConditionReason = "SecretKeyNotFound"
+	ReasonDatabaseUnreachable ConditionReason = "DatabaseUnreachable"
+	ReasonInvalidMapping      ConditionReason = "InvalidMapping"
+	ReasonMigrationFailed     ConditionReason = "MigrationFailed"
+	ReasonTableNotFound       ConditionReason = "TableNotFound"
+	ReasonColumnNotFound      ConditionReason = "ColumnNotFound"
+	ReasonCatalogQueryFailed  ConditionReason = "CatalogQueryFailed"
+	ReasonObjectStoreUnusable ConditionReason = "ObjectStoreUnusable"
+	ReasonBucketUnreachable   ConditionReason = "BucketUnreachable"
+	// ReasonMarkerFailed: the marker CronJob could not be created or updated (quota, admission, RBAC).
+	ReasonMarkerFailed ConditionReason = "MarkerFailed"
+	ReasonMarkerOK     ConditionReason = "MarkerScheduled"
+	// ReasonCatalogMigrated is the event of a catalog that gained DES's columns and indexes.
+	ReasonCatalogMigrated ConditionReason = "CatalogMigrated"
+)
+
+// DesShard reasons (Ready, Progressing, Degraded) and events.
+const (
+	ReasonSourceNotFound ConditionReason = "SourceNotFound"
+	ReasonInvalidShards  ConditionReason = "InvalidShards"
+	ReasonJobsActive     ConditionReason = "JobsActive"
+	ReasonIdle           ConditionReason = "Idle"
+	ReasonNoFailures     ConditionReason = "NoFailures"
+	ReasonJobsFailed     ConditionReason = "JobsFailed"
+	// ReasonJobCreateFailed: a packer Job was refused (ResourceQuota, Pod Security admission, RBAC);
+	// the run is retried, but only a person can lift the refusal.
+	ReasonJobCreateFailed         ConditionReason = "JobCreateFailed"
+	ReasonArchiveOrCatalogTrouble ConditionReason = "ArchiveOrCatalogTrouble"
+	ReasonJobCreated              ConditionReason = "JobCreated"
+	ReasonArchiveSwept            ConditionReason = "ArchiveSwept"
+)
+
+// DesContainer events (see also RecoveredReason).
+const (
+	// ReasonRecoveryBlocked: recovery cannot reach the catalog or the archive and will retry.
+	ReasonRecoveryBlocked ConditionReason = "RecoveryBlocked"
 )

@@ -42,10 +42,6 @@ func isNetworkError(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func isFinal(p desv1.ContainerPhase) bool {
-	return p == desv1.PhaseCommitted || p == desv1.PhaseRolledBack || p == desv1.PhaseFailed
-}
-
 // setStatus applies mutate to C's status and writes it. The first attempt uses the copy we hold (we
 // are its only writer while we hold the Lease); a conflict or a brief API outage is retried on a
 // fresh read. mutate sees the current status and may refuse with an error, which is returned as is.
@@ -77,7 +73,7 @@ func (p *Packer) setStatus(ctx context.Context, c *desv1.DesContainer, mutate fu
 // setPhase moves C to phase, refusing to leave another final phase. fill sets the phase's fields.
 func (p *Packer) setPhase(ctx context.Context, c *desv1.DesContainer, phase desv1.ContainerPhase, fill func(*desv1.DesContainerStatus)) error {
 	return p.setStatus(ctx, c, func(st *desv1.DesContainerStatus) error {
-		if isFinal(st.Phase) && st.Phase != phase {
+		if st.Phase.IsFinal() && st.Phase != phase {
 			return fmt.Errorf("%w: %s, not moving it to %s", errContainerFinal, st.Phase, phase)
 		}
 		st.Phase = phase

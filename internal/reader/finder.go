@@ -3,7 +3,6 @@ package reader
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,7 +122,7 @@ func (f *ListFinder) list(ctx context.Context, dir string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list containers under %s: %w", dir, err)
 		}
-		if !obj.IsPrefix && strings.HasSuffix(obj.Key, ".des") {
+		if !obj.IsPrefix && protocol.IsContainerKey(obj.Key) {
 			keys = append(keys, obj.Key)
 		}
 	}

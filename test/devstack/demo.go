@@ -123,7 +123,7 @@ func (p Progress) done() bool {
 		return false
 	}
 	for ph, n := range p.Containers {
-		if n > 0 && ph != desv1.PhaseCommitted && ph != desv1.PhaseRolledBack && ph != desv1.PhaseFailed {
+		if n > 0 && !ph.IsFinal() {
 			return false
 		}
 	}
