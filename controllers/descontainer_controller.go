@@ -47,7 +47,7 @@ type DesContainerReconciler struct {
 // +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers/finalizers,verbs=update
 
-// Reconcile: a finished container waits out its retention; an unfinished one is left alone while its
+// Reconcile brings a container to its end: a finished container waits out its retention; an unfinished one is left alone while its
 // writer lives and recovered once it does not.
 func (r *DesContainerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	c := &desv1.DesContainer{}
@@ -207,7 +207,7 @@ func (r *DesContainerReconciler) setFinalPhase(ctx context.Context, c *desv1.Des
 func (r *DesContainerReconciler) recordBlocked(ctx context.Context, c *desv1.DesContainer, cause error) error {
 	base := c.DeepCopy()
 	setStatusCondition(&c.Status.Conditions, desv1.ConditionDegraded, true, desv1.ReasonRecoveryBlocked, cause.Error(), c.Generation)
-	if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+	if err := client.IgnoreNotFound(r.Status().Patch(ctx, c, client.MergeFrom(base))); err != nil {
 		return fmt.Errorf("record blocked recovery of %s: %w", c.Name, err)
 	}
 	return nil
@@ -233,7 +233,7 @@ func (r *DesContainerReconciler) finish(ctx context.Context, c *desv1.DesContain
 	if left > 0 {
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
-	if err := r.Delete(ctx, c); client.IgnoreNotFound(err) != nil {
+	if err := client.IgnoreNotFound(r.Delete(ctx, c)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("delete container %s after retention: %w", c.Name, err)
 	}
 	return ctrl.Result{}, nil

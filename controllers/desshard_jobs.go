@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -196,14 +195,4 @@ func packerVolumes(ds *desv1.DesShard, src *desv1.DesSource) ([]corev1.Volume, [
 		add("archive-ca", protocol.ArchiveCADir, ca.Name, []corev1.KeyToPath{{Key: ca.Key, Path: protocol.CABundleFile}})
 	}
 	return volumes, mounts
-}
-
-// sortedKeys returns the keys of a shard map in order, for stable status output.
-func sortedKeys[V any](m map[int32]V) []int32 {
-	keys := make([]int32, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	return keys
 }

@@ -7,7 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,7 +29,7 @@ func (e *testEnv) forbidByQuota(resource string) {
 	}
 }
 
-func resourceZero() resource.Quantity { return resource.MustParse("0") }
+func resourceZero() apiresource.Quantity { return apiresource.MustParse("0") }
 
 // reconcileErr runs one reconcile that is expected to fail and returns its error.
 func (e *testEnv) reconcileErr(r interface {

@@ -9,6 +9,7 @@ import (
 // +kubebuilder:validation:Enum=Pending;Writing;Uploaded;Committed;RolledBack;Failed
 type ContainerPhase string
 
+// The phases, in the order a container passes them; the last three are final (IsFinal).
 const (
 	PhasePending    ContainerPhase = "Pending"
 	PhaseWriting    ContainerPhase = "Writing"

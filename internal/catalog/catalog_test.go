@@ -211,7 +211,9 @@ func TestCommitAndRollBackRace(t *testing.T) {
 	})
 	t.Run("a commit of more files than claimed rows changes nothing", func(t *testing.T) {
 		c, _ := newCatalog(t, 5, 1)
-		c.Claim(ctx, 0, "c1", 5)
+		if _, err := c.Claim(ctx, 0, "c1", 5); err != nil {
+			t.Fatal(err)
+		}
 		if err := c.Commit(ctx, record("c1", 6)); !errors.Is(err, catalog.ErrRolledBack) {
 			t.Fatalf("commit of more files than claimed rows: got %v", err)
 		}

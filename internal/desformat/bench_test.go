@@ -196,7 +196,9 @@ func BenchmarkRead100k(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			io.Copy(io.Discard, rc)
+			if _, err := io.Copy(io.Discard, rc); err != nil {
+				b.Fatal(err)
+			}
 			rc.Close()
 			zr.Close()
 		}
@@ -261,7 +263,9 @@ func BenchmarkRead100k(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				io.Copy(io.Discard, rc)
+				if _, err := io.Copy(io.Discard, rc); err != nil {
+					b.Fatal(err)
+				}
 				rc.Close()
 			}
 		}

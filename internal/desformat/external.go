@@ -93,7 +93,7 @@ func (s *DirStore) Put(ctx context.Context, key string, r io.Reader, size int64)
 	defer func() {
 		if err != nil {
 			f.Close()
-			root.Remove(tmp)
+			_ = root.Remove(tmp) // best effort: the write already failed, and that error is returned
 		}
 	}()
 	n, err := io.Copy(f, r)

@@ -46,7 +46,7 @@ func appendMeta(dst, user []byte, mf *metaFields) ([]byte, error) {
 	}
 	e := metaEncoder{src: user, dst: dst}
 	if err := e.object(mf); err != nil {
-		return dst, fmt.Errorf("%w: %v", ErrInvalidMeta, err)
+		return dst, fmt.Errorf("%w: %w", ErrInvalidMeta, err)
 	}
 	return e.dst, nil
 }
@@ -289,7 +289,8 @@ func (e *metaEncoder) value(emit bool) error {
 
 // container encodes a nested object or array.
 func (e *metaEncoder) container(emit bool) error {
-	if e.depth++; e.depth > maxMetaDepth {
+	e.depth++
+	if e.depth > maxMetaDepth {
 		return e.errorf("nesting deeper than %d", maxMetaDepth)
 	}
 	defer func() { e.depth-- }()
@@ -491,7 +492,7 @@ func parseMetaInfo(meta []byte, trustCRC bool) (metaInfo, error) {
 	}
 	var mi metaInfo
 	if err := json.Unmarshal(meta, &m); err != nil {
-		return mi, fmt.Errorf("meta is not a JSON object: %v", err)
+		return mi, fmt.Errorf("meta is not a JSON object: %w", err)
 	}
 	mi.size, mi.isExternal = m.Size, m.IsExternal
 	if m.ExternalKey != nil {
@@ -517,7 +518,7 @@ func DecodeMeta(meta []byte) (map[string]any, error) {
 	d.UseNumber()
 	var m map[string]any
 	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidMeta, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidMeta, err)
 	}
 	if m == nil {
 		return nil, fmt.Errorf("%w: meta is null, want an object", ErrInvalidMeta)

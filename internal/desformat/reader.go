@@ -392,7 +392,7 @@ func (f *File) Read(p []byte) (int, error) {
 	f.crc = crcUpdate(f.crc, p[:n])
 	f.n += int64(n)
 	switch {
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		err = f.finish()
 	case err != nil:
 		f.err = err

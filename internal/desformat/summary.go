@@ -22,12 +22,13 @@ type Summary struct {
 	MetaCRC uint32
 }
 
-// IndexChecksum and PayloadChecksum format the checksums as 8 hex digits, as recorded in
-// DesContainer status and the des_containers table.
-func (s Summary) IndexChecksum() string   { return fmt.Sprintf("%08x", s.IndexCRC) }
+// IndexChecksum is the index CRC-32C as recorded in the catalog and the DesContainer (8 hex digits).
+func (s Summary) IndexChecksum() string { return fmt.Sprintf("%08x", s.IndexCRC) }
+
+// PayloadChecksum is the META CRC-32C, which covers every payload's checksum, as recorded (8 hex digits).
 func (s Summary) PayloadChecksum() string { return fmt.Sprintf("%08x", s.MetaCRC) }
 
-func (w *Writer) summarize(f *Footer, indexCRC uint32) Summary {
+func (w *Writer) summarize(indexCRC uint32) Summary {
 	s := Summary{Files: int64(len(w.entries)), Size: int64(w.off), IndexCRC: indexCRC,
 		MetaCRC: crc32.Checksum(w.meta, castagnoli)}
 	for i := range w.entries {

@@ -240,7 +240,7 @@ func (w *Writer) Close() error {
 			w.err = fmt.Errorf("desformat: flush: %w", err)
 		}
 	}
-	w.summary = w.summarize(&f, crc)
+	w.summary = w.summarize(crc)
 	w.meta, w.entries, w.names = nil, nil, nil
 	return w.err
 }

@@ -258,8 +258,8 @@ func TestWriterRejectsBadInput(t *testing.T) {
 	if r.Len() != 2 {
 		t.Fatalf("archive has %d entries, want 2", r.Len())
 	}
-	if rep, _ := r.Verify(ctx); rep.Err() != nil {
-		t.Fatal(rep.Err())
+	if rep, err := r.Verify(ctx); err != nil || rep.Err() != nil {
+		t.Fatal(err, rep.Err())
 	}
 	if err := w.Add(ctx, FileHeader{Name: "late"}, strings.NewReader("")); !errors.Is(err, ErrWriterClosed) {
 		t.Fatalf("Add after Close: %v", err)
@@ -327,7 +327,7 @@ func TestWriterExternalFailureKeepsWriterUsable(t *testing.T) {
 type failStore struct{}
 
 func (failStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	io.CopyN(io.Discard, r, 2)
+	_, _ = io.CopyN(io.Discard, r, 2) // read a little, then fail as a dying store does
 	return errors.New("bucket unavailable")
 }
 func (failStore) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {

@@ -333,9 +333,9 @@ func checkExt(e string) error {
 
 // clip shortens a string for error messages: names may be up to 64 KiB.
 func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
+	const limit = 80
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:limit] + "..."
 }

@@ -105,7 +105,9 @@ func TestConfigCABundle(t *testing.T) {
 func TestConfigInvalid(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "bad.pem")
-	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		cfg  objstore.Config
@@ -184,8 +186,8 @@ func TestConfigNeverRevealsSecrets(t *testing.T) {
 	var logged bytes.Buffer
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg)
 	outputs := map[string]string{
-		"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg),
-		"%#v": fmt.Sprintf("%#v", cfg), "%s": fmt.Sprintf("%s", cfg), "pointer": fmt.Sprintf("%v", &cfg),
+		"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), //nolint:gocritic // each verb is what is tested
+		"%#v": fmt.Sprintf("%#v", cfg), "%s": fmt.Sprintf("%s", cfg), "pointer": fmt.Sprintf("%v", &cfg), //nolint:gocritic // each verb is what is tested
 		"slog": logged.String(),
 	}
 	for name, out := range outputs {

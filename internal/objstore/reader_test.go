@@ -42,7 +42,7 @@ func TestOpenReaderAtCostsOneRequest(t *testing.T) {
 
 			// The format reader asks for the same tail again: served from memory.
 			again := make([]byte, len(wantTail))
-			if n, err := r.ReadAt(again, int64(size-len(wantTail))); n != len(again) || (err != nil && err != io.EOF) {
+			if n, err := r.ReadAt(again, int64(size-len(wantTail))); n != len(again) || (err != nil && !errors.Is(err, io.EOF)) {
 				t.Fatalf("ReadAt tail: %d, %v", n, err)
 			}
 			assertSame(t, again, wantTail)
@@ -113,7 +113,7 @@ func TestReadAtRanges(t *testing.T) {
 			before := r.Stats()
 			p := make([]byte, tc.len)
 			n, err := r.ReadAt(p, tc.off)
-			if n != tc.wantN || (err == io.EOF) != tc.wantEOF || (err != nil && err != io.EOF) {
+			if n != tc.wantN || errors.Is(err, io.EOF) != tc.wantEOF || (err != nil && !errors.Is(err, io.EOF)) {
 				t.Fatalf("ReadAt(%d, %d) = %d, %v; want %d, EOF=%t", tc.len, tc.off, n, err, tc.wantN, tc.wantEOF)
 			}
 			if tc.wantN > 0 {
@@ -128,7 +128,7 @@ func TestReadAtRanges(t *testing.T) {
 	}
 
 	t.Run("negative offset", func(t *testing.T) {
-		if _, err := r.ReadAt(make([]byte, 1), -1); err == nil || err == io.EOF {
+		if _, err := r.ReadAt(make([]byte, 1), -1); err == nil || errors.Is(err, io.EOF) {
 			t.Fatalf("got %v", err)
 		}
 	})

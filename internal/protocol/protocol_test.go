@@ -27,7 +27,7 @@ func TestNames(t *testing.T) {
 func TestContainerIDsAreUniqueAndOrdered(t *testing.T) {
 	now := time.UnixMilli(1_800_000_000_000)
 	a, b := NewContainerID(now), NewContainerID(now.Add(time.Millisecond))
-	if len(a) != 17 || a[0] != 'c' || !(a < b) {
+	if len(a) != 17 || a[0] != 'c' || a >= b {
 		t.Fatalf("ids %q, %q: want c+16 hex, time-ordered", a, b)
 	}
 	if got := ContainerPrefix("p", now, 1, a); got != "p/2027-01-15/0001/"+a {

@@ -33,12 +33,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *dir, *files, *exit); err != nil {
+	if err := runUntilSignal(*dir, *files, *exit); err != nil {
 		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
 		os.Exit(1)
 	}
+}
+
+// runUntilSignal runs the demo; SIGINT or SIGTERM cancels it, and the stack is torn down either way.
+func runUntilSignal(dir string, files int, exit bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, dir, files, exit)
 }
 
 func logf(format string, args ...any) {

@@ -223,7 +223,7 @@ func poll(ctx context.Context, timeout time.Duration, check func() (bool, string
 		}
 		last, lastErr = what, err
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w after %s: %s (%v)", ErrTimeout, timeout, last, lastErr)
+			return fmt.Errorf("%w after %s: %s (%w)", ErrTimeout, timeout, last, lastErr)
 		}
 		select {
 		case <-ctx.Done():

@@ -89,6 +89,7 @@ func (f *Faults) matching(op string, n int) []Rule {
 
 // enter counts the call, applies the rules' delay and error, and returns the function that ends the
 // in-flight period and the rules that apply.
+// enter runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) enter(ctx context.Context, op string) (func(), []Rule, error) {
 	f.mu.Lock()
 	f.calls[op]++
@@ -128,7 +129,7 @@ func (f *Faults) enter(ctx context.Context, op string) (func(), []Rule, error) {
 }
 
 // call runs one operation through the rules.
-func call[In, Out any](f *Faults, ctx context.Context, op string, in In, optFns []func(*s3.Options),
+func call[In, Out any](ctx context.Context, f *Faults, op string, in In, optFns []func(*s3.Options),
 	next func(context.Context, In, ...func(*s3.Options)) (Out, error)) (Out, error) {
 	leave, _, err := f.enter(ctx, op)
 	if err != nil {
@@ -140,6 +141,7 @@ func call[In, Out any](f *Faults, ctx context.Context, op string, in In, optFns 
 }
 
 // GetObject keeps the call in flight until the body is closed: that is when the connection is free.
+// GetObject runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	leave, rules, err := f.enter(ctx, "GetObject")
 	if err != nil {
@@ -185,44 +187,54 @@ func (b *leavingBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
+// HeadObject runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
-	return call(f, ctx, "HeadObject", in, optFns, f.next.HeadObject)
+	return call(ctx, f, "HeadObject", in, optFns, f.next.HeadObject)
 }
 
+// PutObject runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	return call(f, ctx, "PutObject", in, optFns, f.next.PutObject)
+	return call(ctx, f, "PutObject", in, optFns, f.next.PutObject)
 }
 
+// DeleteObject runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
-	return call(f, ctx, "DeleteObject", in, optFns, f.next.DeleteObject)
+	return call(ctx, f, "DeleteObject", in, optFns, f.next.DeleteObject)
 }
 
+// ListObjectsV2 runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
-	return call(f, ctx, "ListObjectsV2", in, optFns, f.next.ListObjectsV2)
+	return call(ctx, f, "ListObjectsV2", in, optFns, f.next.ListObjectsV2)
 }
 
+// CreateMultipartUpload runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
-	return call(f, ctx, "CreateMultipartUpload", in, optFns, f.next.CreateMultipartUpload)
+	return call(ctx, f, "CreateMultipartUpload", in, optFns, f.next.CreateMultipartUpload)
 }
 
+// UploadPart runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
-	return call(f, ctx, "UploadPart", in, optFns, f.next.UploadPart)
+	return call(ctx, f, "UploadPart", in, optFns, f.next.UploadPart)
 }
 
+// CompleteMultipartUpload runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
-	return call(f, ctx, "CompleteMultipartUpload", in, optFns, f.next.CompleteMultipartUpload)
+	return call(ctx, f, "CompleteMultipartUpload", in, optFns, f.next.CompleteMultipartUpload)
 }
 
+// AbortMultipartUpload runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
-	return call(f, ctx, "AbortMultipartUpload", in, optFns, f.next.AbortMultipartUpload)
+	return call(ctx, f, "AbortMultipartUpload", in, optFns, f.next.AbortMultipartUpload)
 }
 
+// ListMultipartUploads runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
-	return call(f, ctx, "ListMultipartUploads", in, optFns, f.next.ListMultipartUploads)
+	return call(ctx, f, "ListMultipartUploads", in, optFns, f.next.ListMultipartUploads)
 }
 
+// ListParts runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) ListParts(ctx context.Context, in *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error) {
-	return call(f, ctx, "ListParts", in, optFns, f.next.ListParts)
+	return call(ctx, f, "ListParts", in, optFns, f.next.ListParts)
 }
 
 var _ objstore.API = (*Faults)(nil)

@@ -75,7 +75,7 @@ func StartKube(ctx context.Context, opts KubeOptions) (_ *KubeServer, err error)
 			return nil, fmt.Errorf("%w: KubeOptions.Sandbox outside the sandbox", ErrSandbox)
 		}
 		api := env.ControlPlane.GetAPIServer()
-		api.SecureServing.Address, api.SecureServing.Port = SandboxServiceIP, "443"
+		api.Address, api.Port = SandboxServiceIP, "443"
 		api.Configure().
 			// envtest turns the ServiceAccount admission plugin off because it runs no
 			// controller-manager; the sandbox runs one, and pods need their tokens.
@@ -89,7 +89,7 @@ func StartKube(ctx context.Context, opts KubeOptions) (_ *KubeServer, err error)
 		_ = env.Stop()
 		return nil, fmt.Errorf("start envtest (kube-apiserver + etcd from %s): %w", assets, err)
 	}
-	s := &KubeServer{Config: cfg, Scheme: opts.Scheme, env: env, CA: env.ControlPlane.APIServer.SecureServing.CA}
+	s := &KubeServer{Config: cfg, Scheme: opts.Scheme, env: env, CA: env.ControlPlane.APIServer.CA}
 	defer func() {
 		if err != nil {
 			s.Close()

@@ -84,7 +84,7 @@ func (p *process) failure(what string) error {
 		out = "..." + out[len(out)-4000:]
 	}
 	if p.exited() {
-		return fmt.Errorf("%s exited (%v) %s; output:\n%s", p.name, p.err, what, out)
+		return fmt.Errorf("%s exited (%w) %s; output:\n%s", p.name, p.err, what, out)
 	}
 	return fmt.Errorf("%s %s; output:\n%s", p.name, what, out)
 }

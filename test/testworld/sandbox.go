@@ -100,7 +100,7 @@ func runSandbox() (int, error) {
 		Pdeathsig:  syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("%w: start: %v", ErrSandbox, err)
+		return 0, fmt.Errorf("%w: start: %w", ErrSandbox, err)
 	}
 	if f := os.Getenv(sandboxPIDFile); f != "" {
 		_ = os.WriteFile(f, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)

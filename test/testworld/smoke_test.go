@@ -152,12 +152,12 @@ func TestPostgresSkipLockedClaimsAreDisjoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx1.Rollback(ctx)
+	defer func() { _ = tx1.Rollback(ctx) }() // the transactions only hold locks
 	tx2, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx2.Rollback(ctx)
+	defer func() { _ = tx2.Rollback(ctx) }()
 
 	a, b := claim(tx1), claim(tx2)
 	if len(a) != 60 || len(b) != 40 {

@@ -12,6 +12,7 @@ import (
 // Part selects the servers a test package needs.
 type Part int
 
+// The parts: a private PostgreSQL, a versitygw S3 server, envtest's kube-apiserver and etcd.
 const (
 	Postgres Part = 1 << iota
 	S3

@@ -8,7 +8,6 @@ package nodecheck
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -151,5 +150,5 @@ func kubectl(t *testing.T, kube *testworld.KubeServer, args ...string) string {
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return fmt.Sprint(string(out))
+	return string(out)
 }
