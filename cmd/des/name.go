@@ -143,7 +143,7 @@ from that name service (manager assign) instead, which holds its node ids
 under Leases; the prefix is then the service's default unless --prefix is given.`, stdout, stderr)
 	prefix := c.fs.String("prefix", naming.DefaultPrefix, "name `prefix` (letters, digits and '-')")
 	node := c.fs.Int("node", 0, "node `id`, 0..255")
-	service := c.fs.String("service", "", "ask the name service at base `URL` (e.g. http://des-names.des-system:8080)")
+	service := c.fs.String("service", "", "ask the name service at base `URL` (e.g. http://des-name-service.des-system)")
 	count := c.fs.Int("count", 1, "number of names to issue (at most 256 per millisecond)")
 	dayFlag := c.fs.String("day", "", "issue names for this UTC `day` (YYYYMMDD) instead of today")
 	if _, code, ok := c.parse(args, 0, 0); !ok {

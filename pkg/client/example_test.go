@@ -61,7 +61,7 @@ func ExampleReader_Batch() {
 
 // Ask the name service for names to give new objects.
 func ExampleNames_New() {
-	c, err := client.NewNames("http://des-names.des-system:8080", nil)
+	c, err := client.NewNames("http://des-name-service.des-system", nil)
 	if err != nil {
 		fmt.Println(err)
 		return

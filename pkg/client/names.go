@@ -19,7 +19,7 @@ type Names struct {
 	ep endpoint
 }
 
-// NewNames returns a client of the name service at baseURL (e.g. "http://des-names.des-system:8080")
+// NewNames returns a client of the name service at baseURL (e.g. "http://des-name-service.des-system")
 // using hc, or a client of its own when hc is nil.
 func NewNames(baseURL string, hc *http.Client) (*Names, error) {
 	ep, err := newEndpoint(baseURL, hc)
