@@ -10,7 +10,8 @@
 //
 // Errors are typed: StatusError for any answer other than success (with the HTTP status and the
 // server's message), ChecksumError for bytes that do not match their CRC-32C, and the sentinels
-// ErrNotFound, ErrChecksum, ErrIncomplete and ErrRangeNotSatisfiable for errors.Is. ErrNotFound and
+// ErrNotFound, ErrChecksum, ErrIncomplete, ErrRangeNotSatisfiable and ErrProtocol (an answer that
+// does not follow the wire format) for errors.Is. ErrNotFound and
 // ErrChecksum are the very values of package des, so one errors.Is matches a failure whether the file
 // was read from archive bytes with package des or through the sidecar with this package.
 //

@@ -34,8 +34,8 @@ func newEndpoint(baseURL string, hc *http.Client) (endpoint, error) {
 	return endpoint{base: strings.TrimRight(u.String(), "/"), hc: hc}, nil
 }
 
-// do sends a request for the escaped path (which starts with "/") and returns the response when its
-// status is one of ok; any other status is read into a *StatusError and the body closed.
+// do sends req and returns the response when its status is one of ok; any other answer is read into
+// a *StatusError (op names the request in it) and its body closed.
 func (e endpoint) do(ctx context.Context, req *http.Request, op string, ok ...int) (*http.Response, error) {
 	resp, err := e.hc.Do(req.WithContext(ctx))
 	if err != nil {
@@ -50,6 +50,7 @@ func (e endpoint) do(ctx context.Context, req *http.Request, op string, ok ...in
 	return nil, statusError(op, resp)
 }
 
+// newRequest builds a request for escapedPath, which starts with "/" and is already path-escaped.
 func (e endpoint) newRequest(method, escapedPath string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequest(method, e.base+escapedPath, body)
 	if err != nil {
