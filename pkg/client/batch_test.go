@@ -107,6 +107,18 @@ func TestBatchFailures(t *testing.T) {
 			checkResult(t, nil, r.end, nil, tc.is, tc.status)
 		})
 	}
+	// A well-formed stream with fewer parts than announced: whole parts lost on the way.
+	t.Run("fewer parts than announced", func(t *testing.T) {
+		r := collect(t, newReaderClient(t, headerProxy(t, f.url, client.HeaderFiles, "5")), all)
+		checkResult(t, nil, r.end, nil, client.ErrIncomplete, 0)
+		if len(r.got) != 4 {
+			t.Fatalf("%d files delivered before the end, want all 4", len(r.got))
+		}
+	})
+	t.Run("bad part count header", func(t *testing.T) {
+		r := collect(t, newReaderClient(t, headerProxy(t, f.url, client.HeaderMissing, "x")), all)
+		checkResult(t, nil, r.end, nil, client.ErrProtocol, 0)
+	})
 }
 
 // TestBatchStopEarly checks that leaving the loop early is clean: the iterator stops and a new

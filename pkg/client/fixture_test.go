@@ -81,12 +81,7 @@ func newReaderClient(t testing.TB, baseURL string) *client.Reader {
 // the sidecar's.
 func faultProxy(t testing.TB, target string, fault func([]byte) []byte) string {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := httputil.NewSingleHostReverseProxy(u)
-	p.ModifyResponse = func(resp *http.Response) error {
+	return proxy(t, target, func(resp *http.Response) error {
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
@@ -94,8 +89,26 @@ func faultProxy(t testing.TB, target string, fault func([]byte) []byte) string {
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(fault(b)))
 		return nil
+	})
+}
+
+// headerProxy forwards to the sidecar at target and sets header key to value in its answers.
+func headerProxy(t testing.TB, target, key, value string) string {
+	t.Helper()
+	return proxy(t, target, func(resp *http.Response) error {
+		resp.Header.Set(key, value)
+		return nil
+	})
+}
+
+func proxy(t testing.TB, target string, modify func(*http.Response) error) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.ErrorLog = nil
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.ModifyResponse = modify
 	hs := httptest.NewServer(p)
 	t.Cleanup(hs.Close)
 	return hs.URL
