@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/pkg/client"
 )
 
 // command bundles a verb's flag set with its help text.
@@ -27,10 +29,16 @@ type command struct {
 }
 
 func newCommand(name, synopsis, help string, stdout, stderr io.Writer) *command {
+	c := newHTTPCommand(name, synopsis, help, stdout, stderr)
+	addS3Flags(c.fs)
+	return c
+}
+
+// newHTTPCommand is a verb that talks to a DES service rather than to archives, so it has no S3 flags.
+func newHTTPCommand(name, synopsis, help string, stdout, stderr io.Writer) *command {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // we print usage ourselves, to the right stream
-	addS3Flags(fs)
 	return &command{name: name, synopsis: synopsis, help: help, fs: fs, stdout: stdout, stderr: stderr}
 }
 
@@ -90,7 +98,14 @@ func (c *command) fail(err error) int {
 }
 
 func hintFor(err error) string {
+	var se *client.StatusError
 	switch {
+	case errors.As(err, &se) && se.Status == http.StatusNotFound:
+		return "the reader found no such file: check the name and --container"
+	case errors.As(err, &se):
+		return "the service refused the request; the message above is its answer"
+	case errors.Is(err, client.ErrIncomplete):
+		return "the connection was cut: the sidecar cuts a response when it finds damage, see its log"
 	case errors.Is(err, desformat.ErrNoExternalStore):
 		return "the payload is stored outside the archive; pass --external-root DIR (a folder laid out like the bucket)"
 	case errors.Is(err, desformat.ErrBadMagic):

@@ -6,6 +6,8 @@
 //	des meta ARCHIVE NAME
 //	des verify ARCHIVE
 //	des stat ARCHIVE
+//	des name new|parse|shard ...
+//	des get [--reader URL] [--container KEY] NAME | -o DIR NAME...
 //
 // Exit status: 0 success, 1 failure (including a corrupt archive), 2 usage.
 package main
@@ -40,6 +42,7 @@ var verbs = map[string]verb{
 	"verify": {runVerify, "check structure and every checksum"},
 	"stat":   {runStat, "describe an archive's layout"},
 	"name":   {runName, "issue, parse and shard DES names"},
+	"get":    {runGet, "read files through a reader sidecar"},
 }
 
 func main() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/datavision/des/internal/naming"
+	"github.com/datavision/des/pkg/client"
 )
 
 // Exit codes of runName. They match the rest of the des CLI; they are redeclared here so that this file does
@@ -133,12 +135,15 @@ func (c *nameCommand) fail(err error) int {
 }
 
 func nameNew(args []string, stdout, stderr io.Writer) int {
-	c := nameCommandNew("new", "[--prefix P] [--node N] [--count K] [--day YYYYMMDD]",
+	c := nameCommandNew("new", "[--prefix P] [--node N | --service URL] [--count K] [--day YYYYMMDD]",
 		`Issue K new names, one per line. The day is today in UTC unless --day is given.
 Names are unique among generators with distinct node ids: do not use a node id
-that a running name-assignment service holds.`, stdout, stderr)
+that a running name-assignment service holds. With --service the names come
+from that name service (manager assign) instead, which holds its node ids
+under Leases; the prefix is then the service's default unless --prefix is given.`, stdout, stderr)
 	prefix := c.fs.String("prefix", naming.DefaultPrefix, "name `prefix` (letters, digits and '-')")
 	node := c.fs.Int("node", 0, "node `id`, 0..255")
+	service := c.fs.String("service", "", "ask the name service at base `URL` (e.g. http://des-name-service.des-system)")
 	count := c.fs.Int("count", 1, "number of names to issue (at most 256 per millisecond)")
 	dayFlag := c.fs.String("day", "", "issue names for this UTC `day` (YYYYMMDD) instead of today")
 	if _, code, ok := c.parse(args, 0, 0); !ok {
@@ -155,11 +160,50 @@ that a running name-assignment service holds.`, stdout, stderr)
 		}
 		day = &d
 	}
+	if *service != "" {
+		return c.fromService(*service, *count, day, stdout)
+	}
 	g, err := naming.NewGenerator(naming.Config{Prefix: *prefix, Node: *node})
 	if err != nil {
 		return c.usageError("%v", err)
 	}
 	if err := nameIssue(g, day, *count, stdout); err != nil {
+		return c.fail(err)
+	}
+	return nameExitOK
+}
+
+// fromService writes count names issued by the name service at baseURL, in requests of at most
+// client.MaxNamesPerRequest names.
+func (c *nameCommand) fromService(baseURL string, count int, day *naming.Day, stdout io.Writer) int {
+	opts := client.NameOptions{}
+	set := map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["node"] {
+		return c.usageError("--node and --service exclude each other: the service picks its node id")
+	}
+	if set["prefix"] {
+		opts.Prefix = c.fs.Lookup("prefix").Value.String()
+	}
+	if day != nil {
+		opts.Day = *day
+	}
+	nc, err := client.NewNames(baseURL, nil)
+	if err != nil {
+		return c.usageError("--service: %v", err)
+	}
+	bw := bufio.NewWriter(stdout)
+	for left := count; left > 0; {
+		names, err := nc.New(context.Background(), min(left, client.MaxNamesPerRequest), opts)
+		if err != nil {
+			return c.fail(err)
+		}
+		for _, a := range names {
+			bw.WriteString(a.Name + "\n")
+		}
+		left -= len(names)
+	}
+	if err := bw.Flush(); err != nil {
 		return c.fail(err)
 	}
 	return nameExitOK

@@ -13,8 +13,9 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-// The s3:// tests run against the test world's versitygw; the other tests of the package ignore it.
-func TestMain(m *testing.M) { testworld.Main(m, testworld.S3) }
+// The s3:// and des get tests run against the test world's versitygw, des name new --service against its
+// kube-apiserver (the name service holds its node id with a Lease); the other tests ignore both.
+func TestMain(m *testing.M) { testworld.Main(m, testworld.S3|testworld.Kube) }
 
 // s3Env points the CLI at versitygw through the environment, as a script would.
 func s3Env(t *testing.T) *testworld.S3Server {

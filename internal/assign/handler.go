@@ -14,29 +14,19 @@ import (
 
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/nodeid"
+	desclient "github.com/datavision/des/pkg/client"
 )
 
 // maxBodyBytes bounds a request body; a valid request is well under 200 bytes.
 const maxBodyBytes = 4 << 10
 
-// Request is the body of POST /v1/names.
-type Request struct {
-	Count     int     `json:"count"`
-	Prefix    *string `json:"prefix,omitempty"`
-	Day       *string `json:"day,omitempty"`
-	ShardBits *int    `json:"shardBits,omitempty"`
-}
-
-// Response is the body of a successful POST /v1/names.
-type Response struct {
-	Names []Assigned `json:"names"`
-}
-
-// Assigned is one issued name and its shard.
-type Assigned struct {
-	Name  string `json:"name"`
-	Shard uint32 `json:"shard"`
-}
+// Request, Response and Assigned are the wire types of POST /v1/names. They live with the Go
+// client, so that server and client share one definition.
+type (
+	Request  = desclient.NamesRequest
+	Response = desclient.NamesResponse
+	Assigned = desclient.AssignedName
+)
 
 // Handler serves POST /v1/names, /healthz, /readyz and /metrics.
 func (s *Service) Handler() http.Handler {

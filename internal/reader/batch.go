@@ -15,24 +15,21 @@ import (
 
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/pkg/client"
 )
 
-// BatchRequest is the body of POST /v1/batch.
-type BatchRequest struct {
-	// Container is the key of the container holding every name; empty: find each name's container
-	// from its day and shard, as GET /v1/files/{name} does.
-	Container string   `json:"container,omitempty"`
-	Names     []string `json:"names"`
-}
+// BatchRequest is the body of POST /v1/batch. The wire types live with the Go client, so that
+// server and client share one definition.
+type BatchRequest = client.BatchRequest
 
 // Part headers of a batch response (see docs/reader.md).
 const (
-	HeaderName      = "X-Des-Name"      // the file name, URL path-escaped
-	HeaderStatus    = "X-Des-Status"    // 200, or 404 for a name found nowhere (empty part)
-	HeaderContainer = "X-Des-Container" // key of the container the bytes came from
-	HeaderChecksum  = "X-Des-Checksum"  // crc32c=<8 hex digits>, when the archive records one
-	HeaderFiles     = "X-Des-Files"     // response header: parts with a file
-	HeaderMissing   = "X-Des-Missing"   // response header: parts for names not found
+	HeaderName      = client.HeaderName
+	HeaderStatus    = client.HeaderStatus
+	HeaderContainer = client.HeaderContainer
+	HeaderChecksum  = client.HeaderChecksum
+	HeaderFiles     = client.HeaderFiles
+	HeaderMissing   = client.HeaderMissing
 )
 
 var errTooManyNames = errors.New("too many names in batch")
