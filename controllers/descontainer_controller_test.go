@@ -36,6 +36,7 @@ type crashWorld struct {
 const crashShard = 3
 
 func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
+	t.Helper()
 	e := newTestEnv(t)
 	pool, dsn := testworld.PG(t).NewDatabase(t)
 	mustExec(t, pool, userTable)
@@ -166,7 +167,7 @@ func TestRecoveryMatrix(t *testing.T) {
 		want      catalog.Counts
 		objects   int // objects left in the bucket
 	}{
-		{"before upload", func(w *crashWorld) {}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
+		{"before upload", func(*crashWorld) {}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
 		{"during multipart", func(w *crashWorld) {
 			up := w.store.NewUploader(w.ctx, w.bucket, w.con.Spec.Key, objstore.UploadOptions{PartSize: objstore.MinPartSize,
 				OnUploadID: func(id string) error {

@@ -269,7 +269,7 @@ func TestManagerRoleSufficesForPackerAccess(t *testing.T) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
 	}} {
-		if err := e.c.Create(e.ctx, obj); err != nil && !(apierrors.IsAlreadyExists(err) && obj.GetName() == packerClusterRoleName) {
+		if err := e.c.Create(e.ctx, obj); err != nil && (!apierrors.IsAlreadyExists(err) || obj.GetName() != packerClusterRoleName) {
 			t.Fatalf("create %s: %v", obj.GetName(), err)
 		}
 		if obj.GetName() != packerClusterRoleName { // shared by the tests of this package

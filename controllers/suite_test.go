@@ -41,6 +41,7 @@ type testEnv struct {
 }
 
 func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
 	kube := testworld.K8s(t)
 	return &testEnv{
 		t: t, ctx: context.Background(), c: kube.Client, ns: kube.NewNamespace(t),

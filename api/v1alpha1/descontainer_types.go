@@ -113,7 +113,3 @@ type DesContainerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DesContainer `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DesContainer{}, &DesContainerList{})
-}

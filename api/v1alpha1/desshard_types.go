@@ -198,7 +198,3 @@ type DesShardList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DesShard `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DesShard{}, &DesShardList{})
-}

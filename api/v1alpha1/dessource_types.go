@@ -202,7 +202,3 @@ type DesSourceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DesSource `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DesSource{}, &DesSourceList{})
-}

@@ -342,7 +342,7 @@ func (a *readAhead) ReadAt(p []byte, off int64) (int, error) {
 	defer a.mu.Unlock()
 	if off < a.off || off+int64(len(p)) > a.off+int64(len(a.buf)) {
 		buf := make([]byte, min(readAheadWindow, a.size-off))
-		if _, err := a.r.ReadAt(buf, off); err != nil && err != io.EOF {
+		if _, err := a.r.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
 			return 0, err
 		}
 		a.buf, a.off = buf, off

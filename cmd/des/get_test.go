@@ -33,6 +33,7 @@ type getWorld struct {
 }
 
 func newGetWorld(t *testing.T) *getWorld {
+	t.Helper()
 	w := testworld.S3Store(t)
 	s := testStore(t, w)
 	bucket := w.NewBucket(t)
@@ -75,6 +76,7 @@ func newGetWorld(t *testing.T) *getWorld {
 
 // corruptingProxy forwards to target and flips the first byte of what in every response body.
 func corruptingProxy(t *testing.T, target string, what string) string {
+	t.Helper()
 	u, _ := url.Parse(target)
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.ModifyResponse = func(resp *http.Response) error {

@@ -5,12 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/datavision/des/test/v1testdata"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/datavision/des/test/v1testdata"
 )
 
 // cli runs the command in-process.
@@ -29,7 +30,10 @@ func mustCLI(t *testing.T, want int, args ...string) string {
 	return out
 }
 
-func testdataDir(t *testing.T) string { return v1testdata.Dir(t) }
+func testdataDir(t *testing.T) string {
+	t.Helper()
+	return v1testdata.Dir(t)
+}
 
 type manifest = v1testdata.Manifest
 
@@ -66,9 +70,8 @@ func TestCLIOnV1Archives(t *testing.T) {
 				}
 				meta := mustCLI(t, 0, "meta", archive, f.Name)
 				var got, want any
-				json.Unmarshal([]byte(meta), &got)
-				json.Unmarshal(f.Meta, &want)
-				if !reflect.DeepEqual(got, want) {
+				errGot, errWant := json.Unmarshal([]byte(meta), &got), json.Unmarshal(f.Meta, &want)
+				if errGot != nil || errWant != nil || !reflect.DeepEqual(got, want) {
 					t.Errorf("meta %s = %s, want %s", f.Name, meta, f.Meta)
 				}
 			}
@@ -198,7 +201,9 @@ func TestCLICorruptArchive(t *testing.T) {
 	mustCLI(t, 0, "pack", "-o", archive, filepath.Join(src, "a"), filepath.Join(src, "b"))
 	b, _ := os.ReadFile(archive)
 	b[100] ^= 1 // inside a's payload
-	os.WriteFile(archive, b, 0o644)
+	if err := os.WriteFile(archive, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut := cli("verify", archive)
 	if code != exitError || !strings.Contains(out, "FAILED (1 problems)") || !strings.Contains(errOut, "checksum mismatch") {
 		t.Fatalf("verify corrupt: %d\n%s\n%s", code, out, errOut)
@@ -211,14 +216,18 @@ func TestCLICorruptArchive(t *testing.T) {
 		t.Fatalf("intact file: %q", got)
 	}
 	b[len(b)-40] ^= 1 // footer field: index checksum catches it
-	os.WriteFile(archive, b, 0o644)
+	if err := os.WriteFile(archive, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, verb := range []string{"ls", "verify", "stat"} {
 		code, _, errOut := cli(verb, archive)
 		if code != exitError || !strings.Contains(errOut, "corrupt") {
 			t.Fatalf("%s on corrupt footer: %d %s", verb, code, errOut)
 		}
 	}
-	os.WriteFile(archive, []byte("definitely not an archive, but long enough to hold a footer of seventy-two bytes......"), 0o644)
+	if err := os.WriteFile(archive, []byte("definitely not an archive, but long enough to hold a footer of seventy-two bytes......"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, errOut := cli("ls", archive); code != exitError || !strings.Contains(errOut, "not a DES archive") {
 		t.Fatalf("ls on junk: %d %s", code, errOut)
 	}

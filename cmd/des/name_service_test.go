@@ -18,6 +18,7 @@ import (
 // startNameService runs the name service in-process until the test ends; with run false it never
 // claims a node id and answers 503.
 func startNameService(t *testing.T, run bool) string {
+	t.Helper()
 	svc, err := assign.New(assign.Config{DefaultPrefix: "DFLT", DefaultShardBits: 12, RetryInterval: time.Second,
 		Lease: nodeid.Options{Namespace: testworld.K8s(t).NewNamespace(t), Identity: "cli-test",
 			LeaseDuration: 2 * time.Second, RenewInterval: 100 * time.Millisecond, RenewDeadline: time.Second},

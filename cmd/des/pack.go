@@ -136,10 +136,10 @@ func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []
 	if total, err = packFiles(ctx, tmp, files, opts); err != nil {
 		return 0, err
 	}
-	if err = tmp.Close(); err != nil {
+	if err := tmp.Close(); err != nil {
 		return 0, err
 	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return 0, err
 	}
 	return total, os.Rename(tmp.Name(), path)

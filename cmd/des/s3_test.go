@@ -19,6 +19,7 @@ func TestMain(m *testing.M) { testworld.Main(m, testworld.S3|testworld.Kube) }
 
 // s3Env points the CLI at versitygw through the environment, as a script would.
 func s3Env(t *testing.T) *testworld.S3Server {
+	t.Helper()
 	w := testworld.S3Store(t)
 	t.Setenv("DES_S3_ENDPOINT", w.Endpoint)
 	t.Setenv("AWS_REGION", w.Region)
@@ -29,6 +30,7 @@ func s3Env(t *testing.T) *testworld.S3Server {
 }
 
 func testStore(t *testing.T, w *testworld.S3Server) *objstore.Store {
+	t.Helper()
 	s, err := objstore.New(context.Background(), objstore.Config{Endpoint: w.Endpoint, Region: w.Region, PathStyle: true,
 		AccessKeyID: w.AccessKey, SecretAccessKey: w.SecretKey})
 	if err != nil {

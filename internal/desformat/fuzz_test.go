@@ -21,6 +21,7 @@ import (
 // counter frozen at 0/sec, which looks like a hang but is not.
 
 func seedArchives(t testing.TB) [][]byte {
+	t.Helper()
 	seeds := [][]byte{
 		writeArchive(t, WriterOptions{}, nil),
 		writeArchive(t, WriterOptions{}, corruptionFiles()),
@@ -67,7 +68,7 @@ func FuzzOpen(f *testing.F) {
 			_, _ = r.Meta(e.Name) // errors are expected; panics are not
 		}
 		if p, err := r.PlanBatch(names, BatchOptions{MaxGap: int64(tail) - 100, MaxRange: int64(tail) * 3}); err == nil {
-			_ = p.Execute(ctx, bytes.NewReader(data), func(name string, b []byte) error { return nil })
+			_ = p.Execute(ctx, bytes.NewReader(data), func(string, []byte) error { return nil })
 		}
 		_, _ = r.Verify(ctx)
 	})

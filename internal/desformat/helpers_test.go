@@ -12,7 +12,10 @@ import (
 	"github.com/datavision/des/test/v1testdata"
 )
 
-func v1TestdataDir(t testing.TB) string { return v1testdata.Dir(t) }
+func v1TestdataDir(t testing.TB) string {
+	t.Helper()
+	return v1testdata.Dir(t)
+}
 
 type manifest = v1testdata.Manifest
 

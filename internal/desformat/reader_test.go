@@ -22,7 +22,7 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return c.r.ReadAt(p, off)
 }
 
-func (c *countingReaderAt) reset() []([2]int64) {
+func (c *countingReaderAt) reset() [][2]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	calls := c.calls

@@ -326,11 +326,11 @@ func TestWriterExternalFailureKeepsWriterUsable(t *testing.T) {
 
 type failStore struct{}
 
-func (failStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+func (failStore) Put(_ context.Context, _ string, r io.Reader, _ int64) error {
 	_, _ = io.CopyN(io.Discard, r, 2) // read a little, then fail as a dying store does
 	return errors.New("bucket unavailable")
 }
-func (failStore) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+func (failStore) Open(context.Context, string) (io.ReadCloser, int64, error) {
 	return nil, 0, errors.New("bucket unavailable")
 }
 

@@ -8,6 +8,7 @@ import (
 
 // reportRate adds names/s to a benchmark's output.
 func reportRate(b *testing.B) {
+	b.Helper()
 	if s := b.Elapsed().Seconds(); s > 0 {
 		b.ReportMetric(float64(b.N)/s, "names/s")
 	}

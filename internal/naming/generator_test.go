@@ -56,6 +56,7 @@ func mustGenerator(tb testing.TB, cfg Config) *Generator {
 }
 
 func newFakeGenerator(tb testing.TB, startMs int64) (*Generator, *fakeClock) {
+	tb.Helper()
 	clock := &fakeClock{ms: startMs}
 	return mustGenerator(tb, Config{Prefix: "T", Node: 7, Now: clock.Now, Sleep: clock.Sleep}), clock
 }

@@ -2,10 +2,11 @@ package naming
 
 import (
 	"encoding/json"
-	"github.com/datavision/des/test/v1testdata"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/datavision/des/test/v1testdata"
 )
 
 // vector is one case of des-v1/naming.json: a name from the v1 generator and its shard for one width.

@@ -81,7 +81,7 @@ func TestConfigCABundle(t *testing.T) {
 	}{
 		{"CA file", func(c *objstore.Config) { c.CAFile = caFile }, ""},
 		{"CA bytes", func(c *objstore.Config) { c.CAPEM = caPEM }, ""},
-		{"no CA", func(c *objstore.Config) {}, "certificate"},
+		{"no CA", func(*objstore.Config) {}, "certificate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,8 +186,8 @@ func TestConfigNeverRevealsSecrets(t *testing.T) {
 	var logged bytes.Buffer
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg)
 	outputs := map[string]string{
-		"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), //nolint:gocritic // each verb is what is tested
-		"%#v": fmt.Sprintf("%#v", cfg), "%s": fmt.Sprintf("%s", cfg), "pointer": fmt.Sprintf("%v", &cfg), //nolint:gocritic // each verb is what is tested
+		"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), //nolint:gocritic,staticcheck // each verb is what is tested
+		"%#v": fmt.Sprintf("%#v", cfg), "%s": fmt.Sprintf("%s", cfg), "pointer": fmt.Sprintf("%v", &cfg), //nolint:gocritic,staticcheck // each verb is what is tested
 		"slog": logged.String(),
 	}
 	for name, out := range outputs {

@@ -16,6 +16,7 @@ func TestMain(m *testing.M) { testworld.Main(m, testworld.S3) }
 
 // worldConfig points a Config at the test world's versitygw.
 func worldConfig(t testing.TB) objstore.Config {
+	t.Helper()
 	w := testworld.S3Store(t)
 	return objstore.Config{
 		Endpoint: w.Endpoint, Region: w.Region, PathStyle: true,

@@ -125,7 +125,7 @@ func TestListMultipartUploadsPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		want[u.UploadID()] = true
-		defer func() { _ = u.Abort(ctx) }() // cleanup; the test checks the listing, not the abort
+		t.Cleanup(func() { _ = u.Abort(ctx) }) // the test checks the listing, not the abort
 	}
 	for mu, err := range s.ListMultipartUploads(ctx, bucket, "x/") {
 		if err != nil {

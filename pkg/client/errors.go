@@ -9,17 +9,17 @@ import (
 )
 
 var (
-	// ErrNotFound: the sidecar has no such file (or container). It is des.ErrNotFound.
+	// ErrNotFound means the sidecar has no such file (or container). It is des.ErrNotFound.
 	ErrNotFound = des.ErrNotFound
-	// ErrChecksum: bytes received do not match their CRC-32C. It is des.ErrChecksum.
+	// ErrChecksum means bytes received do not match their CRC-32C. It is des.ErrChecksum.
 	ErrChecksum = des.ErrChecksum
-	// ErrIncomplete: a response ended early (a cut connection, a body shorter than announced, a batch
+	// ErrIncomplete means a response ended early (a cut connection, a body shorter than announced, a batch
 	// stream without its closing boundary or with fewer parts than announced). The sidecar cuts a
 	// response on purpose when it finds damage after the status line was sent.
 	ErrIncomplete = errors.New("des client: incomplete response")
-	// ErrRangeNotSatisfiable: the requested range starts at or past the end of the file.
+	// ErrRangeNotSatisfiable means the requested range starts at or past the end of the file.
 	ErrRangeNotSatisfiable = errors.New("des client: range not satisfiable")
-	// ErrProtocol: the server's answer does not follow the wire format (missing or malformed headers).
+	// ErrProtocol means the server's answer does not follow the wire format (missing or malformed headers).
 	ErrProtocol = errors.New("des client: protocol error")
 )
 

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -54,7 +55,7 @@ func newFixture(t testing.TB) *fixture {
 		byShard[sh] = append(byShard[sh], file{n, randomBytes(1000+i, 100+uint64(i))})
 	}
 	for sh, files := range byShard {
-		key := containerKey(sh, "c000000000000000"+string(rune('a'+sh)))
+		key := containerKey(sh, fmt.Sprintf("c000000000000000%c", 'a'+sh))
 		if sh == first {
 			f.keyA = key
 		}
@@ -140,4 +141,7 @@ func cutAfter(n int) func([]byte) []byte {
 	return func(b []byte) []byte { return b[:min(n, len(b))] }
 }
 
-func ctx(t testing.TB) context.Context { return t.Context() }
+func ctx(t testing.TB) context.Context {
+	t.Helper()
+	return t.Context()
+}

@@ -44,10 +44,14 @@ type (
 
 // Batch-read types: a Plan lists the byte Ranges to fetch, each carrying the Spans of its files.
 type (
+	// BatchOptions bound how ranges are merged (gap, range size) when a batch is planned.
 	BatchOptions = desformat.BatchOptions
-	Plan         = desformat.Plan
-	Range        = desformat.Range
-	Span         = desformat.Span
+	// Plan is a batch read planned by Reader.PlanBatch: its Ranges, in order, and what is missing.
+	Plan = desformat.Plan
+	// Range is one byte range of an archive a Plan fetches.
+	Range = desformat.Range
+	// Span is one file's place inside a Range.
+	Span = desformat.Span
 )
 
 // Format limits and defaults.

@@ -55,6 +55,7 @@ func TestMain(m *testing.M) {
 
 // randomSeed is $DES_E2E_SEED, to replay a run, or a new one.
 func randomSeed(t *testing.T) uint64 {
+	t.Helper()
 	if v := os.Getenv("DES_E2E_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -123,6 +124,7 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 // ingest adds named rows every couple of seconds until stopped, as a live application does, so
 // packers are at work whenever a fault strikes.
 func ingest(t *testing.T, seed *devstack.Seed) (stop func()) {
+	t.Helper()
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -159,6 +161,7 @@ const kubeletDown = protocol.LeaseDuration + 10*time.Second
 // makes a new one, which takes the leader Lease over), and the kubelet stopped for longer than a
 // shard Lease, then started again.
 func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
+	t.Helper()
 	ctx := context.Background()
 	plan := []string{"kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer",
 		"delete-packer", "delete-packer", "delete-packer", "kill-controller", "delete-controller", "stop-kubelet"}
@@ -222,6 +225,7 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 // A packer stops on SIGTERM within its grace period, finishing or abandoning its container (exit 0 or
 // 1); exit 137 means the kubelet had to SIGKILL it when the grace period ran out.
 func watchGracefulStop(t *testing.T, s *devstack.Stack, pod *corev1.Pod) string {
+	t.Helper()
 	ctx := context.Background()
 	started := time.Now()
 	outcome := "gone before its end was seen"
@@ -246,6 +250,7 @@ func watchGracefulStop(t *testing.T, s *devstack.Stack, pod *corev1.Pod) string 
 
 // waitPacker waits up to a minute for a running packer pod not struck before and picks one.
 func waitPacker(ctx context.Context, t *testing.T, s *devstack.Stack, rng *rand.Rand, struck map[types.UID]bool) (*corev1.Pod, bool) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		all, err := s.PackerPods(ctx, ns)
@@ -269,6 +274,7 @@ func waitPacker(ctx context.Context, t *testing.T, s *devstack.Stack, rng *rand.
 // controllerFault SIGKILLs the controller's container or deletes its pod, and waits until a
 // controller is Ready again.
 func controllerFault(t *testing.T, s *devstack.Stack, kill bool) {
+	t.Helper()
 	ctx := context.Background()
 	pods, err := s.ControllerPods(ctx)
 	if err != nil || len(pods) == 0 {
@@ -306,6 +312,7 @@ func controllerFault(t *testing.T, s *devstack.Stack, kill bool) {
 // checkExactlyOnce proves the central promise from the outside: each row is packed into exactly one
 // Committed container whose object holds it, and the archive holds nothing else.
 func checkExactlyOnce(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, seed.DSN)
 	if err != nil {
@@ -396,6 +403,7 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
 // created with a server-side dry run in a namespace that enforces "restricted", so the API server's
 // own PodSecurity admission judges it.
 func checkRestricted(t *testing.T, s *devstack.Stack) {
+	t.Helper()
 	ctx := context.Background()
 	judge := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "psa-restricted",
 		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
@@ -432,6 +440,7 @@ func checkRestricted(t *testing.T, s *devstack.Stack) {
 // namespaces still there (controller, packers, marker, reader sidecar): a rule missing from the
 // shipped RBAC shows up as a "forbidden" answer of the API server.
 func checkNoForbidden(t *testing.T, s *devstack.Stack) {
+	t.Helper()
 	ctx := context.Background()
 	read := 0
 	for _, namespace := range []string{devstack.ControllerNamespace, ns} {
@@ -499,6 +508,7 @@ func restrictedCandidate(p *corev1.Pod) *corev1.Pod {
 }
 
 func countPhase(t *testing.T, s *devstack.Stack, phase desv1.ContainerPhase) int {
+	t.Helper()
 	list := &desv1.DesContainerList{}
 	if err := s.Client.List(context.Background(), list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
@@ -515,6 +525,7 @@ func countPhase(t *testing.T, s *devstack.Stack, phase desv1.ContainerPhase) int
 // deleteShardAndCheckCleanup deletes the DesShard: its Jobs and DesContainers go (owner references,
 // garbage collector), the archive and the catalog's des_containers records stay.
 func deleteShardAndCheckCleanup(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
+	t.Helper()
 	ctx := context.Background()
 	if out, err := s.Kubectl(ctx, "-n", ns, "delete", "desshard", "scans-all", "--wait=true", "--timeout=120s"); err != nil {
 		t.Fatalf("kubectl delete desshard: %v\n%s", err, out)
@@ -551,6 +562,7 @@ func deleteShardAndCheckCleanup(t *testing.T, s *devstack.Stack, seed *devstack.
 
 // dumpOnFailure shows the cluster's state and the controller's log when the test failed.
 func dumpOnFailure(t *testing.T, s *devstack.Stack) {
+	t.Helper()
 	if !t.Failed() {
 		return
 	}

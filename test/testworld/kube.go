@@ -45,7 +45,7 @@ type KubeOptions struct {
 }
 
 // StartKube starts envtest with binaries from bin/k8s/<version> (built by `make test-assets`).
-func StartKube(ctx context.Context, opts KubeOptions) (_ *KubeServer, err error) {
+func StartKube(_ context.Context, opts KubeOptions) (_ *KubeServer, err error) {
 	assets, err := KubeAssetsDir()
 	if err != nil {
 		return nil, err

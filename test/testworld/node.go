@@ -195,7 +195,11 @@ func (n *NodeServer) startScheduler(ctx context.Context, assets string) error {
 func httpsAnswers(port int) func(context.Context) error {
 	insecure := &http.Client{Transport: insecureTransport(), Timeout: time.Second}
 	return func(ctx context.Context) error {
-		resp, err := insecure.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), http.NoBody)
+		if err != nil {
+			return err
+		}
+		resp, err := insecure.Do(req)
 		if err != nil {
 			return err
 		}
