@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash -o pipefail
 K8S_VERSION ?= v1.37.2
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
+GOLANGCI_LINT ?= $(BIN)/golangci-lint
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s/$(K8S_VERSION)
 # Seconds each fuzz target runs in `make fuzz` (CI); raise it for a real hunt.
 FUZZTIME ?= 15s
@@ -21,8 +22,10 @@ fmt: ## Format Go code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: $(GOLANGCI_LINT) ## Run go vet and golangci-lint (.golangci.yml), also on the outside-module example.
 	go vet ./...
+	$(GOLANGCI_LINT) run ./...
+	cd test/outside && GOWORK=off go vet ./...
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code (zz_generated.deepcopy.go).
@@ -47,7 +50,7 @@ test-deps: ## Install the system packages tests need (PostgreSQL, containerd, ru
 test-assets: ## Build the control plane, kubelet, kube-scheduler, versitygw, controller-gen and the pause image into bin/.
 	hack/test-assets.sh
 
-$(CONTROLLER_GEN):
+$(CONTROLLER_GEN) $(GOLANGCI_LINT):
 	hack/test-assets.sh
 
 .PHONY: test

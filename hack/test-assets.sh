@@ -2,7 +2,8 @@
 # Builds the binaries the tests start, from Go modules only (nothing can be downloaded here):
 #   bin/k8s/<version>/{kube-apiserver,etcd,kube-controller-manager,kubectl}  (KUBEBUILDER_ASSETS)
 #   bin/k8s/<version>/{kubelet,kube-scheduler}                            (the real node)
-#   bin/versitygw, bin/controller-gen, bin/pause-image.tar (the real node's pod sandbox image)
+#   bin/versitygw, bin/controller-gen, bin/golangci-lint, bin/pause-image.tar (the real node's pod
+#   sandbox image)
 # Skips whatever is already built, so a second run takes seconds.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
 CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-v0.23.0}
+GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
 k8s_dir="$root/bin/k8s/$K8S_VERSION"
 mkdir -p "$k8s_dir" "$root/bin"
 
@@ -68,6 +70,11 @@ go_install() { # name module@version
 build_control_plane
 go_install versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 go_install controller-gen "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
+# The linter is rebuilt when the pin moves: a stale one would judge the code by other rules.
+if [ -x "$root/bin/golangci-lint" ] && [ "$("$root/bin/golangci-lint" version --short 2>/dev/null)" != "${GOLANGCI_LINT_VERSION#v}" ]; then
+  rm -f "$root/bin/golangci-lint"
+fi
+go_install golangci-lint "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
 if [ -s "$root/bin/pause-image.tar" ]; then
   log "pause image already built"
 else
