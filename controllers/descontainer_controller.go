@@ -25,10 +25,6 @@ import (
 	"github.com/datavision/des/internal/protocol"
 )
 
-// ConditionFinished is set on DesContainers whose phase is final; its transition time starts the
-// retention period.
-const ConditionFinished = "Finished"
-
 // DesContainerReconciler repairs containers whose writer died (roll forward or roll back, see
 // docs/protocol.md), and deletes finished containers after their DesShard's retention.
 type DesContainerReconciler struct {
@@ -192,7 +188,7 @@ func (r *DesContainerReconciler) setFinalPhase(ctx context.Context, c *desv1.Des
 	if out.phase == desv1.PhaseCommitted && st.CommittedAt == nil {
 		st.CommittedAt = &now
 	}
-	setStatusCondition(&st.Conditions, ConditionFinished, true, desv1.RecoveredReason(out.phase), out.reason, c.Generation)
+	setStatusCondition(&st.Conditions, desv1.ConditionFinished, true, desv1.RecoveredReason(out.phase), out.reason, c.Generation)
 	meta.RemoveStatusCondition(&st.Conditions, desv1.ConditionDegraded)
 	if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("record recovery of %s: %w", c.Name, err)
@@ -244,7 +240,7 @@ func finishedAt(c *desv1.DesContainer) time.Time {
 	if c.Status.CommittedAt != nil {
 		return c.Status.CommittedAt.Time
 	}
-	if cond := meta.FindStatusCondition(c.Status.Conditions, ConditionFinished); cond != nil {
+	if cond := meta.FindStatusCondition(c.Status.Conditions, desv1.ConditionFinished); cond != nil {
 		return cond.LastTransitionTime.Time
 	}
 	return c.CreationTimestamp.Time

@@ -182,7 +182,7 @@ func (r *DesShardReconciler) inspectArchive(ctx context.Context, ds *desv1.DesSh
 	}
 	grace := r.SweepGrace
 	if grace <= 0 {
-		grace = DefaultSweepGrace
+		grace = defaultSweepGrace
 	}
 	sw := &sweeper{store: store, cat: cat, bucket: ds.Spec.Archive.Bucket, prefix: ds.Spec.Archive.Prefix, grace: grace}
 	removed, err := sw.sweep(ctx, obs.shards, obs.containers, now)

@@ -105,7 +105,7 @@ func TestLastOutcomes(t *testing.T) {
 	failed := func(shard int32, at time.Duration, reason string) desv1.DesContainer {
 		c := desv1.DesContainer{Spec: desv1.DesContainerSpec{Shard: shard}}
 		c.Status.Phase, c.Status.Reason = desv1.PhaseRolledBack, reason
-		c.Status.Conditions = []metav1.Condition{{Type: ConditionFinished, Status: metav1.ConditionTrue, LastTransitionTime: metav1.Time{Time: t0.Add(at)}}}
+		c.Status.Conditions = []metav1.Condition{{Type: desv1.ConditionFinished, Status: metav1.ConditionTrue, LastTransitionTime: metav1.Time{Time: t0.Add(at)}}}
 		return c
 	}
 	cases := []struct {

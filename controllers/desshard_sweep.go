@@ -12,10 +12,10 @@ import (
 	"github.com/datavision/des/internal/protocol"
 )
 
-// DefaultSweepGrace is how old an unaccounted upload or object must be before the sweep removes it.
+// defaultSweepGrace is how old an unaccounted upload or object must be before the sweep removes it.
 // A packer creates its DesContainer before it starts the upload, so the grace only guards against
 // clock skew between the store and the controller, and against slow listings.
-const DefaultSweepGrace = time.Hour
+const defaultSweepGrace = time.Hour
 
 // archiveItem is an object or an unfinished multipart upload found under an archive prefix.
 type archiveItem struct {

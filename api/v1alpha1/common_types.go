@@ -46,6 +46,9 @@ const (
 	ConditionReady       = "Ready"
 	ConditionProgressing = "Progressing"
 	ConditionDegraded    = "Degraded"
+	// ConditionFinished is set on DesContainers whose phase recovery made final; its transition
+	// time starts the retention clock of containers that never committed.
+	ConditionFinished = "Finished"
 )
 
 // ConditionReason is the machine-readable reason of a condition or an event. Each reason DES sets is
