@@ -105,9 +105,8 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	pools := controllers.NewPoolCache()
-	defer pools.Close()
-	connector := &controllers.Connector{Secrets: mgr.GetAPIReader(), Pools: pools}
+	connector := controllers.NewConnector(mgr.GetAPIReader())
+	defer connector.Close()
 	shards := &controllers.DesShardReconciler{
 		Client:    mgr.GetClient(),
 		Connector: connector,

@@ -19,6 +19,8 @@ var (
 	ErrSecretNotFound = errors.New("no such Secret")
 	// ErrSecretKeyMissing means the Secret exists but lacks the key, or holds it empty.
 	ErrSecretKeyMissing = errors.New("no such Secret key")
+	// ErrSecretUnreadable means the API server did not answer with the Secret (RBAC, timeout).
+	ErrSecretUnreadable = errors.New("cannot read Secret")
 )
 
 // ReadSecret returns a Secret; a missing one is ErrSecretNotFound. r should be an uncached reader:
@@ -28,9 +30,9 @@ func ReadSecret(ctx context.Context, r client.Reader, ns, name string) (*corev1.
 	err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("%w: %q", ErrSecretNotFound, name)
+		return nil, &secretError{ErrSecretNotFound, fmt.Sprintf("Secret %q does not exist", name)}
 	case err != nil:
-		return nil, fmt.Errorf("read Secret %q: %w", name, err)
+		return nil, fmt.Errorf("%w %q: %w", ErrSecretUnreadable, name, err)
 	}
 	return s, nil
 }
@@ -44,7 +46,7 @@ func SecretValue(ctx context.Context, r client.Reader, ns string, ref desv1.Secr
 	}
 	v := s.Data[ref.Key]
 	if len(v) == 0 {
-		return nil, fmt.Errorf("%w: Secret %q has no key %q", ErrSecretKeyMissing, ref.Name, ref.Key)
+		return nil, missingKey(ref.Name, ref.Key)
 	}
 	return v, nil
 }
@@ -60,7 +62,7 @@ func StoreConfig(ctx context.Context, r client.Reader, ns string, spec desv1.Obj
 	}
 	for _, k := range []string{objstore.SecretAccessKeyIDFile, objstore.SecretSecretAccessKeyFile} {
 		if len(creds.Data[k]) == 0 {
-			return objstore.Config{}, fmt.Errorf("store credentials: %w: Secret %q has no key %q", ErrSecretKeyMissing, name, k)
+			return objstore.Config{}, fmt.Errorf("store credentials: %w", missingKey(name, k))
 		}
 	}
 	var ca []byte
@@ -70,4 +72,18 @@ func StoreConfig(ctx context.Context, r client.Reader, ns string, spec desv1.Obj
 		}
 	}
 	return resolve.StoreConfig(spec, creds.Data, ca), nil
+}
+
+// secretError reads as a person would say it ("Secret \"x\" has no key \"dsn\"") and still matches
+// its sentinel with errors.Is.
+type secretError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *secretError) Error() string { return e.msg }
+func (e *secretError) Unwrap() error { return e.sentinel }
+
+func missingKey(secret, key string) error {
+	return &secretError{ErrSecretKeyMissing, fmt.Sprintf("Secret %q has no key %q", secret, key)}
 }
