@@ -79,7 +79,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	case !bw.started:
 		s.fail(w, r, err)
 	case r.Context().Err() != nil:
-		s.log.Debug("batch client went away", "parts", bw.parts, "err", err)
+		// The client hung up: nothing a person must act on, so only at debug verbosity.
+		s.log.V(1).Info("batch client went away", "parts", bw.parts, "cause", err.Error())
 	default:
 		s.abort(r, err)
 	}
