@@ -55,7 +55,8 @@ const DefaultPoolIdle = 15 * time.Minute
 // PoolCache keeps one pool per DSN for the controller, so reconciles do not reconnect every time.
 // Pools are keyed by the DSN's hash (the cache keeps no DSN text) and claimed by slots, one per Secret
 // key: when a slot's DSN changes (a rotated password) the old pool is closed as soon as no slot uses
-// it, and pools unused for Idle are closed too.
+// it, and pools unused for Idle are closed at the next Get (the controller's periodic rechecks make
+// one every minute), so a deleted DesSource does not keep its connections.
 type PoolCache struct {
 	Options PoolOptions
 	// Idle is DefaultPoolIdle when zero; Now is time.Now when nil (tests move time).

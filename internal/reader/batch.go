@@ -79,8 +79,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	case !bw.started:
 		s.fail(w, r, err)
 	case r.Context().Err() != nil:
-		// The client hung up: nothing a person must act on, so only at debug verbosity.
-		s.log.V(1).Info("batch client went away", "parts", bw.parts, "cause", err.Error())
+		// The client hung up: not a failure of the reader, and the error says only that.
+		s.log.V(1).Info("batch client went away", "parts", bw.parts)
 	default:
 		s.abort(r, err)
 	}
