@@ -3,36 +3,60 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/resolve"
 )
 
 // Connector opens the catalog of a DesSource and the archive store of a DesShard with credentials
-// from their Secrets. Secrets are read uncached (Secrets is the manager's API reader).
+// from their Secrets, on connections cached across reconciles (internal/connect holds the rules: one
+// redaction policy, pools closed when a Secret's DSN changes, one S3 client per configuration).
 type Connector struct {
-	Secrets client.Reader
-	Pools   *PoolCache
-	// WrapStore, when set, wraps object-store clients (tests inject faults with it).
-	WrapStore func(objstore.API) objstore.API
+	// secrets is an uncached reader (the manager's API reader): caching Secrets would watch and hold
+	// every Secret of the cluster.
+	secrets client.Reader
+	pools   *connect.PoolCache
+	stores  *connect.StoreCache
+	// wrapStore, when set by this package's tests, wraps the real S3 client to inject faults.
+	wrapStore func(objstore.API) objstore.API
 }
+
+// NewConnector reads Secrets through secrets; Close releases its connections.
+func NewConnector(secrets client.Reader) *Connector {
+	// Four connections serve a controller's reconciles of one source; a dead database should fail
+	// a reconcile in seconds, not hang it.
+	pools := &connect.PoolCache{Options: connect.PoolOptions{MaxConns: 4, ConnectTimeout: 10 * time.Second}}
+	return &Connector{secrets: secrets, pools: pools, stores: &connect.StoreCache{}}
+}
+
+// Close closes every cached pool.
+func (k *Connector) Close() { k.pools.Close() }
 
 // Catalog returns the DesSource's catalog on a cached connection pool.
 func (k *Connector) Catalog(ctx context.Context, src *desv1.DesSource) (*catalog.Catalog, error) {
-	dsn, err := k.secretKey(ctx, src.Namespace, src.Spec.Catalog.DSNSecretRef)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := k.Pools.Get(ctx, string(dsn))
+	pool, err := k.catalogPool(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", src.Name, err)
 	}
 	return catalog.New(pool, resolve.Mapping(src))
+}
+
+// catalogPool returns the pool for the DSN in the source's Secret, keyed by that Secret key so that a
+// rotated DSN closes the old pool.
+func (k *Connector) catalogPool(ctx context.Context, src *desv1.DesSource) (*pgxpool.Pool, error) {
+	ref := src.Spec.Catalog.DSNSecretRef
+	dsn, err := connect.SecretValue(ctx, k.secrets, src.Namespace, ref)
+	if err != nil {
+		return nil, err
+	}
+	return k.pools.Get(ctx, src.Namespace+"/"+ref.Name+"/"+ref.Key, string(dsn))
 }
 
 // ArchiveStore returns a client for the DesShard's archive store.
@@ -46,36 +70,16 @@ func (k *Connector) SourceStore(ctx context.Context, src *desv1.DesSource) (*obj
 }
 
 func (k *Connector) store(ctx context.Context, ns string, spec desv1.ObjectStore, role string) (*objstore.Store, error) {
-	creds := &corev1.Secret{}
-	if err := k.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: spec.CredentialsSecretRef.Name}, creds); err != nil {
-		return nil, fmt.Errorf("%s store credentials: Secret %q: %w", role, spec.CredentialsSecretRef.Name, err)
-	}
-	var ca []byte
-	if spec.CABundleSecretRef != nil {
-		v, err := k.secretKey(ctx, ns, *spec.CABundleSecretRef)
-		if err != nil {
-			return nil, fmt.Errorf("%s store CA bundle: %w", role, err)
-		}
-		ca = v
-	}
-	s, err := objstore.New(ctx, resolve.StoreConfig(spec, creds.Data, ca))
+	cfg, err := connect.StoreConfig(ctx, k.secrets, ns, spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s store: %w", role, err)
 	}
-	if k.WrapStore != nil {
-		s = s.WithAPI(k.WrapStore(s.API()))
+	s, err := k.stores.Get(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s store: %w", role, err)
+	}
+	if k.wrapStore != nil {
+		s = s.WithAPI(k.wrapStore(s.API()))
 	}
 	return s, nil
-}
-
-func (k *Connector) secretKey(ctx context.Context, ns string, ref desv1.SecretKeyRef) ([]byte, error) {
-	s := &corev1.Secret{}
-	if err := k.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, s); err != nil {
-		return nil, fmt.Errorf("Secret %s: %w", ref.Name, err)
-	}
-	v, ok := s.Data[ref.Key]
-	if !ok {
-		return nil, fmt.Errorf("Secret %s has no key %s", ref.Name, ref.Key)
-	}
-	return v, nil
 }

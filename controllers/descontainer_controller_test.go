@@ -83,9 +83,9 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 }
 
 func (w *crashWorld) reconciler() *DesContainerReconciler {
-	pools := NewPoolCache()
-	w.t.Cleanup(pools.Close)
-	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Connector: &Connector{Secrets: w.c, Pools: pools}, Recorder: w.events, Clock: w.clock}
+	connector := NewConnector(w.c)
+	w.t.Cleanup(connector.Close)
+	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Connector: connector, Recorder: w.events, Clock: w.clock}
 }
 
 // archive builds the container the packer would have written for rows, with big payloads (≥ 300 B)

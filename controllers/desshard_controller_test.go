@@ -18,9 +18,9 @@ import (
 )
 
 func (e *testEnv) shardReconciler() *DesShardReconciler {
-	pools := NewPoolCache()
-	e.t.Cleanup(pools.Close)
-	return &DesShardReconciler{Client: e.c, Connector: &Connector{Secrets: e.c, Pools: pools}, Scheme: testScheme, Recorder: e.events, Clock: e.clock,
+	connector := NewConnector(e.c)
+	e.t.Cleanup(connector.Close)
+	return &DesShardReconciler{Client: e.c, Connector: connector, Scheme: testScheme, Recorder: e.events, Clock: e.clock,
 		Jobs: JobDefaults{Image: "des:test", ServiceAccountName: "des-packer", TTLSecondsAfterFinished: 3600}}
 }
 

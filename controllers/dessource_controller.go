@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -23,6 +20,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/resolve"
 )
@@ -98,11 +96,7 @@ func (r *DesSourceReconciler) recheck() time.Duration {
 
 // inspect runs the checks in the order a person would debug them and stops at the first problem.
 func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource) (*catalog.Counts, *notReady) {
-	dsn, problem := r.secretValue(ctx, src.Namespace, src.Spec.Catalog.DSNSecretRef)
-	if problem != nil {
-		return nil, problem
-	}
-	cat, problem := r.openCatalog(ctx, src, string(dsn))
+	cat, problem := r.openCatalog(ctx, src)
 	if problem != nil {
 		return nil, problem
 	}
@@ -119,30 +113,25 @@ func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource)
 	return &counts, nil
 }
 
-func (r *DesSourceReconciler) secretValue(ctx context.Context, ns string, ref desv1.SecretKeyRef) ([]byte, *notReady) {
-	secret := &corev1.Secret{}
-	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, &notReady{desv1.ReasonSecretNotFound, fmt.Sprintf("Secret %q does not exist", ref.Name)}
-		}
-		return nil, &notReady{desv1.ReasonSecretUnreadable, fmt.Sprintf("read Secret %q: %v", ref.Name, err)}
-	}
-	v, ok := secret.Data[ref.Key]
-	if !ok || len(v) == 0 {
-		return nil, &notReady{desv1.ReasonSecretKeyNotFound, fmt.Sprintf("Secret %q has no key %q", ref.Name, ref.Key)}
-	}
-	return v, nil
-}
-
-func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSource, dsn string) (*catalog.Catalog, *notReady) {
-	pool, err := r.Pools.Get(ctx, dsn)
+// openCatalog opens the catalog on the Connector's cached pool and pings it; the reason tells a person
+// whether to fix the Secret or the database.
+func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSource) (*catalog.Catalog, *notReady) {
+	pool, err := r.catalogPool(ctx, src)
 	if err == nil {
 		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = pool.Ping(pingCtx)
+		err = connect.Ping(pingCtx, pool)
 		cancel()
 	}
-	if err != nil {
-		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + redactDSN(err.Error(), dsn)}
+	switch {
+	case errors.Is(err, connect.ErrSecretNotFound):
+		return nil, &notReady{desv1.ReasonSecretNotFound, err.Error()}
+	case errors.Is(err, connect.ErrSecretKeyMissing):
+		return nil, &notReady{desv1.ReasonSecretKeyNotFound, err.Error()}
+	case errors.Is(err, connect.ErrSecretUnreadable):
+		return nil, &notReady{desv1.ReasonSecretUnreadable, err.Error()}
+	case err != nil:
+		// connect's errors never hold the DSN's password, so the message may go into the status.
+		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + err.Error()}
 	}
 	cat, err := catalog.New(pool, resolve.Mapping(src))
 	if err != nil {
@@ -229,46 +218,4 @@ func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.CronJob{}).
 		Named("dessource").
 		Complete(r)
-}
-
-// PoolCache keeps one pgx pool per DSN so reconciles do not reconnect every time.
-type PoolCache struct {
-	mu    sync.Mutex
-	pools map[string]*pgxpool.Pool
-}
-
-// NewPoolCache returns an empty cache.
-func NewPoolCache() *PoolCache {
-	return &PoolCache{pools: map[string]*pgxpool.Pool{}}
-}
-
-// Get returns the pool for dsn, creating it (lazily connecting) on first use.
-func (c *PoolCache) Get(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.pools[dsn]; ok {
-		return p, nil
-	}
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, errors.New("the DSN is not a valid PostgreSQL connection string") // never echo it: it may hold a password
-	}
-	cfg.MaxConns = 4
-	cfg.ConnConfig.ConnectTimeout = 10 * time.Second
-	p, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.pools[dsn] = p
-	return p, nil
-}
-
-// Close closes every pool.
-func (c *PoolCache) Close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for dsn, p := range c.pools {
-		p.Close()
-		delete(c.pools, dsn)
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
@@ -64,7 +65,7 @@ func newGetWorld(t *testing.T) *getWorld {
 		t.Fatal(err)
 	}
 	srv, err := reader.New(reader.Config{Store: s, Bucket: bucket, Prefixes: []string{"archive"}, ShardBits: 4,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

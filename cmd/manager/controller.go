@@ -2,33 +2,23 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/controllers"
+	"github.com/datavision/des/internal/cli"
 )
-
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = desv1.AddToScheme(s)
-	return s
-}
 
 type controllerFlags struct {
 	metricsAddr, probeAddr string
@@ -38,43 +28,41 @@ type controllerFlags struct {
 	packerServiceAccount   string
 	podHostNetwork         bool
 	jobTTL                 time.Duration
-	zap                    zap.Options
 }
 
 func runController(ctx context.Context, args []string, _, stderr io.Writer) int {
-	f, err := parseControllerFlags(args, stderr)
-	if err != nil {
-		return 2
+	c, f := newControllerCommand(stderr)
+	log, code, ok := c.Parse(args)
+	if !ok {
+		return code
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
-	if err := startController(ctx, f); err != nil {
-		ctrl.Log.Error(err, "controller stopped")
-		return 1
+	if err := startController(ctx, f, log); err != nil {
+		log.Error(err, "controller stopped")
+		return cli.ExitFailure
 	}
-	return 0
+	return cli.ExitOK
 }
 
-// parseControllerFlags reads the flags, whose defaults some environment variables override.
-func parseControllerFlags(args []string, stderr io.Writer) (controllerFlags, error) {
-	var f controllerFlags
-	fs := flag.NewFlagSet("manager controller", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// newControllerCommand binds the flags, whose defaults some environment variables override.
+func newControllerCommand(stderr io.Writer) (*cli.Command, *controllerFlags) {
+	c := cli.New("controller", stderr)
+	f := &controllerFlags{}
+	fs := c.Flags
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0 disables it)")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
-	fs.StringVar(&f.packerImage, "packer-image", envOr("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs unless a DesShard overrides it (env DES_PACKER_IMAGE)")
-	fs.StringVar(&f.packerServiceAccount, "packer-service-account", envOr("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer and marker pods, unless a DesShard names its own; the controller creates it and its RoleBinding to des-packer-role in each namespace with DES resources (env DES_PACKER_SERVICE_ACCOUNT)")
+	fs.StringVar(&f.packerImage, "packer-image", cli.Getenv("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs unless a DesShard overrides it (env DES_PACKER_IMAGE)")
+	fs.StringVar(&f.packerServiceAccount, "packer-service-account", cli.Getenv("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer and marker pods, unless a DesShard names its own; the controller creates it and its RoleBinding to des-packer-role in each namespace with DES resources (env DES_PACKER_SERVICE_ACCOUNT)")
 	fs.BoolVar(&f.podHostNetwork, "pod-host-network", envBool("DES_POD_HOST_NETWORK"), "run packer and marker pods on their node's network (hostNetwork, dnsPolicy ClusterFirstWithHostNet): "+
 		"for clusters whose pod network cannot reach the catalog or the object store, and for the single-node test world; "+
 		"such pods do not pass Pod Security baseline or restricted (env DES_POD_HOST_NETWORK)")
 	fs.DurationVar(&f.jobTTL, "job-ttl", 24*time.Hour, "how long finished packer Jobs are kept")
-	f.zap.BindFlags(fs)
-	return f, fs.Parse(args)
+	return c, f
 }
 
 // jobDefaults are the settings of the pods the controllers create.
-func (f controllerFlags) jobDefaults() controllers.JobDefaults {
+func (f *controllerFlags) jobDefaults() controllers.JobDefaults {
 	return controllers.JobDefaults{
 		Image:                   f.packerImage,
 		ServiceAccountName:      f.packerServiceAccount,
@@ -83,7 +71,7 @@ func (f controllerFlags) jobDefaults() controllers.JobDefaults {
 	}
 }
 
-func startController(ctx context.Context, f controllerFlags) error {
+func startController(ctx context.Context, f *controllerFlags, log logr.Logger) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -105,9 +93,8 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	pools := controllers.NewPoolCache()
-	defer pools.Close()
-	connector := &controllers.Connector{Secrets: mgr.GetAPIReader(), Pools: pools}
+	connector := controllers.NewConnector(mgr.GetAPIReader())
+	defer connector.Close()
 	shards := &controllers.DesShardReconciler{
 		Client:    mgr.GetClient(),
 		Connector: connector,
@@ -147,6 +134,6 @@ func startController(ctx context.Context, f controllerFlags) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting controller", "packerImage", f.packerImage, "leaderElection", f.leaderElect, "podHostNetwork", f.podHostNetwork)
+	log.Info("starting controller", "packerImage", f.packerImage, "leaderElection", f.leaderElect, "podHostNetwork", f.podHostNetwork)
 	return mgr.Start(ctx)
 }

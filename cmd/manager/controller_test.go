@@ -28,9 +28,9 @@ func TestControllerFlagsMakeJobDefaults(t *testing.T) {
 			for _, name := range []string{"DES_POD_HOST_NETWORK", "DES_PACKER_IMAGE", "DES_PACKER_SERVICE_ACCOUNT"} {
 				t.Setenv(name, tc.env[name])
 			}
-			f, err := parseControllerFlags(tc.args, io.Discard)
-			if err != nil {
-				t.Fatal(err)
+			c, f := newControllerCommand(io.Discard)
+			if _, code, ok := c.Parse(tc.args); !ok {
+				t.Fatalf("flags %q refused (exit %d)", tc.args, code)
 			}
 			if got := f.jobDefaults(); got != tc.want {
 				t.Fatalf("JobDefaults = %+v, want %+v", got, tc.want)

@@ -1,5 +1,9 @@
 // Command manager is the single DES binary deployed to clusters. Its subcommands are the parts of the
 // system: the controller, the packer run by Jobs, the reader sidecar, the name service and the marker.
+//
+// Every subcommand is built the same way (internal/cli): a FlagSet with the logging flags bound once,
+// logs through logr on controller-runtime's zap backend, the catalog DSN from --catalog-dsn-file or
+// $DES_CATALOG_DSN (internal/connect), and one context that SIGINT or SIGTERM cancels.
 package main
 
 import (
@@ -7,9 +11,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
-	"syscall"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/cli"
 )
 
 // subcommand is one part of the system; run returns the process exit code.
@@ -28,7 +38,7 @@ var subcommands = map[string]subcommand{
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.SignalContext()
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -61,4 +71,25 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-11s %s\n", n, subcommands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'manager <subcommand> --help' for its flags.")
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = desv1.AddToScheme(s)
+	return s
+}
+
+// kubeClient is a direct (uncached) client for the subcommands that read a few objects: a cache would
+// watch far more than they read.
+func kubeClient() (client.Client, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
 }

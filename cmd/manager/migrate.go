@@ -2,72 +2,51 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"strings"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/cli"
+	"github.com/datavision/des/internal/connect"
 )
 
+// runMigrate is `manager migrate`: it adds the DES-owned columns, indexes and table to a catalog.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("manager migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dsnFile := fs.String("dsn-file", "", "file holding the catalog's PostgreSQL DSN (default: env DES_CATALOG_DSN)")
+	c := cli.New("migrate", stderr)
+	dsnSource := connect.BindDSN(c.Flags)
 	def := catalog.DefaultMapping("objects", "-")
 	m := &def
-	fs.StringVar(&m.Table, "table", m.Table, "catalog table, optionally schema.table")
-	fs.StringVar(&m.ID, "id-column", m.ID, "id column")
-	fs.StringVar(&m.Shard, "shard-column", m.Shard, "shard column")
-	fs.StringVar(&m.Status, "status-column", m.Status, "status column")
-	fs.StringVar(&m.Ready, "ready-value", m.Ready, "status value of rows ready to pack")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c.Flags.StringVar(&m.Table, "table", m.Table, "catalog table, optionally schema.table")
+	c.Flags.StringVar(&m.ID, "id-column", m.ID, "id column")
+	c.Flags.StringVar(&m.Shard, "shard-column", m.Shard, "shard column")
+	c.Flags.StringVar(&m.Status, "status-column", m.Status, "status column")
+	c.Flags.StringVar(&m.Ready, "ready-value", m.Ready, "status value of rows ready to pack")
+	log, code, ok := c.Parse(args)
+	if !ok {
+		return code
 	}
-	dsn, err := readDSN(*dsnFile)
+	dsn, err := dsnSource.Read()
 	if err != nil {
-		fmt.Fprintln(stderr, "manager migrate:", err)
-		return 2
+		return c.Usagef("%v", err)
 	}
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		fmt.Fprintln(stderr, "manager migrate: connect:", err)
-		return 1
-	}
-	defer pool.Close()
-	// The migration indexes the id, shard and status columns; the others do not matter to it.
-	c, err := catalog.New(pool, *m)
-	if err == nil {
-		err = c.Migrate(ctx)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "manager migrate:", err)
-		return 1
+	if err := migrate(ctx, dsn, *m); err != nil {
+		log.Error(err, "migration failed", "table", m.Table)
+		return cli.ExitFailure
 	}
 	fmt.Fprintf(stdout, "catalog %s migrated\n", m.Table)
-	return 0
+	return cli.ExitOK
 }
 
-func readDSN(file string) (string, error) {
-	if file == "" {
-		if dsn := os.Getenv("DES_CATALOG_DSN"); dsn != "" {
-			return dsn, nil
-		}
-		return "", fmt.Errorf("no DSN: pass --dsn-file or set DES_CATALOG_DSN")
-	}
-	b, err := os.ReadFile(file)
+// migrate indexes the id, shard and status columns; the mapping's other columns do not matter to it.
+func migrate(ctx context.Context, dsn string, m catalog.Mapping) error {
+	pool, err := connect.Open(ctx, dsn, connect.PoolOptions{})
 	if err != nil {
-		return "", fmt.Errorf("read DSN: %w", err)
+		return err
 	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+	defer pool.Close()
+	cat, err := catalog.New(pool, m)
+	if err != nil {
+		return err
 	}
-	return def
+	return connect.RedactError(cat.Migrate(ctx), dsn)
 }

@@ -3,20 +3,19 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/resource"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/datavision/des/internal/cli"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/reader"
 )
@@ -37,28 +36,30 @@ type readerFlags struct {
 	listTTL        time.Duration
 	lookAheadDays  int
 	namespace      string
-	logLevel       slog.Level
 	shutdownGrace  time.Duration
 	credentialsDir string
 }
 
 func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
-	f, code, ok := parseReaderFlags(args, stderr)
+	c, f := newReaderCommand(stderr)
+	log, code, ok := c.Parse(args)
 	if !ok {
 		return code
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
-	if err := serveReader(ctx, f, log); err != nil {
-		log.Error("reader stopped", "err", err)
-		return 1
+	if err := f.complete(); err != nil {
+		return c.Usagef("%v", err)
 	}
-	return 0
+	if err := serveReader(ctx, *f, log); err != nil {
+		log.Error(err, "reader stopped")
+		return cli.ExitFailure
+	}
+	return cli.ExitOK
 }
 
-func parseReaderFlags(args []string, stderr io.Writer) (readerFlags, int, bool) {
-	f := readerFlags{cacheBytes: quantityFlag(reader.DefaultCacheBytes), tailSize: quantityFlag(reader.DefaultTailSize)}
-	fs := flag.NewFlagSet("manager reader", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
+	f := &readerFlags{cacheBytes: quantityFlag(reader.DefaultCacheBytes), tailSize: quantityFlag(reader.DefaultTailSize)}
+	c := cli.New("reader", stderr)
+	fs := c.Flags
 	fs.StringVar(&f.listen, "listen-address", "127.0.0.1:8090", "address to serve on; loopback unless --allow-remote")
 	fs.StringVar(&f.probeListen, "probe-address", "", "optional address serving only /healthz, /readyz and /metrics (e.g. :8091 for kubelet probes and Prometheus)")
 	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a non-loopback --listen-address (the API has no authentication)")
@@ -78,14 +79,12 @@ func parseReaderFlags(args []string, stderr io.Writer) (readerFlags, int, bool) 
 	fs.DurationVar(&f.listTTL, "list-ttl", reader.DefaultListTTL, "how long lists of candidate containers are reused")
 	fs.IntVar(&f.lookAheadDays, "lookahead-days", reader.DefaultLookAheadDays, "days after a name's day whose containers are searched too")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("DES_NAMESPACE"), "namespace of DesContainers to find containers by (needs in-cluster or kubeconfig access); empty: listing only")
-	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time given to in-flight requests on SIGTERM")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return f, 0, false
-		}
-		return f, 2, false
-	}
+	return c, f
+}
+
+// complete applies the environment's prefixes and checks the flags.
+func (f *readerFlags) complete() error {
 	if len(f.prefixes) == 0 {
 		for p := range strings.SplitSeq(os.Getenv("DES_ARCHIVE_PREFIXES"), ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -94,11 +93,10 @@ func parseReaderFlags(args []string, stderr io.Writer) (readerFlags, int, bool) 
 		}
 	}
 	if err := f.check(); err != nil {
-		fmt.Fprintln(stderr, "manager reader:", err)
-		return f, 2, false
+		return err
 	}
 	f.s3.CredentialsDir = f.credentialsDir
-	return f, 0, true
+	return nil
 }
 
 // check refuses a listener reachable from outside the pod unless asked for explicitly: the API has no
@@ -119,7 +117,7 @@ func (f *readerFlags) check() error {
 	return nil
 }
 
-func serveReader(ctx context.Context, f readerFlags, log *slog.Logger) error {
+func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	store, err := objstore.New(ctx, f.s3)
 	if err != nil {
 		return err
@@ -147,9 +145,9 @@ func serveReader(ctx context.Context, f readerFlags, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	// The store config's LogValue names the credential source, never the credentials.
+	// The store config's String names the credential source, never the credentials.
 	log.Info("reader serving", "address", ln.Addr().String(), "bucket", f.bucket, "prefixes", []string(f.prefixes),
-		"store", f.s3, "shardBits", f.shardBits, "namespace", f.namespace)
+		"store", f.s3.String(), "shardBits", f.shardBits, "namespace", f.namespace)
 	if f.probeListen == "" {
 		return srv.Serve(ctx, ln, srv.Handler(), f.shutdownGrace)
 	}
@@ -170,13 +168,9 @@ func serveReader(ctx context.Context, f readerFlags, log *slog.Logger) error {
 
 // kubeReader is an uncached client: DesContainers are listed at most once per --list-ttl.
 func kubeReader() (client.Reader, error) {
-	cfg, err := ctrl.GetConfig()
+	c, err := kubeClient()
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig (needed by --namespace): %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, fmt.Errorf("--namespace needs the API server: %w", err)
 	}
 	return c, nil
 }

@@ -7,30 +7,25 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/nodeid"
 	"github.com/datavision/des/internal/resolve"
 )
-
-// EnvCatalogDSN holds the catalog DSN when no DSN file is given.
-const EnvCatalogDSN = "DES_CATALOG_DSN"
 
 // Options of one `manager mark` run.
 type Options struct {
 	// Namespace and Source name the DesSource.
 	Namespace, Source string
-	// DSN of the catalog database. Never logged.
+	// DSN of the catalog database (internal/connect reads it). Never logged.
 	DSN string
 	// Lease configures the node id claim; its Namespace defaults to Namespace and Identity is required.
 	Lease nodeid.Options
@@ -58,10 +53,9 @@ func RunSource(ctx context.Context, kube client.Client, o Options) (Summary, err
 	if err := settings.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("DesSource %s/%s: %w", o.Namespace, o.Source, err)
 	}
-	pool, err := pgxpool.New(ctx, o.DSN)
+	pool, err := connect.Open(ctx, o.DSN, connect.PoolOptions{})
 	if err != nil {
-		// pgx errors about a malformed DSN may quote it: do not pass the error on.
-		return Summary{}, errors.New("catalog DSN is not a valid PostgreSQL connection string")
+		return Summary{}, err
 	}
 	defer pool.Close()
 	cat, err := catalog.New(pool, resolve.Mapping(&src))
@@ -69,7 +63,7 @@ func RunSource(ctx context.Context, kube client.Client, o Options) (Summary, err
 		return Summary{}, err
 	}
 	if err := cat.Check(ctx); err != nil {
-		return Summary{}, err
+		return Summary{}, connect.RedactError(err, o.DSN)
 	}
 
 	if o.Lease.Namespace == "" {
@@ -119,7 +113,7 @@ func RunSource(ctx context.Context, kube client.Client, o Options) (Summary, err
 			log.Error(err, "writing metrics")
 		}
 	}
-	return sum, runErr
+	return sum, connect.RedactError(runErr, o.DSN)
 }
 
 func serveMetrics(addr string, g prometheus.Gatherer, log logr.Logger) (stop func(), err error) {
@@ -140,23 +134,4 @@ func serveMetrics(addr string, g prometheus.Gatherer, log logr.Logger) (stop fun
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
-}
-
-// ReadDSN returns the catalog DSN: from file if fileSet (the flag was given), else from $DES_CATALOG_DSN,
-// else from file (the mounted Secret's default path).
-func ReadDSN(file string, fileSet bool) (string, error) {
-	if !fileSet {
-		if dsn := os.Getenv(EnvCatalogDSN); dsn != "" {
-			return dsn, nil
-		}
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("read catalog DSN (pass --dsn-file or set %s): %w", EnvCatalogDSN, err)
-	}
-	dsn := strings.TrimSpace(string(b))
-	if dsn == "" {
-		return "", fmt.Errorf("catalog DSN file %s is empty", file)
-	}
-	return dsn, nil
 }

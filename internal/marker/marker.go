@@ -154,7 +154,7 @@ func (m *Marker) Run(ctx context.Context) (Summary, error) {
 		sum.Marked += res.Marked
 		sum.Failed += int64(len(res.Failed))
 		for _, f := range res.Failed {
-			m.log.Info("row could not be named", "id", f.ID, "error", f.Error)
+			m.log.Error(errors.New(f.Error), "row could not be named", "id", f.ID)
 		}
 		m.log.V(1).Info("batch marked", "rows", res.Selected, "marked", res.Marked, "failed", len(res.Failed), "lastID", res.LastID)
 		q.AfterID = res.LastID

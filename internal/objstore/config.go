@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -138,8 +137,8 @@ func (c Config) String() string {
 // GoString keeps %#v from printing the raw fields.
 func (c Config) GoString() string { return c.String() }
 
-// LogValue keeps slog from printing the raw fields.
-func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+// MarshalLog keeps logr (whatever its sink) from printing the raw fields.
+func (c Config) MarshalLog() any { return c.String() }
 
 // redactURL drops user info (a password could hide there) from an endpoint for display.
 func redactURL(s string) string {

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http/httptest"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/test/testworld"
@@ -184,11 +185,11 @@ func TestConfigNeverRevealsSecrets(t *testing.T) {
 		AccessKeyID: access, SecretAccessKey: secret, SessionToken: token, CAPEM: []byte("pem"),
 	}
 	var logged bytes.Buffer
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg)
+	zap.New(zap.WriteTo(&logged)).Info("config", "cfg", cfg)
 	outputs := map[string]string{
 		"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), //nolint:gocritic,staticcheck // each verb is what is tested
 		"%#v": fmt.Sprintf("%#v", cfg), "%s": fmt.Sprintf("%s", cfg), "pointer": fmt.Sprintf("%v", &cfg), //nolint:gocritic,staticcheck // each verb is what is tested
-		"slog": logged.String(),
+		"logr": logged.String(),
 	}
 	for name, out := range outputs {
 		for _, s := range []string{access, secret, token, password} {

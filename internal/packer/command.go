@@ -3,7 +3,6 @@ package packer
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,10 +23,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/cli"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/internal/resolve"
@@ -39,48 +38,50 @@ type commandFlags struct {
 	desShard, shards, namespace, identity, job string
 	maxDuration                                time.Duration
 	kubeconfig                                 string
-	dsnFile                                    string
+	dsn                                        *connect.DSNSource
 	sourceCredentials, archiveCredentials      string
 	sourceCA, archiveCA                        string
 	metricsAddr                                string
 	tuning                                     Tuning
-	zap                                        zap.Options
 }
 
 // Command runs `manager pack`: it packs the given shards of a DesShard and returns the exit code (0:
 // done or nothing to do, 1: a shard failed or the packer was stopped, 2: bad usage).
 func Command(ctx context.Context, args []string, _, stderr io.Writer) int {
-	f, code, ok := parseFlags(args, stderr)
+	c, f := newCommand(stderr)
+	log, code, ok := c.Parse(args)
 	if !ok {
 		return code
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(stderr)))
-	log := ctrl.Log.WithName("pack").WithValues("desshard", f.desShard, "pod", f.identity)
+	if missing := f.missing(); len(missing) > 0 {
+		return c.Usagef("missing %s", strings.Join(missing, ", "))
+	}
+	log = log.WithValues("desshard", f.desShard, "pod", f.identity)
 	err := runCommand(ctx, f, log)
 	switch {
 	case errors.Is(err, ErrStopped):
 		log.Info("stopped before finishing; the next run continues")
-		return 1
+		return cli.ExitFailure
 	case err != nil:
 		log.Error(err, "packing failed")
-		return 1
+		return cli.ExitFailure
 	}
 	log.Info("packing finished")
-	return 0
+	return cli.ExitOK
 }
 
-func parseFlags(args []string, stderr io.Writer) (*commandFlags, int, bool) {
+func newCommand(stderr io.Writer) (*cli.Command, *commandFlags) {
+	c := cli.New("pack", stderr)
 	f := &commandFlags{}
-	fs := flag.NewFlagSet("manager pack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := c.Flags
 	fs.StringVar(&f.desShard, "desshard", "", "name of the DesShard whose shards to pack (required)")
 	fs.StringVar(&f.shards, "shards", "", "comma-separated shard ids to pack (required)")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of the DesShard (env POD_NAMESPACE)")
-	fs.StringVar(&f.identity, "identity", envOr("POD_NAME", hostname()), "holder identity of the shard Leases (env POD_NAME)")
+	fs.StringVar(&f.identity, "identity", cli.Getenv("POD_NAME", hostname()), "holder identity of the shard Leases (env POD_NAME)")
 	fs.StringVar(&f.job, "job", os.Getenv("DES_JOB_NAME"), "name of the packer Job, recorded in the containers (env DES_JOB_NAME)")
 	fs.DurationVar(&f.maxDuration, "max-duration", 0, "time budget: no container is started or row claimed after it (default: the Job's activeDeadlineSeconds minus a margin)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
-	fs.StringVar(&f.dsnFile, "catalog-dsn-file", filepath.Join(protocol.CatalogSecretDir, protocol.CatalogDSNFile), "file holding the catalog's PostgreSQL DSN")
+	f.dsn = connect.BindDSN(fs)
 	fs.StringVar(&f.sourceCredentials, "source-credentials-dir", protocol.SourceSecretDir, "mounted Secret with the source store's credentials")
 	fs.StringVar(&f.archiveCredentials, "archive-credentials-dir", protocol.ArchiveSecretDir, "mounted Secret with the archive store's credentials")
 	fs.StringVar(&f.sourceCA, "source-ca-file", filepath.Join(protocol.SourceCADir, protocol.CABundleFile), "CA bundle of the source store, used when the DesSource names one")
@@ -93,24 +94,20 @@ func parseFlags(args []string, stderr io.Writer) (*commandFlags, int, bool) {
 	fs.Int64Var(&t.PartSize, "part-size", DefaultPartSize, "part size of container uploads (raised to fit the DesShard's limits)")
 	fs.IntVar(&t.UploadConcurrency, "upload-concurrency", DefaultUploadConcurrency, "container parts uploaded at once")
 	fs.DurationVar(&t.ProgressInterval, "progress-interval", DefaultProgressInterval, "interval of progress updates in the container status")
-	f.zap.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, 0, false
+	return c, f
+}
+
+// missing names the required flags left empty, in a fixed order.
+func (f *commandFlags) missing() []string {
+	var out []string
+	for _, req := range []struct{ name, v string }{
+		{"--desshard", f.desShard}, {"--shards", f.shards}, {"--namespace", f.namespace}, {"--identity", f.identity},
+	} {
+		if req.v == "" {
+			out = append(out, req.name)
 		}
-		return nil, 2, false
 	}
-	var missing []string
-	for name, v := range map[string]string{"--desshard": f.desShard, "--shards": f.shards, "--namespace": f.namespace, "--identity": f.identity} {
-		if v == "" {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "manager pack: missing %s or extra arguments %q\n", strings.Join(missing, ", "), fs.Args())
-		return nil, 2, false
-	}
-	return f, 0, true
+	return out
 }
 
 func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
@@ -127,13 +124,13 @@ func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	dsn, err := readSecretFile(f.dsnFile)
+	dsn, err := f.dsn.Read()
 	if err != nil {
-		return fmt.Errorf("catalog DSN: %w", err)
+		return err
 	}
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := connect.Open(ctx, dsn, connect.PoolOptions{})
 	if err != nil {
-		return fmt.Errorf("catalog database: %w", err)
+		return err
 	}
 	defer pool.Close()
 	cat, err := catalog.New(pool, resolve.Mapping(src))
@@ -169,7 +166,8 @@ func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 		return err
 	}
 	log.Info("packing", "shards", shards, "budget", budget.String(), "job", f.job)
-	return p.Run(ctx)
+	// Catalog errors may quote the DSN's user or database, which can be the password itself.
+	return connect.RedactError(p.Run(ctx), dsn)
 }
 
 // defaultBudget leaves a margin before the Job's deadline to finish the open container: a tenth of the
@@ -239,19 +237,6 @@ func readResources(ctx context.Context, c client.Client, ns, name string) (*desv
 	return ds, src, nil
 }
 
-// readSecretFile reads a mounted Secret key. Its content is never logged.
-func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return s, nil
-}
-
 func serveMetrics(addr string, reg *prometheus.Registry, log logr.Logger) (func(), error) {
 	if addr == "" || addr == "0" {
 		return func() {}, nil
@@ -274,13 +259,6 @@ func serveMetrics(addr string, reg *prometheus.Registry, log logr.Logger) (func(
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 func hostname() string {

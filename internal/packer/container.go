@@ -220,7 +220,7 @@ func (p *Packer) commit(ctx context.Context, held *lease.Held, c *container) err
 func (p *Packer) discard(ctx context.Context, c *container, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	c.log.Info("container was rolled back before its commit; deleting its object", "cause", cause.Error())
+	c.log.Error(cause, "container was rolled back before its commit; deleting its object")
 	errs := []error{cause}
 	if _, err := p.rollBack(ctx, c); err != nil {
 		errs = append(errs, err)
@@ -257,7 +257,7 @@ func (p *Packer) dropEmpty(ctx context.Context, c *container) error {
 	p.d.Metrics.Containers.WithLabelValues(outcomeEmpty).Inc()
 	err := p.deleteContainer(ctx, c.obj)
 	if apierrors.IsForbidden(err) {
-		c.log.Info("not allowed to delete an empty DesContainer; marking it RolledBack", "error", err.Error())
+		c.log.Error(err, "not allowed to delete an empty DesContainer; marking it RolledBack")
 		return p.setRolledBack(ctx, c.obj, "NothingToPack: no ready rows")
 	}
 	if err != nil {
@@ -274,7 +274,7 @@ func (p *Packer) abandon(ctx context.Context, held *lease.Held, c *container, ca
 	defer cancel()
 	if lost := held.Err(); lost != nil {
 		p.abortUpload(cctx, c)
-		c.log.Info("Lease lost: container left to recovery", "cause", cause.Error())
+		c.log.Error(cause, "Lease lost: container left to recovery")
 		return fmt.Errorf("container %s left to recovery: %w", c.obj.Name, lost)
 	}
 	stopped := ctx.Err() != nil
@@ -284,7 +284,7 @@ func (p *Packer) abandon(ctx context.Context, held *lease.Held, c *container, ca
 	} else {
 		p.d.Metrics.Errors.WithLabelValues("container").Inc()
 	}
-	c.log.Info("abandoning container", "cause", cause.Error())
+	c.log.Error(cause, "abandoning container")
 	p.abortUpload(cctx, c)
 	errs := []error{cause}
 	errs = append(errs, p.deleteExternal(cctx, c)...)

@@ -27,9 +27,9 @@ import (
 // or back, finished ones lose their finalizer. It returns how many it rolled forward and back.
 func recoverAll(t *testing.T, w *world) (forward, back int) {
 	t.Helper()
-	pools := controllers.NewPoolCache()
-	defer pools.Close()
-	r := &controllers.DesContainerReconciler{Client: w.kube, APIReader: w.kube, Connector: &controllers.Connector{Secrets: w.kube, Pools: pools},
+	connector := controllers.NewConnector(w.kube)
+	defer connector.Close()
+	r := &controllers.DesContainerReconciler{Client: w.kube, APIReader: w.kube, Connector: connector,
 		Recorder: events.NewFakeRecorder(100), Clock: clock.RealClock{}}
 	for _, c := range w.containers() {
 		if held, holder := shardBusy(t, w, &c); held && !isFinalPhase(c.Status.Phase) {

@@ -257,7 +257,7 @@ func (p *Packer) rowFailed(ctx context.Context, c *container, row catalog.Row, c
 	}
 	c.failed++
 	p.d.Metrics.FilesFailed.Inc()
-	c.log.Info("row failed", "id", row.ID, "key", row.Key, "error", cause.Error())
+	c.log.Error(cause, "row failed", "id", row.ID, "key", row.Key)
 	return nil
 }
 
@@ -276,7 +276,7 @@ func (p *Packer) progress(ctx context.Context, c *container) {
 	cur := c.obj.DeepCopy()
 	cur.Status.Files, cur.Status.Bytes = c.files, c.bytes
 	if err := p.d.Kube.Status().Update(ctx, cur); err != nil {
-		c.log.V(1).Info("progress not recorded", "error", err.Error())
+		c.log.Error(err, "progress not recorded; the next update retries")
 		return
 	}
 	c.obj = cur

@@ -76,7 +76,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	case !bw.started:
 		s.fail(w, r, err)
 	case r.Context().Err() != nil:
-		s.log.Debug("batch client went away", "parts", bw.parts, "err", err)
+		// The client hung up: not a failure of the reader, and the error says only that.
+		s.log.V(1).Info("batch client went away", "parts", bw.parts)
 	default:
 		s.abort(r, err)
 	}

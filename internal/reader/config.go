@@ -3,11 +3,12 @@ package reader
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"path"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datavision/des/internal/desformat"
@@ -78,8 +79,8 @@ type Config struct {
 	Kube      client.Reader
 	Namespace string
 
-	// Logger receives structured logs (slog.Default when nil). Credentials are never logged.
-	Logger *slog.Logger
+	// Logger receives structured logs (ctrl.Log named "reader" when unset). Credentials are never logged.
+	Logger logr.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -103,8 +104,8 @@ func (c Config) withDefaults() Config {
 		// Smaller merged ranges than desformat's default: a batch holds FetchConcurrency of them.
 		c.Batch = desformat.BatchOptions{MaxGap: desformat.DefaultMaxGap, MaxRange: DefaultBatchMaxRange}
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+	if c.Logger.GetSink() == nil {
+		c.Logger = ctrl.Log.WithName("reader")
 	}
 	c.Prefixes = normalizePrefixes(c.Prefixes)
 	return c

@@ -131,7 +131,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, route string,
 // stream (HTTP/2) instead of ending the body cleanly, so the client cannot mistake it for complete.
 func (s *Server) abort(r *http.Request, err error) {
 	if r.Context().Err() == nil {
-		s.log.Error("response aborted", "path", r.URL.EscapedPath(), "err", err)
+		s.log.Error(err, "response aborted", "path", r.URL.EscapedPath())
 	}
 	panic(http.ErrAbortHandler)
 }

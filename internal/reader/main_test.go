@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
@@ -153,9 +154,9 @@ func newWorld(t testing.TB, bucket string, cfg reader.Config) *world {
 	if cfg.ShardBits == 0 {
 		cfg.ShardBits = testShardBits
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = logr.Discard()
 	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+		cfg.Logger = testr.NewWithInterface(t, testr.Options{})
 	}
 	srv, err := reader.New(cfg)
 	if err != nil {
@@ -168,13 +169,6 @@ func newWorld(t testing.TB, bucket string, cfg reader.Config) *world {
 		srv.Close()
 	})
 	return w
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func (w *world) requests() int64 { return w.store.Stats().Requests }

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/naming"
@@ -19,7 +20,7 @@ import (
 // Server serves files from DES containers over HTTP. Create it with New; it is safe for concurrent use.
 type Server struct {
 	cfg     Config
-	log     *slog.Logger
+	log     logr.Logger
 	cache   *indexCache
 	finders []Finder
 	metrics *metrics
@@ -99,7 +100,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler, shu
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(s.log),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -171,7 +172,7 @@ func (s *Server) searchDays(ctx context.Context, day time.Time, shard int32, nam
 				if err != nil {
 					// One unreadable container must not hide the name in another; report it only if
 					// the name is found nowhere.
-					s.log.Warn("candidate container unreadable", "key", key, "err", err)
+					s.log.Error(err, "candidate container unreadable", "key", key)
 					broken = err
 					continue
 				}
@@ -256,7 +257,7 @@ func writeText(w http.ResponseWriter, status int, text string) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
 	if status >= 500 && status != statusClientClosed {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.EscapedPath(), "status", status, "err", err)
+		s.log.Error(err, "request failed", "method", r.Method, "path", r.URL.EscapedPath(), "status", status)
 	}
 	writeError(w, status, err)
 }

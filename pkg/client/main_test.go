@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"hash/crc32"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
@@ -141,7 +141,7 @@ func shardOf(t testing.TB, name string) int32 {
 func startReader(t testing.TB, bucket string) string {
 	t.Helper()
 	srv, err := reader.New(reader.Config{Store: newStore(t), Bucket: bucket, Prefixes: []string{archivePrefix},
-		ShardBits: shardBits, VerifyBuffer: verifyBuffer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ShardBits: shardBits, VerifyBuffer: verifyBuffer, Logger: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

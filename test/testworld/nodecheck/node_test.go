@@ -68,7 +68,7 @@ func TestSecretFilesAndTheNonRootUser(t *testing.T) {
 					SecurityContext: sc,
 					Containers: []corev1.Container{{
 						Name: "manager", Image: testworld.ManagerImage, ImagePullPolicy: corev1.PullNever,
-						Args:            []string{"migrate", "--dsn-file=/var/run/creds/dsn", "--table=objects"},
+						Args:            []string{"migrate", "--catalog-dsn-file=/var/run/creds/dsn", "--table=objects"},
 						SecurityContext: containerSecurity(),
 						VolumeMounts:    []corev1.VolumeMount{{Name: "creds", MountPath: "/var/run/creds", ReadOnly: true}},
 					}},
