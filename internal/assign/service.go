@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/nodeid"
 )
@@ -70,7 +71,7 @@ func New(cfg Config, c client.Client) (*Service, error) {
 		cfg.DefaultPrefix = naming.DefaultPrefix
 	}
 	if cfg.DefaultShardBits == 0 {
-		cfg.DefaultShardBits = 12
+		cfg.DefaultShardBits = int(desv1.DefaultShardBits)
 	}
 	if err := validPrefix(cfg.DefaultPrefix); err != nil {
 		return nil, fmt.Errorf("default prefix: %w", err)

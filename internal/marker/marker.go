@@ -33,7 +33,8 @@ type Settings struct {
 }
 
 // Defaults of spec.marker, used when a DesSource has none (a manual run) or leaves fields zero.
-var defaultSettings = Settings{Prefix: naming.DefaultPrefix, ShardBits: 12, BatchSize: 1000, MinAge: 5 * time.Minute, MaxRetries: 5}
+var defaultSettings = Settings{Prefix: desv1.DefaultNamePrefix, ShardBits: int(desv1.DefaultShardBits),
+	BatchSize: int(desv1.DefaultMarkerBatchSize), MinAge: desv1.DefaultMarkerMinAge, MaxRetries: int(desv1.DefaultMaxRetries)}
 
 // SettingsFor returns the marker settings of a DesSource. The API server applies the CRD defaults; the
 // same defaults are filled in here for objects that did not pass through it.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -112,9 +111,9 @@ func (f *commandFlags) missing() []string {
 
 func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	start := time.Now()
-	shards, err := parseShards(f.shards)
+	shards, err := protocol.ParseShardList(f.shards)
 	if err != nil {
-		return err
+		return fmt.Errorf("--shards: %w", err)
 	}
 	kube, err := kubeClient(f.kubeconfig)
 	if err != nil {
@@ -179,22 +178,6 @@ func defaultBudget(activeDeadlineSeconds int64) time.Duration {
 	}
 	margin := min(max(deadline/10, time.Minute), 10*time.Minute)
 	return max(deadline-margin, deadline/2)
-}
-
-func parseShards(s string) ([]int32, error) {
-	var out []int32
-	seen := map[int32]bool{}
-	for _, part := range strings.Split(s, ",") {
-		n, err := strconv.ParseInt(strings.TrimSpace(part), 10, 32)
-		if err != nil || n < 0 || n > 65535 {
-			return nil, fmt.Errorf("--shards %q: %q is not a shard id", s, part)
-		}
-		if !seen[int32(n)] {
-			seen[int32(n)] = true
-			out = append(out, int32(n))
-		}
-	}
-	return out, nil
 }
 
 // kubeClient is a direct (uncached) client: the packer reads few objects and needs fresh ones.

@@ -156,16 +156,16 @@ func shardLimits(spec desv1.DesShardSpec) limits {
 		maxAge: spec.Limits.MaxAge.Duration, bigFileThreshold: spec.BigFileThreshold,
 	}
 	if l.maxBytes <= 0 {
-		l.maxBytes = 4 << 30
+		l.maxBytes = desv1.DefaultMaxBytes
 	}
 	if l.maxFiles <= 0 {
-		l.maxFiles = 1_000_000
+		l.maxFiles = desv1.DefaultMaxFiles
 	}
 	if l.maxAge <= 0 {
-		l.maxAge = 30 * time.Minute
+		l.maxAge = desv1.DefaultMaxAge
 	}
 	if l.bigFileThreshold <= 0 {
-		l.bigFileThreshold = 64 << 20
+		l.bigFileThreshold = desv1.DefaultBigFileThreshold
 	}
 	return l
 }

@@ -71,18 +71,24 @@ func FormatShardList(shards []int32) string {
 const MaxShard = 1<<16 - 1
 
 // ParseShardList reads FormatShardList's output; spaces around ids are allowed, an empty string is
-// the empty set, and anything else that is not a shard id is an error naming it.
+// the empty set, and anything that is not a shard id, or a shard listed twice, is an error naming it.
 func ParseShardList(s string) ([]int32, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
 	parts := strings.Split(s, ",")
 	out := make([]int32, 0, len(parts))
+	seen := make(map[int64]bool, len(parts))
 	for _, p := range parts {
 		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
 		if err != nil || n < 0 || n > MaxShard {
 			return nil, fmt.Errorf("shard list %q: %q is not a shard id (0..%d)", s, p, MaxShard)
 		}
+		if seen[n] {
+			// The controller never lists a shard twice; a person who did made a typo worth hearing about.
+			return nil, fmt.Errorf("shard list %q: shard %d is listed twice", s, n)
+		}
+		seen[n] = true
 		out = append(out, int32(n))
 	}
 	return out, nil

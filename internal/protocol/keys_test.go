@@ -48,6 +48,7 @@ func TestShardList(t *testing.T) {
 		{"-1", nil, false},
 		{"1,x", nil, false},
 		{"1,,2", nil, false},
+		{"1,2,1", nil, false},
 	}
 	for _, c := range cases {
 		got, err := ParseShardList(c.in)

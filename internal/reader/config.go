@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/objstore"
@@ -29,7 +30,7 @@ const (
 	DefaultMissRefresh      = 2 * time.Second
 	DefaultOpenTimeout      = time.Minute
 	DefaultLookAheadDays    = 1
-	DefaultShardBits        = 12
+	DefaultShardBits        = int(desv1.DefaultShardBits)
 )
 
 // Config configures a Server.
