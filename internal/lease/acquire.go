@@ -64,7 +64,9 @@ type Options struct {
 	Log logr.Logger
 }
 
-func (o Options) withDefaults() (Options, error) {
+// WithDefaults returns o with its zero fields defaulted, or an error matching ErrOptions; callers
+// that build Options for many Leases check them once up front.
+func (o Options) WithDefaults() (Options, error) {
 	if o.Namespace == "" || o.Name == "" || o.Identity == "" {
 		return o, fmt.Errorf("%w: namespace, name and identity are required", ErrOptions)
 	}
@@ -105,7 +107,7 @@ func (e *HeldError) Is(target error) bool { return target == ErrHeld }
 
 // Acquire reads the Lease and claims it (see Claim). ctx bounds the acquisition only.
 func Acquire(ctx context.Context, c client.Client, opts Options) (*Hold, error) {
-	opts, err := opts.withDefaults()
+	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +126,7 @@ func Acquire(ctx context.Context, c client.Client, opts Options) (*Hold, error) 
 // by label never touches an unlisted object of the same name. ctx bounds the claim only; an error
 // matching ErrHeld means the Lease is held or another claimer won the race.
 func Claim(ctx context.Context, c client.Client, opts Options, existing *coordinationv1.Lease) (*Hold, error) {
-	opts, err := opts.withDefaults()
+	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}

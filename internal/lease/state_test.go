@@ -8,6 +8,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/datavision/des/internal/protocol"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -101,7 +103,7 @@ func TestOptions(t *testing.T) {
 		ok                           bool
 		duration, interval, deadline time.Duration
 	}{
-		{"defaults are the protocol's", func(*Options) {}, true, 30 * time.Second, 10 * time.Second, 20 * time.Second},
+		{"defaults are the protocol's", func(*Options) {}, true, protocol.LeaseDuration, protocol.LeaseRenewInterval, protocol.LeaseDuration * 2 / 3},
 		{"node id defaults", func(o *Options) { o.Duration = 15 * time.Second }, true, 15 * time.Second, 5 * time.Second, 10 * time.Second},
 		{"short lease for tests", func(o *Options) { o.Duration, o.RenewInterval = time.Second, 100*time.Millisecond }, true, time.Second, 100 * time.Millisecond, 666666666},
 		{"no identity", func(o *Options) { o.Identity = "" }, false, 0, 0, 0},
@@ -121,9 +123,9 @@ func TestOptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base
 			tc.mutate(&o)
-			got, err := o.withDefaults()
+			got, err := o.WithDefaults()
 			if (err == nil) != tc.ok {
-				t.Fatalf("withDefaults error = %v, want ok=%v", err, tc.ok)
+				t.Fatalf("WithDefaults error = %v, want ok=%v", err, tc.ok)
 			}
 			if err != nil {
 				if !errors.Is(err, ErrOptions) {
