@@ -53,7 +53,7 @@ type shardObservation struct {
 	source     *desv1.DesSource
 	shards     []int32
 	jobs       []batchv1.Job
-	leases     map[int32]LeaseState
+	leases     map[int32]leaseState
 	holders    map[int32]string
 	busy       map[int32]string
 	containers []desv1.DesContainer
@@ -131,7 +131,7 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 	if err := r.List(ctx, leases, client.InNamespace(ds.Namespace), client.MatchingLabels{protocol.LabelDesShard: ds.Name}); err != nil {
 		return nil, nil, fmt.Errorf("list Leases of %s: %w", ds.Name, err)
 	}
-	obs.leases, obs.holders = map[int32]LeaseState{}, map[int32]string{}
+	obs.leases, obs.holders = map[int32]leaseState{}, map[int32]string{}
 	for i := range leases.Items {
 		l := &leases.Items[i]
 		id, err := strconv.ParseInt(l.Labels[protocol.LabelShard], 10, 32)
@@ -283,7 +283,7 @@ func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.
 		if reason, ok := obs.busy[id]; ok && strings.HasPrefix(reason, "job ") {
 			s.ActiveJob = strings.TrimPrefix(reason, "job ")
 		}
-		if obs.leases[id] == LeaseHeld {
+		if obs.leases[id] == leaseHeld {
 			s.LeaseHolder = obs.holders[id]
 		}
 		if obs.pending != nil {
