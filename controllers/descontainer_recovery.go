@@ -43,12 +43,11 @@ func judgeWriter(c *desv1.DesContainer, lease *coordinationv1.Lease, job *batchv
 		return writerVerdict{why: "no writer recorded a Lease period after creation"}
 	}
 	switch state := classifyLease(lease, now); {
-	case state == LeaseHeld && leaseHolder(lease) == pod:
-		expiry := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
-		return writerVerdict{alive: true, recheck: expiry.Sub(now), why: "writer holds the shard Lease"}
-	case state == LeaseHeld:
+	case state == leaseHeld && leaseHolder(lease) == pod:
+		return writerVerdict{alive: true, recheck: leaseExpiry(lease).Sub(now), why: "writer holds the shard Lease"}
+	case state == leaseHeld:
 		return writerVerdict{why: fmt.Sprintf("shard Lease is held by %s, not the writer %s", leaseHolder(lease), pod)}
-	case state == LeaseExpired:
+	case state == leaseExpired:
 		return writerVerdict{why: fmt.Sprintf("writer %s stopped renewing the shard Lease", pod)}
 	default:
 		return writerVerdict{why: fmt.Sprintf("writer %s released the shard Lease without finishing", pod)}

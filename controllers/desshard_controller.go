@@ -49,7 +49,7 @@ type shardObservation struct {
 	source     *desv1.DesSource
 	shards     []int32
 	jobs       []batchv1.Job
-	leases     map[int32]LeaseState
+	leases     map[int32]leaseState
 	holders    map[int32]string
 	busy       map[int32]string
 	containers []desv1.DesContainer
@@ -139,7 +139,7 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 	if err := r.List(ctx, leases, client.InNamespace(ds.Namespace), client.MatchingLabels{protocol.LabelDesShard: ds.Name}); err != nil {
 		return nil, nil, fmt.Errorf("list Leases of %s: %w", ds.Name, err)
 	}
-	obs.leases, obs.holders = map[int32]LeaseState{}, map[int32]string{}
+	obs.leases, obs.holders = map[int32]leaseState{}, map[int32]string{}
 	for i := range leases.Items {
 		l := &leases.Items[i]
 		id, err := strconv.ParseInt(l.Labels[protocol.LabelShard], 10, 32)

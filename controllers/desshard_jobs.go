@@ -82,7 +82,7 @@ func jobFinished(j *batchv1.Job) (finished bool, failed bool) {
 }
 
 // busyShards maps each shard in an active Job or under a fresh Lease to the reason it is busy.
-func busyShards(jobs []batchv1.Job, leases map[int32]LeaseState, holders map[int32]string) map[int32]string {
+func busyShards(jobs []batchv1.Job, leases map[int32]leaseState, holders map[int32]string) map[int32]string {
 	busy := map[int32]string{}
 	for i := range jobs {
 		if finished, _ := jobFinished(&jobs[i]); finished {
@@ -97,7 +97,7 @@ func busyShards(jobs []batchv1.Job, leases map[int32]LeaseState, holders map[int
 		}
 	}
 	for s, state := range leases {
-		if state == LeaseHeld {
+		if state == leaseHeld {
 			if _, ok := busy[s]; !ok {
 				busy[s] = "lease held by " + holders[s]
 			}

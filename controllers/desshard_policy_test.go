@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/test/testworld"
 )
@@ -77,15 +78,15 @@ func TestBusyShards(t *testing.T) {
 	cases := []struct {
 		name    string
 		jobs    []batchv1.Job
-		leases  map[int32]LeaseState
+		leases  map[int32]leaseState
 		holders map[int32]string
 		want    map[int32]string
 	}{
 		{"nothing", nil, nil, nil, map[int32]string{}},
 		{"an active Job", []batchv1.Job{job("j1", "1,2")}, nil, nil, map[int32]string{1: "job j1", 2: "job j1"}},
 		{"finished Jobs free their shards", []batchv1.Job{job("ok", "1", batchv1.JobComplete), job("bad", "2", batchv1.JobFailed), job("dying", "3", batchv1.JobFailureTarget)}, nil, nil, map[int32]string{}},
-		{"a held Lease", nil, map[int32]LeaseState{4: LeaseHeld, 5: LeaseExpired, 6: LeaseFree}, map[int32]string{4: "pod-a", 5: "pod-b"}, map[int32]string{4: "lease held by pod-a"}},
-		{"the Job is named before the Lease", []batchv1.Job{job("j1", "4")}, map[int32]LeaseState{4: LeaseHeld}, map[int32]string{4: "pod-a"}, map[int32]string{4: "job j1"}},
+		{"a held Lease", nil, map[int32]leaseState{4: leaseHeld, 5: leaseExpired, 6: lease.Free}, map[int32]string{4: "pod-a", 5: "pod-b"}, map[int32]string{4: "lease held by pod-a"}},
+		{"the Job is named before the Lease", []batchv1.Job{job("j1", "4")}, map[int32]leaseState{4: leaseHeld}, map[int32]string{4: "pod-a"}, map[int32]string{4: "job j1"}},
 		{"an unreadable annotation is ignored", []batchv1.Job{job("odd", "1,x")}, nil, nil, map[int32]string{}},
 	}
 	for _, c := range cases {

@@ -78,7 +78,7 @@ func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.
 		if reason, ok := obs.busy[id]; ok && strings.HasPrefix(reason, "job ") {
 			s.ActiveJob = strings.TrimPrefix(reason, "job ")
 		}
-		if obs.leases[id] == LeaseHeld {
+		if obs.leases[id] == leaseHeld {
 			s.LeaseHolder = obs.holders[id]
 		}
 		if obs.pending != nil {

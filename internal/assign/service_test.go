@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/datavision/des/internal/assign"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/nodeid"
 	"github.com/datavision/des/test/testworld"
@@ -285,7 +286,7 @@ func TestLeaseTakenStopsIssuing(t *testing.T) {
 			r := startReplica(t, ns, "pod-a", retry, 42)
 			before := r.names(t, `{"count":10}`)
 
-			tc.take(t, lease(t, ns, 42))
+			tc.take(t, nodeLease(t, ns, 42))
 			eventually(t, 2*time.Second, "refusing names", func() bool {
 				code, _ := r.post(t, `{"count":1}`)
 				return code == http.StatusServiceUnavailable
@@ -304,7 +305,7 @@ func TestLeaseTakenStopsIssuing(t *testing.T) {
 			if tc.giveBack == nil {
 				return
 			}
-			tc.giveBack(t, lease(t, ns, 42))
+			tc.giveBack(t, nodeLease(t, ns, 42))
 			eventually(t, 3*time.Second, "ready again", r.svc.Ready)
 			after := r.names(t, `{"count":10}`)
 			last, _ := naming.Parse(before[len(before)-1].Name)
@@ -316,7 +317,7 @@ func TestLeaseTakenStopsIssuing(t *testing.T) {
 	}
 }
 
-func lease(t *testing.T, ns string, node int) *coordinationv1.Lease {
+func nodeLease(t *testing.T, ns string, node int) *coordinationv1.Lease {
 	t.Helper()
 	var l coordinationv1.Lease
 	if err := testworld.K8s(t).Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: nodeid.LeaseName(node)}, &l); err != nil {
@@ -362,8 +363,8 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
 	}
-	if got := lease(t, ns, 5); nodeid.Classify(got, time.Now()) != nodeid.Free {
-		t.Fatalf("node Lease after shutdown is %s, want released", nodeid.Classify(got, time.Now()))
+	if got := nodeLease(t, ns, 5); lease.Classify(got, time.Now()) != lease.Free {
+		t.Fatalf("node Lease after shutdown is %s, want released", lease.Classify(got, time.Now()))
 	}
 	if _, err := http.Get("http://" + l.Addr().String() + "/healthz"); err == nil {
 		t.Fatal("server still answers after shutdown")

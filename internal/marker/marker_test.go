@@ -22,6 +22,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/marker"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/nodeid"
@@ -329,8 +330,8 @@ func TestRunSource(t *testing.T) {
 	}
 	var l coordinationv1.Lease
 	if err := k.Get(context.Background(), client.ObjectKey{Namespace: w.ns, Name: nodeid.LeaseName(sum.Node)}, &l); err != nil ||
-		nodeid.Classify(&l, time.Now()) != nodeid.Free {
-		t.Fatalf("node Lease after the run: %v (%v), want released", nodeid.Holder(&l), err)
+		lease.Classify(&l, time.Now()) != lease.Free {
+		t.Fatalf("node Lease after the run: %v (%v), want released", lease.Holder(&l), err)
 	}
 	checkNames(t, w, map[uint8]bool{uint8(sum.Node): true}, 8)
 }

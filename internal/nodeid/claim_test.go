@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/nodeid"
 	"github.com/datavision/des/internal/protocol"
@@ -104,8 +105,8 @@ func TestConcurrentClaimersNeverShareANodeID(t *testing.T) {
 	}
 	for node, id := range owners {
 		l := getLease(t, ns, node)
-		if nodeid.Holder(l) != id || l.Labels[protocol.LabelManagedBy] != protocol.ManagedByDES {
-			t.Errorf("lease of node %d: holder %q labels %v, want holder %s", node, nodeid.Holder(l), l.Labels, id)
+		if lease.Holder(l) != id || l.Labels[protocol.LabelManagedBy] != protocol.ManagedByDES {
+			t.Errorf("lease of node %d: holder %q labels %v, want holder %s", node, lease.Holder(l), l.Labels, id)
 		}
 	}
 }
@@ -161,8 +162,8 @@ func TestTakeOver(t *testing.T) {
 				t.Fatalf("After = %d, want the previous watermark %d", c.After().UnixMilli(), want)
 			}
 			got := getLease(t, ns, 7)
-			if nodeid.Holder(got) != "me" || *got.Spec.LeaseTransitions != 5 {
-				t.Fatalf("taken lease: holder %q transitions %d", nodeid.Holder(got), *got.Spec.LeaseTransitions)
+			if lease.Holder(got) != "me" || *got.Spec.LeaseTransitions != 5 {
+				t.Fatalf("taken lease: holder %q transitions %d", lease.Holder(got), *got.Spec.LeaseTransitions)
 			}
 			g, _ := c.NewGenerator("T")
 			n, _ := g.Next()
@@ -236,18 +237,26 @@ func TestLoss(t *testing.T) {
 	}
 }
 
-// TestLabelChangeIsNotALoss: someone else writing the Lease without taking it must not end the claim.
+// TestLabelChangeIsNotALoss: someone else writing the Lease without taking it must not end the claim,
+// and the renewal that resolves the conflict writes the watermark again, never lower, even when the
+// other writer dropped it.
 func TestLabelChangeIsNotALoss(t *testing.T) {
 	ns := testworld.K8s(t).NewNamespace(t)
 	c := acquire(t, fast(ns, "pod-a", 2))
 	l := getLease(t, ns, 2)
+	before, _ := nodeid.UsedUntil(l)
 	l.Labels["team"] = "storage"
+	delete(l.Annotations, nodeid.AnnotationUsedUntil)
 	if err := testworld.K8s(t).Client.Update(context.Background(), l); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(600 * time.Millisecond)
 	if !c.Held() {
 		t.Fatalf("claim lost after a label change: %v", c.Err())
+	}
+	got := getLease(t, ns, 2)
+	if after, ok := nodeid.UsedUntil(got); !ok || after < before || got.Labels["team"] != "storage" {
+		t.Fatalf("after the conflict: watermark %d -> %d (present %v), labels %v", before, after, ok, got.Labels)
 	}
 }
 
@@ -278,8 +287,8 @@ func TestReleaseHandsOverAfterTheLastUsedMillisecond(t *testing.T) {
 	if a.Held() || !errors.Is(a.Admit(batch), nodeid.ErrLost) {
 		t.Fatal("released claim still admits names")
 	}
-	if l := getLease(t, ns, 9); nodeid.Classify(l, time.Now()) != nodeid.Free {
-		t.Fatalf("released lease is %s", nodeid.Classify(l, time.Now()))
+	if l := getLease(t, ns, 9); lease.Classify(l, time.Now()) != lease.Free {
+		t.Fatalf("released lease is %s", lease.Classify(l, time.Now()))
 	}
 	b := acquire(t, fast(ns, "pod-b", 9))
 	if want := nodeid.UnixMilli(last, time.Now()); b.After().UnixMilli() != want {
@@ -304,8 +313,8 @@ func TestLeaseOfOtherOwnerIsNotTouched(t *testing.T) {
 	if !errors.Is(err, nodeid.ErrNoFreeNode) {
 		t.Fatalf("Acquire over a foreign Lease = %v, want ErrNoFreeNode", err)
 	}
-	if l := getLease(t, ns, 4); nodeid.Holder(l) != "" {
-		t.Fatalf("foreign lease now held by %q", nodeid.Holder(l))
+	if l := getLease(t, ns, 4); lease.Holder(l) != "" {
+		t.Fatalf("foreign lease now held by %q", lease.Holder(l))
 	}
 	if err := testworld.K8s(t).Client.Delete(context.Background(), foreign); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 
-	"github.com/datavision/des/internal/leasestate"
 	"github.com/datavision/des/internal/naming"
 )
 
@@ -23,25 +22,6 @@ const (
 
 // LeaseName is the name of the Lease that reserves node id node.
 func LeaseName(node int) string { return LeaseNamePrefix + strconv.Itoa(node) }
-
-// State classifies a node Lease for a claimer.
-// State is what a node Lease says about its node id (see internal/leasestate).
-type State = leasestate.State
-
-const (
-	// Free: no Lease, or a Lease without a holder (released).
-	Free = leasestate.Free
-	// Held: a holder renewed it within its duration; the node id is in use.
-	Held = leasestate.Held
-	// Expired: a holder stopped renewing; the node id may be taken over.
-	Expired = leasestate.Expired
-)
-
-// Classify decides whether a node Lease may be claimed at now.
-func Classify(l *coordinationv1.Lease, now time.Time) State { return leasestate.Classify(l, now) }
-
-// Holder returns the holder identity of l, or "".
-func Holder(l *coordinationv1.Lease) string { return leasestate.Holder(l) }
 
 // UsedUntil returns the watermark of l in Unix milliseconds; ok is false when l has none or it does not
 // parse.

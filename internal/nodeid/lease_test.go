@@ -13,7 +13,7 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func lease(holder string, renew *time.Time, seconds *int32, annotations map[string]string) *coordinationv1.Lease {
+func nodeLease(holder string, renew *time.Time, seconds *int32, annotations map[string]string) *coordinationv1.Lease {
 	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: LeaseName(3), Annotations: annotations}}
 	if holder != "" {
 		l.Spec.HolderIdentity = ptr.To(holder)
@@ -25,34 +25,6 @@ func lease(holder string, renew *time.Time, seconds *int32, annotations map[stri
 	return l
 }
 
-func TestClassify(t *testing.T) {
-	ago := func(d time.Duration) *time.Time { v := t0.Add(-d); return &v }
-	fifteen := ptr.To(int32(15))
-	cases := []struct {
-		name  string
-		lease *coordinationv1.Lease
-		want  State
-	}{
-		{"no lease", nil, Free},
-		{"released (no holder)", lease("", ago(time.Second), fifteen, nil), Free},
-		{"empty holder", &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("")}}, Free},
-		{"renewed just now", lease("pod-a", ago(0), fifteen, nil), Held},
-		{"renewed within its duration", lease("pod-a", ago(14*time.Second), fifteen, nil), Held},
-		{"duration ends exactly now", lease("pod-a", ago(15*time.Second), fifteen, nil), Expired},
-		{"renewed long ago", lease("pod-a", ago(time.Hour), fifteen, nil), Expired},
-		{"holder without renew time", lease("pod-a", nil, fifteen, nil), Expired},
-		{"holder without duration", lease("pod-a", ago(0), nil, nil), Expired},
-		{"renew time in the future (skewed clock)", lease("pod-a", ago(-time.Minute), fifteen, nil), Held},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := Classify(tc.lease, t0); got != tc.want {
-				t.Fatalf("Classify = %s, want %s", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestStartAfter(t *testing.T) {
 	const d = 15 * time.Second
 	cases := []struct {
@@ -61,10 +33,10 @@ func TestStartAfter(t *testing.T) {
 		want  int64
 	}{
 		{"new lease starts a duration ahead of the clock", nil, t0.Add(d).UnixMilli()},
-		{"watermark of the previous holder", lease("pod-a", nil, nil, map[string]string{AnnotationUsedUntil: "1772366400123"}), 1772366400123},
-		{"watermark far ahead of our clock is still honoured", lease("", nil, nil, map[string]string{AnnotationUsedUntil: "1900000000000"}), 1900000000000},
-		{"unparseable watermark is treated as none", lease("pod-a", nil, nil, map[string]string{AnnotationUsedUntil: "soon"}), t0.Add(d).UnixMilli()},
-		{"lease without annotations", lease("pod-a", nil, nil, nil), t0.Add(d).UnixMilli()},
+		{"watermark of the previous holder", nodeLease("pod-a", nil, nil, map[string]string{AnnotationUsedUntil: "1772366400123"}), 1772366400123},
+		{"watermark far ahead of our clock is still honoured", nodeLease("", nil, nil, map[string]string{AnnotationUsedUntil: "1900000000000"}), 1900000000000},
+		{"unparseable watermark is treated as none", nodeLease("pod-a", nil, nil, map[string]string{AnnotationUsedUntil: "soon"}), t0.Add(d).UnixMilli()},
+		{"lease without annotations", nodeLease("pod-a", nil, nil, nil), t0.Add(d).UnixMilli()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/objstore"
-	"github.com/datavision/des/internal/packer/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -56,7 +56,7 @@ type container struct {
 
 // packContainer writes one container of shard: steps 2 to 6. It reports whether the shard may have
 // more ready rows.
-func (p *Packer) packContainer(ctx context.Context, held *lease.Held, shard int32, log logr.Logger) (bool, error) {
+func (p *Packer) packContainer(ctx context.Context, held *lease.Hold, shard int32, log logr.Logger) (bool, error) {
 	// leased is cancelled only when the Lease is lost: finishing an uploaded container must survive
 	// SIGTERM. work is also cancelled by SIGTERM: it is what claims, fetches and writes.
 	leased := held.Context()
@@ -175,7 +175,7 @@ func (p *Packer) markUploaded(ctx context.Context, c *container) error {
 }
 
 // commit is step 6.
-func (p *Packer) commit(ctx context.Context, held *lease.Held, c *container) error {
+func (p *Packer) commit(ctx context.Context, held *lease.Hold, c *container) error {
 	if err := held.Err(); err != nil {
 		return fmt.Errorf("container %s left to recovery: %w", c.obj.Name, err)
 	}
@@ -269,7 +269,7 @@ func (p *Packer) dropEmpty(ctx context.Context, c *container) error {
 // abandon gives up the container being written. A lost Lease stops everything at once (step 1: abort
 // the upload, commit nothing, recovery rolls C back). Otherwise (an error, or SIGTERM) the packer
 // cleans up itself: upload aborted, big payloads deleted, rows rolled back, phase RolledBack.
-func (p *Packer) abandon(ctx context.Context, held *lease.Held, c *container, cause error) error {
+func (p *Packer) abandon(ctx context.Context, held *lease.Hold, c *container, cause error) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if lost := held.Err(); lost != nil {
@@ -334,7 +334,7 @@ func (p *Packer) rollBack(ctx context.Context, c *container) (int64, error) {
 }
 
 // leaseOr reports a lost Lease as the cause when it is one: that is what the operator must see.
-func (p *Packer) leaseOr(held *lease.Held, err error) error {
+func (p *Packer) leaseOr(held *lease.Hold, err error) error {
 	if lost := held.Err(); lost != nil && !errors.Is(err, lost) {
 		return fmt.Errorf("%w (%w)", lost, err)
 	}

@@ -3,7 +3,6 @@ package packer_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,109 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/packer"
-	"github.com/datavision/des/internal/packer/lease"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/test/objstoretest"
-	"github.com/datavision/des/test/testworld"
 )
 
-// fastLease is Lease timing short enough for tests to see renewals and losses.
-func fastLease(ns, name, identity string) lease.Options {
-	return lease.Options{Namespace: ns, Name: name, Identity: identity,
-		Duration: 3 * time.Second, RenewInterval: 300 * time.Millisecond, RenewDeadline: 2 * time.Second}
-}
-
-func TestLeaseOnlyOneOfManyWins(t *testing.T) {
-	kube := testworld.K8s(t)
-	ns := kube.NewNamespace(t)
-	var mu sync.Mutex
-	var won []*lease.Held
-	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Go(func() {
-			h, err := lease.Acquire(context.Background(), kube.Client, fastLease(ns, "des-ds-0001", fmt.Sprintf("pod-%d", i)))
-			switch {
-			case err == nil:
-				mu.Lock()
-				won = append(won, h)
-				mu.Unlock()
-			case !errors.Is(err, lease.ErrHeld):
-				t.Errorf("pod-%d: %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	if len(won) != 1 {
-		t.Fatalf("%d holders, want exactly 1", len(won))
-	}
-	if err := won[0].Release(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// Released: the next claimer takes it at once.
-	h, err := lease.Acquire(context.Background(), kube.Client, fastLease(ns, "des-ds-0001", "pod-next"))
-	if err != nil {
-		t.Fatalf("acquire a released Lease: %v", err)
-	}
-	defer h.Release(context.Background())
-}
-
-func TestLeaseTakeoverOnlyWhenExpired(t *testing.T) {
-	kube := testworld.K8s(t)
-	ns := kube.NewNamespace(t)
-	ctx := context.Background()
-	first, err := lease.Acquire(ctx, kube.Client, fastLease(ns, "l", "pod-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lease.Acquire(ctx, kube.Client, fastLease(ns, "l", "pod-b")); !errors.Is(err, lease.ErrHeld) {
-		t.Fatalf("acquire a fresh Lease: %v, want ErrHeld", err)
-	}
-	// The holder dies without releasing (its renewals stop); after the duration the Lease is taken over.
-	stopRenewing(t, first)
-	time.Sleep(3 * time.Second)
-	second, err := lease.Acquire(ctx, kube.Client, fastLease(ns, "l", "pod-b"))
-	if err != nil {
-		t.Fatalf("acquire an expired Lease: %v", err)
-	}
-	defer second.Release(ctx)
-	l := &coordinationv1.Lease{}
-	if err := kube.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "l"}, l); err != nil {
-		t.Fatal(err)
-	}
-	if lease.Holder(l) != "pod-b" || ptr.Deref(l.Spec.LeaseTransitions, 0) != 1 {
-		t.Errorf("holder %q, transitions %d; want pod-b, 1", lease.Holder(l), ptr.Deref(l.Spec.LeaseTransitions, 0))
-	}
-}
-
-// stopRenewing makes a holder stop without releasing, as a killed process would.
-func stopRenewing(t *testing.T, h *lease.Held) {
-	t.Helper()
-	// Release on a cancelled context cannot clear the holder; renewals stop all the same.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = h.Release(ctx)
-}
-
-func TestLeaseLostWhenAnotherHolderAppears(t *testing.T) {
-	kube := testworld.K8s(t)
-	ns := kube.NewNamespace(t)
-	ctx := context.Background()
-	h, err := lease.Acquire(ctx, kube.Client, fastLease(ns, "l", "pod-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release(ctx)
-	steal(t, kube.Client, ns, "l", "intruder")
-	select {
-	case <-h.Context().Done():
-	case <-time.After(2 * time.Second):
-		t.Fatal("the holder did not notice another holder")
-	}
-	if err := h.Err(); !errors.Is(err, lease.ErrLost) {
-		t.Errorf("cause %v, want ErrLost", err)
-	}
-}
+// The Lease itself (one winner, take-over only when expired, every way of losing it) is tested in
+// internal/lease; these tests check what the packer does with it.
 
 func steal(t *testing.T, c client.Client, ns, name, holder string) {
 	t.Helper()

@@ -10,7 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/datavision/des/internal/packer/lease"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -108,7 +108,7 @@ func (p *Packer) packShard(ctx context.Context, shard int32) error {
 	}
 }
 
-func (p *Packer) lock(ctx context.Context, shard int32, log logr.Logger) (*lease.Held, error) {
+func (p *Packer) lock(ctx context.Context, shard int32, log logr.Logger) (*lease.Hold, error) {
 	ds := p.cfg.DesShard
 	return lease.Acquire(ctx, p.d.Kube, lease.Options{
 		Namespace: ds.Namespace,

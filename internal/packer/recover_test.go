@@ -18,7 +18,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/controllers"
-	"github.com/datavision/des/internal/packer/lease"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -72,7 +72,7 @@ func shardBusy(t *testing.T, w *world, c *desv1.DesContainer) (bool, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lease.Decide(l, time.Now()) == lease.Skip, lease.Holder(l)
+	return lease.Classify(l, time.Now()) == lease.Held, lease.Holder(l)
 }
 
 // decide rolls C forward when that is right and possible, and says why not otherwise.

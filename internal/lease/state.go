@@ -1,6 +1,4 @@
-// Package leasestate judges coordination.k8s.io/v1 Leases the same way everywhere DES uses them as
-// locks: shard locks (packer and controller) and naming node ids (name service and marker).
-package leasestate
+package lease
 
 import (
 	"fmt"
@@ -33,8 +31,7 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// Classify judges l (nil: no Lease) at now. A held Lease without renew time or duration cannot be
-// judged fresh and counts as expired (docs/protocol.md).
+// Classify judges l (nil: no Lease) at now; see the package doc.
 func Classify(l *coordinationv1.Lease, now time.Time) State {
 	if Holder(l) == "" {
 		return Free
