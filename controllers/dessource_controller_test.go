@@ -46,7 +46,7 @@ func TestSourceReadyExplainsWhatIsWrong(t *testing.T) {
 		setup         func(e *testEnv) *desv1.DesSource
 		reason, inMsg string
 	}{
-		{"missing DSN secret", func(e *testEnv) *desv1.DesSource {
+		{"missing DSN secret", func(*testEnv) *desv1.DesSource {
 			return sampleSource("src")
 		}, "SecretNotFound", `Secret "catalog" does not exist`},
 		{"wrong DSN", func(e *testEnv) *desv1.DesSource {

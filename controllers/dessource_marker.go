@@ -26,7 +26,7 @@ func markerCronJobName(src *desv1.DesSource) string { return src.Name + "-marker
 func reconcileMarker(ctx context.Context, c client.Client, scheme *runtime.Scheme, src *desv1.DesSource, d JobDefaults) error {
 	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: markerCronJobName(src), Namespace: src.Namespace}}
 	if src.Spec.Marker == nil {
-		if err := c.Delete(ctx, cj); client.IgnoreNotFound(err) != nil {
+		if err := client.IgnoreNotFound(c.Delete(ctx, cj)); err != nil {
 			return fmt.Errorf("delete marker CronJob: %w", err)
 		}
 		return nil

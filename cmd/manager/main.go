@@ -38,9 +38,14 @@ var subcommands = map[string]subcommand{
 }
 
 func main() {
+	os.Exit(runUntilSignal(os.Args[1:]))
+}
+
+// runUntilSignal runs one subcommand with a context that SIGTERM and SIGINT cancel.
+func runUntilSignal(args []string) int {
 	ctx, stop := cli.SignalContext()
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, args, os.Stdout, os.Stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

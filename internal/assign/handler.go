@@ -20,11 +20,14 @@ import (
 // maxBodyBytes bounds a request body; a valid request is well under 200 bytes.
 const maxBodyBytes = 4 << 10
 
-// Request, Response and Assigned are the wire types of POST /v1/names. They live with the Go
-// client, so that server and client share one definition.
+// The wire types of POST /v1/names (Request, Response, Assigned) live with the Go client, so that
+// server and client share one definition.
 type (
-	Request  = desclient.NamesRequest
+	// Request is the body of POST /v1/names.
+	Request = desclient.NamesRequest
+	// Response is its answer.
 	Response = desclient.NamesResponse
+	// Assigned is one name of a Response.
 	Assigned = desclient.AssignedName
 )
 
@@ -203,7 +206,7 @@ func (s *Service) issue(p params) ([]byte, error) {
 // than encoding/json.
 func formatNames(names []naming.Name, shardBits int) ([]byte, error) {
 	bp := bufPool.Get().(*[]byte)
-	b := append((*bp)[:0], `{"names":[`...)
+	b := append((*bp)[:0], `{"names":[`...) //nolint:gocritic // reuses the pooled buffer on purpose
 	for i, n := range names {
 		if i > 0 {
 			b = append(b, ',')

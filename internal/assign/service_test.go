@@ -256,6 +256,7 @@ func TestLeaseTakenStopsIssuing(t *testing.T) {
 		{
 			name: "stolen, then released by the thief",
 			take: func(t *testing.T, l *coordinationv1.Lease) {
+				t.Helper()
 				l.Spec.HolderIdentity = ptr.To("thief")
 				l.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
 				l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
@@ -263,6 +264,7 @@ func TestLeaseTakenStopsIssuing(t *testing.T) {
 				update(t, l)
 			},
 			giveBack: func(t *testing.T, l *coordinationv1.Lease) {
+				t.Helper()
 				l.Spec.HolderIdentity = nil
 				update(t, l)
 			},
@@ -270,6 +272,7 @@ func TestLeaseTakenStopsIssuing(t *testing.T) {
 		{
 			name: "deleted",
 			take: func(t *testing.T, l *coordinationv1.Lease) {
+				t.Helper()
 				if err := testworld.K8s(t).Client.Delete(context.Background(), l); err != nil {
 					t.Fatal(err)
 				}

@@ -2,6 +2,7 @@ package connect_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestPoolCache(t *testing.T) {
 func TestPoolCacheRefusesInvalidDSN(t *testing.T) {
 	cache := &connect.PoolCache{}
 	defer cache.Close()
-	if _, err := cache.Get(context.Background(), "ns/s/k", "postgres://u:Xpw@h:bad/db"); err != connect.ErrInvalidDSN {
+	if _, err := cache.Get(context.Background(), "ns/s/k", "postgres://u:Xpw@h:bad/db"); !errors.Is(err, connect.ErrInvalidDSN) {
 		t.Fatalf("err = %v, want ErrInvalidDSN", err)
 	}
 	if cache.Len() != 0 {

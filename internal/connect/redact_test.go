@@ -2,6 +2,7 @@ package connect_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -90,7 +91,7 @@ func errorsUnwrapped(err error) error {
 func TestOpenInvalidDSNNeverEchoes(t *testing.T) {
 	for _, dsn := range []string{"postgres://u:Inv4lid@h:notaport/db", "host=h password=Inv4lid port=notaport"} {
 		_, err := connect.Open(context.Background(), dsn, connect.PoolOptions{})
-		if err != connect.ErrInvalidDSN {
+		if !errors.Is(err, connect.ErrInvalidDSN) {
 			t.Fatalf("Open(%q) error = %v, want ErrInvalidDSN", connect.Redact(dsn, dsn), err)
 		}
 		if strings.Contains(err.Error(), "Inv4lid") {

@@ -32,11 +32,11 @@ var (
 type Stage int
 
 const (
-	// StageClaim: the Lease is created or taken over.
+	// StageClaim is the write that creates or takes over the Lease.
 	StageClaim Stage = iota
-	// StageRenew: the holder renews it.
+	// StageRenew is a renewal by the holder.
 	StageRenew
-	// StageRelease: the holder hands it back (holder already cleared).
+	// StageRelease is the write that hands it back (holder already cleared).
 	StageRelease
 )
 

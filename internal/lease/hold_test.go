@@ -159,14 +159,17 @@ func TestLoss(t *testing.T) {
 		stall func(ctx context.Context) error
 	}{
 		{name: "another holder", take: func(t *testing.T, c client.Client, l *coordinationv1.Lease) {
+			t.Helper()
 			l.Spec.HolderIdentity = ptr.To("intruder")
 			update(t, c, l)
 		}},
 		{name: "same identity, acquired again", take: func(t *testing.T, c client.Client, l *coordinationv1.Lease) {
+			t.Helper()
 			l.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now().Add(time.Second)}
 			update(t, c, l)
 		}},
 		{name: "deleted", take: func(t *testing.T, c client.Client, l *coordinationv1.Lease) {
+			t.Helper()
 			if err := c.Delete(context.Background(), l); err != nil {
 				t.Fatal(err)
 			}

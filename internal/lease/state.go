@@ -11,11 +11,11 @@ import (
 type State int
 
 const (
-	// Free: no Lease, or a Lease without a holder (released).
+	// Free means no Lease, or a Lease without a holder (released).
 	Free State = iota
-	// Held: a holder renewed it within its duration; the lock is in use.
+	// Held means a holder renewed it within its duration; the lock is in use.
 	Held
-	// Expired: a holder stopped renewing; the lock may be taken over (and its work recovered).
+	// Expired means a holder stopped renewing; the lock may be taken over (and its work recovered).
 	Expired
 )
 

@@ -386,4 +386,7 @@ func BenchmarkMarker(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
-func testLogger(t testing.TB) logr.Logger { return testr.NewWithInterface(t, testr.Options{}) }
+func testLogger(t testing.TB) logr.Logger {
+	t.Helper()
+	return testr.NewWithInterface(t, testr.Options{})
+}

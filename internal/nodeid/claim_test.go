@@ -156,7 +156,7 @@ func TestTakeOver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Release(context.Background())
+			defer func() { _ = c.Release(context.Background()) }() // the test is about the watermark
 			want, _ := strconv.ParseInt(tc.watermark, 10, 64)
 			if c.After().UnixMilli() != want {
 				t.Fatalf("After = %d, want the previous watermark %d", c.After().UnixMilli(), want)
@@ -193,8 +193,8 @@ func TestRenewalKeepsTheLeaseAndRaisesTheWatermark(t *testing.T) {
 	if !later.Spec.RenewTime.After(first.Spec.RenewTime.Time) || w2 <= w1 {
 		t.Fatalf("renewals: renew time %v -> %v, watermark %d -> %d", first.Spec.RenewTime, later.Spec.RenewTime, w1, w2)
 	}
-	if min := later.Spec.RenewTime.Add(2 * time.Second).UnixMilli(); w2 < min {
-		t.Fatalf("watermark %d is less than a lease duration after the renew time (%d)", w2, min)
+	if least := later.Spec.RenewTime.Add(2 * time.Second).UnixMilli(); w2 < least {
+		t.Fatalf("watermark %d is less than a lease duration after the renew time (%d)", w2, least)
 	}
 	if err := c.Admit([]naming.Name{nameAt(time.Now())}); err != nil {
 		t.Fatalf("Admit while held: %v", err)
@@ -211,12 +211,14 @@ func TestLoss(t *testing.T) {
 		take func(t *testing.T, l *coordinationv1.Lease) error
 	}{
 		{"stolen by another holder", func(t *testing.T, l *coordinationv1.Lease) error {
+			t.Helper()
 			l.Spec.HolderIdentity = ptr.To("thief")
 			l.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
 			l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
 			return testworld.K8s(t).Client.Update(context.Background(), l)
 		}},
 		{"deleted", func(t *testing.T, l *coordinationv1.Lease) error {
+			t.Helper()
 			return testworld.K8s(t).Client.Delete(context.Background(), l)
 		}},
 	}

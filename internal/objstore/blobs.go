@@ -34,7 +34,7 @@ func (b *Blobs) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	}
 	if err != nil {
 		if aerr := u.Abort(context.WithoutCancel(ctx)); aerr != nil {
-			return fmt.Errorf("%w (and abort failed: %v)", err, aerr)
+			return fmt.Errorf("%w (and abort failed: %w)", err, aerr)
 		}
 		return err
 	}
@@ -64,5 +64,6 @@ func (b *Blobs) OpenReaderAt(ctx context.Context, key string) (*ObjectReader, in
 	if err != nil {
 		return nil, 0, err
 	}
-	return r, r.Size(), nil
+	size := r.Size()
+	return r, size, nil
 }

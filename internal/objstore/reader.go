@@ -87,9 +87,11 @@ func (r *ObjectReader) Size() int64 { return r.size }
 // ETag is the object's ETag as the server gave it (with quotes).
 func (r *ObjectReader) ETag() string { return r.etag }
 
-// Bucket and Key name the object.
+// Bucket is the bucket of the object read.
 func (r *ObjectReader) Bucket() string { return r.bucket }
-func (r *ObjectReader) Key() string    { return r.key }
+
+// Key is the key of the object read.
+func (r *ObjectReader) Key() string { return r.key }
 
 // Stats returns the requests sent and payload bytes received through this reader and its copies.
 func (r *ObjectReader) Stats() Stats {

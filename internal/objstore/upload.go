@@ -187,7 +187,7 @@ func (u *Upload) Abort(ctx context.Context) error {
 
 // closedErr is what calls after the end return: the failure that ended the upload, if any.
 func (u *Upload) closedErr() error {
-	if u.failure != nil && u.failure != ErrUploadClosed {
+	if u.failure != nil && !errors.Is(u.failure, ErrUploadClosed) {
 		return fmt.Errorf("%w: %w", ErrUploadClosed, u.failure)
 	}
 	return ErrUploadClosed

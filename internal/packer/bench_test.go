@@ -73,6 +73,7 @@ func BenchmarkPackVsGet(b *testing.B) {
 
 // getAll GETs every key with concurrency requests in flight, reading each body to the end.
 func getAll(b *testing.B, store *objstore.Store, bucket string, keys []string, concurrency int) float64 {
+	b.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -104,6 +105,7 @@ func getAll(b *testing.B, store *objstore.Store, bucket string, keys []string, c
 // packChild runs `manager pack` to the end as a separate process and returns its wall time and peak
 // RSS in KiB.
 func packChild(b *testing.B, w *world, dir string) (float64, int64) {
+	b.Helper()
 	args := []string{"--desshard=ds", "--shards=0", "--namespace=" + w.ns, "--identity=bench", "--job=bench",
 		"--kubeconfig=" + filepath.Join(dir, "kubeconfig"), "--catalog-dsn-file=" + filepath.Join(dir, "dsn"),
 		"--source-credentials-dir=" + filepath.Join(dir, "s3"), "--archive-credentials-dir=" + filepath.Join(dir, "s3"),

@@ -104,6 +104,7 @@ type killProxy struct {
 type killAfterKey struct{}
 
 func newKillProxy(t *testing.T, target string) *killProxy {
+	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -352,6 +353,7 @@ func childFiles(t testing.TB, w *world) string {
 
 // describeOpen says what the killed packer left unfinished.
 func describeOpen(t *testing.T, w *world) string {
+	t.Helper()
 	var parts []string
 	for _, c := range w.containers() {
 		if isFinalPhase(c.Status.Phase) {

@@ -64,6 +64,7 @@ func isFinalPhase(p desv1.ContainerPhase) bool {
 }
 
 func shardBusy(t *testing.T, w *world, c *desv1.DesContainer) (bool, string) {
+	t.Helper()
 	l := &coordinationv1.Lease{}
 	err := w.kube.Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, l)
 	if apierrors.IsNotFound(err) {
@@ -81,6 +82,7 @@ func containerPrefix(c *desv1.DesContainer) string {
 }
 
 func removeFinalizer(t *testing.T, w *world, c *desv1.DesContainer) {
+	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur := &desv1.DesContainer{}
 		if err := w.kube.Get(w.ctx, client.ObjectKeyFromObject(c), cur); err != nil {
@@ -98,5 +100,6 @@ func removeFinalizer(t *testing.T, w *world, c *desv1.DesContainer) {
 
 // testLogger sends the packer's logs to the test log (shown with -v or on failure).
 func testLogger(t testing.TB) logr.Logger {
+	t.Helper()
 	return zap.New(zap.WriteTo(testWriter{t}), zap.UseDevMode(true))
 }

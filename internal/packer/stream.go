@@ -26,7 +26,7 @@ const firstBatch = 16
 // fetcher (fetches source objects ahead, bounded by the window and the prefetch budget) and the writer
 // (this goroutine). Any error ends all three; the caller abandons C.
 func (p *Packer) stream(work, leased context.Context, c *container, first []catalog.Row) error {
-	if err := p.openUpload(work, leased, c); err != nil {
+	if err := p.openUpload(leased, c); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(work)
@@ -61,7 +61,7 @@ func (p *Packer) stream(work, leased context.Context, c *container, first []cata
 
 // openUpload starts C's object: a create-only upload whose multipart id is recorded in C's status
 // before the first part is sent, and the format writer on top of it.
-func (p *Packer) openUpload(work, leased context.Context, c *container) error {
+func (p *Packer) openUpload(leased context.Context, c *container) error {
 	spec := c.obj.Spec
 	// The upload lives on the leased context: SIGTERM must not cut the parts of a container that is
 	// being completed; abandoning aborts it explicitly.

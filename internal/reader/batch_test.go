@@ -3,6 +3,7 @@ package reader_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -34,7 +35,7 @@ func readParts(t testing.TB, resp *http.Response) []part {
 	var out []part
 	for {
 		p, err := mr.NextPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
@@ -296,7 +297,7 @@ func TestCorruption(t *testing.T) {
 				_, err = io.ReadAll(p)
 			}
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			t.Fatal("a batch with a damaged file ended cleanly")
 		}
 	})

@@ -65,6 +65,7 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 
 	direct := newStore(b)
 	getDirect := func(b *testing.B, i int) {
+		b.Helper()
 		body, _, err := direct.Get(context.Background(), bucket, "direct/"+names[i], nil)
 		if err != nil {
 			b.Fatal(err)
@@ -73,11 +74,12 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 		expectLen(b, body, benchSize)
 	}
 	measure("direct-GET", func() int64 { return direct.Stats().Requests },
-		func(b *testing.B) { getDirect(b, 0) },
-		func(b *testing.B) { parallel(benchFiles, benchWorkers, func(i int) { getDirect(b, i) }) })
+		func(b *testing.B) { b.Helper(); getDirect(b, 0) },
+		func(b *testing.B) { b.Helper(); parallel(benchFiles, benchWorkers, func(i int) { getDirect(b, i) }) })
 
 	w := newWorld(b, bucket, reader.Config{})
 	get := func(b *testing.B, u string) {
+		b.Helper()
 		resp, err := client.Get(u)
 		if err != nil {
 			b.Fatal(err)
@@ -88,17 +90,20 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 		}
 		expectLen(b, resp.Body, benchSize)
 	}
-	warmContainer := func(b *testing.B) { get(b, w.fileURL(key, names[0])) }
+	warmContainer := func(b *testing.B) { b.Helper(); get(b, w.fileURL(key, names[0])) }
 	measure("sidecar-single", w.requests, warmContainer,
 		func(b *testing.B) {
+			b.Helper()
 			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.fileURL(key, names[i])) })
 		})
 	measure("sidecar-lookup", w.requests,
-		func(b *testing.B) { get(b, w.http.URL+"/v1/files/"+names[0]) },
+		func(b *testing.B) { b.Helper(); get(b, w.http.URL+"/v1/files/"+names[0]) },
 		func(b *testing.B) {
+			b.Helper()
 			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.http.URL+"/v1/files/"+names[i]) })
 		})
 	measure("sidecar-batch", w.requests, warmContainer, func(b *testing.B) {
+		b.Helper()
 		resp, err := client.Post(w.http.URL+"/v1/batch", "application/json", batchBody(key, names))
 		if err != nil {
 			b.Fatal(err)
@@ -124,6 +129,7 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func expectLen(b testing.TB, r io.Reader, want int64) {
+	b.Helper()
 	n, err := io.Copy(io.Discard, r)
 	if err != nil || n != want {
 		b.Fatalf("read %d bytes (%v), want %d", n, err, want)

@@ -112,7 +112,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler, shu
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err := hs.Shutdown(sctx)
-	<-errc
+	// Serve returns http.ErrServerClosed once Shutdown began; anything else is news too.
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
 	return err
 }
 
@@ -232,7 +235,7 @@ type errorBody struct {
 func writeError(w http.ResponseWriter, status int, err error) {
 	h := w.Header()
 	for _, k := range []string{"ETag", "Content-Range", "Accept-Ranges", "Content-Disposition"} {
-		if !(k == "Content-Range" && status == http.StatusRequestedRangeNotSatisfiable) {
+		if k != "Content-Range" || status != http.StatusRequestedRangeNotSatisfiable {
 			h.Del(k)
 		}
 	}
