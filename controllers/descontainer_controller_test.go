@@ -58,10 +58,7 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 	if err := cat.Migrate(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	store, err := objstore.New(e.ctx, objstore.Config{Endpoint: s3.Endpoint, Region: s3.Region, PathStyle: true, AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := s3.NewStore(t)
 	day := e.clock.Now()
 	id := protocol.NewContainerID(day)
 	con := &desv1.DesContainer{

@@ -1,17 +1,10 @@
 package main
 
 import (
-	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/go-logr/logr/testr"
-
-	"github.com/datavision/des/internal/assign"
 	"github.com/datavision/des/internal/naming"
-	"github.com/datavision/des/internal/nodeid"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -19,33 +12,7 @@ import (
 // claims a node id and answers 503.
 func startNameService(t *testing.T, run bool) string {
 	t.Helper()
-	svc, err := assign.New(assign.Config{DefaultPrefix: "DFLT", DefaultShardBits: 12, RetryInterval: time.Second,
-		Lease: nodeid.Options{Namespace: testworld.K8s(t).NewNamespace(t), Identity: "cli-test",
-			LeaseDuration: 2 * time.Second, RenewInterval: 100 * time.Millisecond, RenewDeadline: time.Second},
-		Log: testr.New(t)}, testworld.K8s(t).Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(svc.Handler())
-	t.Cleanup(hs.Close)
-	if !run {
-		return hs.URL
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("name service: %v", err)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); !svc.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("name service holds no node id after 10s")
-		}
-	}
-	return hs.URL
+	return testworld.StartNameService(t, "DFLT", "cli-test", run)
 }
 
 func TestNameNewFromService(t *testing.T) {

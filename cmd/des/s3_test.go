@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,22 +30,10 @@ func s3Env(t *testing.T) *testworld.S3Server {
 
 func testStore(t *testing.T, w *testworld.S3Server) *objstore.Store {
 	t.Helper()
-	s, err := objstore.New(context.Background(), objstore.Config{Endpoint: w.Endpoint, Region: w.Region, PathStyle: true,
-		AccessKeyID: w.AccessKey, SecretAccessKey: w.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return w.NewStore(t)
 }
 
-func randomPayload(n int, seed uint64) string {
-	r := rand.New(rand.NewPCG(seed, 1))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return string(b)
-}
+func randomPayload(n int, seed uint64) string { return string(testworld.RandomBytes(n, seed)) }
 
 // TestCLIS3 packs an archive whose big payload goes to the bucket, uploads it, and reads it back with
 // every read verb through s3:// URLs.

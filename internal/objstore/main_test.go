@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/datavision/des/internal/objstore"
@@ -17,11 +16,7 @@ func TestMain(m *testing.M) { testworld.Main(m, testworld.S3) }
 // worldConfig points a Config at the test world's versitygw.
 func worldConfig(t testing.TB) objstore.Config {
 	t.Helper()
-	w := testworld.S3Store(t)
-	return objstore.Config{
-		Endpoint: w.Endpoint, Region: w.Region, PathStyle: true,
-		AccessKeyID: w.AccessKey, SecretAccessKey: w.SecretKey,
-	}
+	return testworld.S3Store(t).StoreConfig()
 }
 
 // newStore returns a Store of its own (so its wire counters belong to the test) and a fresh bucket.
@@ -40,14 +35,7 @@ func faulty(s *objstore.Store) (*objstore.Store, *objstoretest.Faults) {
 	return s.WithAPI(f), f
 }
 
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func randomBytes(n int, seed uint64) []byte { return testworld.RandomBytes(n, seed) }
 
 func put(t testing.TB, s *objstore.Store, bucket, key string, data []byte) {
 	t.Helper()

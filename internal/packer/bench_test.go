@@ -35,11 +35,7 @@ func BenchmarkPackVsGet(b *testing.B) {
 	const size = 4 << 10
 	w := newWorld(b, worldOptions{shards: []int32{0}})
 	s3 := testworld.S3Store(b)
-	store, err := objstore.New(w.ctx, objstore.Config{Endpoint: s3.Endpoint, Region: s3.Region, PathStyle: true,
-		AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := s3.NewStore(b)
 	w.store = store
 	w.addRows(0, []int64{size}, n, nil)
 	keys := make([]string, 0, n)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -45,24 +44,10 @@ var testDay = naming.Day{Year: 2026, Month: time.February, Day: 24}
 // newStore returns a Store of its own, so that its wire counters belong to one test.
 func newStore(t testing.TB) *objstore.Store {
 	t.Helper()
-	w := testworld.S3Store(t)
-	s, err := objstore.New(context.Background(), objstore.Config{
-		Endpoint: w.Endpoint, Region: w.Region, PathStyle: true, AccessKeyID: w.AccessKey, SecretAccessKey: w.SecretKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testworld.S3Store(t).NewStore(t)
 }
 
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func randomBytes(n int, seed uint64) []byte { return testworld.RandomBytes(n, seed) }
 
 // file is one payload of a test container.
 type file struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"hash/crc32"
-	"math/rand/v2"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -37,26 +36,12 @@ var testDay = time.Date(2026, 2, 24, 0, 0, 0, 0, time.UTC)
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func randomBytes(n int, seed uint64) []byte { return testworld.RandomBytes(n, seed) }
 
 // newStore returns a client of the test world's S3 server.
 func newStore(t testing.TB) *objstore.Store {
 	t.Helper()
-	w := testworld.S3Store(t)
-	s, err := objstore.New(context.Background(), objstore.Config{
-		Endpoint: w.Endpoint, Region: w.Region, PathStyle: true, AccessKeyID: w.AccessKey, SecretAccessKey: w.SecretKey,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testworld.S3Store(t).NewStore(t)
 }
 
 // file is one payload of a test container, in write order.

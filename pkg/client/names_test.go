@@ -1,18 +1,12 @@
 package client_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
-
-	"github.com/datavision/des/internal/assign"
-	"github.com/datavision/des/internal/nodeid"
 	"github.com/datavision/des/pkg/client"
 	"github.com/datavision/des/pkg/des"
 	"github.com/datavision/des/test/testworld"
@@ -22,32 +16,7 @@ import (
 // never claims a node id, so it answers 503 like a replica that lost its Lease.
 func startNames(t *testing.T, run bool) *client.Names {
 	t.Helper()
-	svc, err := assign.New(assign.Config{DefaultPrefix: "DES", DefaultShardBits: 12, RetryInterval: time.Second,
-		Lease: nodeid.Options{Namespace: testworld.K8s(t).NewNamespace(t), Identity: "pod-a",
-			LeaseDuration: 2 * time.Second, RenewInterval: 100 * time.Millisecond, RenewDeadline: time.Second},
-		Log: testr.New(t)}, testworld.K8s(t).Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(svc.Handler())
-	t.Cleanup(hs.Close)
-	if run {
-		runCtx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(runCtx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("name service: %v", err)
-			}
-		})
-		for deadline := time.Now().Add(10 * time.Second); !svc.Ready(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("name service holds no node id after 10s")
-			}
-		}
-	}
-	c, err := client.NewNames(hs.URL, nil)
+	c, err := client.NewNames(testworld.StartNameService(t, "DES", "pod-a", run), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
