@@ -8,8 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,12 +17,7 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-var testScheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = desv1.AddToScheme(s)
-	return s
-}()
+var testScheme = testworld.Scheme()
 
 func TestMain(m *testing.M) {
 	testworld.MainWith(m, testworld.Kube|testworld.Postgres|testworld.S3, testworld.KubeOptions{Scheme: testScheme})

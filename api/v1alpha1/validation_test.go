@@ -14,19 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/test/testworld"
 )
 
-func TestMain(m *testing.M) {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = desv1.AddToScheme(s)
-	testworld.MainWith(m, testworld.Kube, testworld.KubeOptions{Scheme: s})
-}
+func TestMain(m *testing.M) { testworld.Main(m, testworld.Kube) }
 
 // strict is what `kubectl apply` asks for by default: unknown fields are errors.
 var strict = client.FieldValidation("Strict")

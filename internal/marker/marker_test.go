@@ -15,8 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,12 +27,7 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-func TestMain(m *testing.M) {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = desv1.AddToScheme(s)
-	testworld.MainWith(m, testworld.Postgres|testworld.Kube, testworld.KubeOptions{Scheme: s})
-}
+func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres|testworld.Kube) }
 
 // world is one test's catalog table (with an audit of every change of des_name) and namespace.
 type world struct {

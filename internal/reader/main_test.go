@@ -15,10 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
-	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/objstore"
@@ -27,12 +24,7 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-func TestMain(m *testing.M) {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = desv1.AddToScheme(s)
-	testworld.MainWith(m, testworld.S3|testworld.Kube, testworld.KubeOptions{Scheme: s})
-}
+func TestMain(m *testing.M) { testworld.Main(m, testworld.S3|testworld.Kube) }
 
 const (
 	testPrefix    = "archive"

@@ -16,10 +16,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -45,12 +43,7 @@ type Stack struct {
 }
 
 // Scheme has the Kubernetes and DES types.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(s)
-	_ = desv1.AddToScheme(s)
-	return s
-}
+func Scheme() *runtime.Scheme { return testworld.Scheme() }
 
 // Start brings the stack up inside the sandbox (the caller runs testworld.EnterSandbox first) and
 // installs DES; Close takes it down. On error everything started so far is stopped.

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -34,7 +33,7 @@ type KubeServer struct {
 
 // KubeOptions selects the scheme for the client and the CRDs to install.
 type KubeOptions struct {
-	// Scheme defaults to client-go's built-in types.
+	// Scheme defaults to Scheme(): client-go's built-in types and DES's.
 	Scheme *runtime.Scheme
 	// CRDDirs defaults to config/crd/bases when it exists.
 	CRDDirs []string
@@ -51,7 +50,7 @@ func StartKube(_ context.Context, opts KubeOptions) (_ *KubeServer, err error) {
 		return nil, err
 	}
 	if opts.Scheme == nil {
-		opts.Scheme = clientgoscheme.Scheme
+		opts.Scheme = Scheme()
 	}
 	if opts.CRDDirs == nil {
 		root, err := RepoRoot()
