@@ -95,7 +95,7 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 		return err
 	}
 	names := sample(seed, 25)
-	if err := reader.VerifyFiles(seed, names); err != nil {
+	if err := reader.VerifyFiles(ctx, seed, names); err != nil {
 		return fmt.Errorf("read back through the reader sidecar: %w", err)
 	}
 	logf("read %d files back through the reader sidecar pod %s (%s): byte-exact", len(names), reader.Pod, reader.URL)

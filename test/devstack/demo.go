@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +16,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	desclient "github.com/datavision/des/pkg/client"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -232,24 +230,47 @@ func (s *Stack) StartReader(ctx context.Context, seed *Seed, shardBits int) (*Re
 	return r, nil
 }
 
-// VerifyFiles reads names through the sidecar by name and compares them with the originals.
-func (r *Reader) VerifyFiles(seed *Seed, names []string) error {
+// VerifyFiles reads names through the sidecar with the Go client users get, pkg/client: one by one
+// (each name's container found by the sidecar) and all in one batch, and compares every file with
+// the original. The client checks each file's CRC-32C and length on the way.
+func (r *Reader) VerifyFiles(ctx context.Context, seed *Seed, names []string) error {
+	rc, err := desclient.NewReader(r.URL, nil)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
-		resp, err := http.Get(r.URL + "/v1/files/" + url.PathEscape(name))
+		data, err := rc.ReadFile(ctx, desclient.Ref{Name: name})
 		if err != nil {
+			return fmt.Errorf("read %s through the sidecar: %w", name, err)
+		}
+		if err := seed.same("read", name, data); err != nil {
 			return err
 		}
-		data, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+	}
+	got := 0
+	for p, err := range rc.Batch(ctx, desclient.BatchRequest{Names: names}) {
 		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+			return fmt.Errorf("batch through the sidecar: %w", err)
 		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /v1/files/%s: %s: %s", name, resp.Status, data)
+		data, err := p.Bytes()
+		if err != nil {
+			return fmt.Errorf("batch through the sidecar: %s: %w", p.Name, err)
 		}
-		if sha256.Sum256(data) != seed.Files[name] {
-			return fmt.Errorf("%s: %d bytes that differ from the original", name, len(data))
+		if err := seed.same("batch", p.Name, data); err != nil {
+			return err
 		}
+		got++
+	}
+	if got != len(names) {
+		return fmt.Errorf("batch through the sidecar: %d files, want %d", got, len(names))
+	}
+	return nil
+}
+
+// same says whether data is the original content of the file name.
+func (seed *Seed) same(how, name string, data []byte) error {
+	if sha256.Sum256(data) != seed.Files[name] {
+		return fmt.Errorf("%s %s: %d bytes that differ from the original", how, name, len(data))
 	}
 	return nil
 }

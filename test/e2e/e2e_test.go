@@ -9,7 +9,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -32,7 +31,6 @@ import (
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
-	desclient "github.com/datavision/des/pkg/client"
 	"github.com/datavision/des/test/devstack"
 	"github.com/datavision/des/test/testworld"
 )
@@ -109,7 +107,9 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readBack(ctx, t, reader.URL, seed, someNames(seed, 80))
+	if err := reader.VerifyFiles(ctx, seed, someNames(seed, 80)); err != nil {
+		t.Fatal(err)
+	}
 	checkRestricted(t, s)
 	checkNoForbidden(t, s)
 	rolledBack := countPhase(t, s, desv1.PhaseRolledBack)
@@ -571,44 +571,6 @@ func dumpOnFailure(t *testing.T, s *devstack.Stack) {
 	t.Logf("state at failure:\n%s", out)
 	logs, _ := s.Kubectl(ctx, "-n", devstack.ControllerNamespace, "logs", "deploy/"+devstack.ControllerDeployment, "--tail=80")
 	t.Logf("controller log (tail):\n%s", logs)
-}
-
-// readBack reads names through the sidecar with the Go client users get, pkg/client: one by one
-// (each name's container found by the sidecar) and all in one batch, comparing every file with the
-// original. The client checks each file's CRC-32C and length on the way.
-func readBack(ctx context.Context, t *testing.T, baseURL string, seed *devstack.Seed, names []string) {
-	t.Helper()
-	rc, err := desclient.NewReader(baseURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := func(how, name string, data []byte) {
-		if sha256.Sum256(data) != seed.Files[name] {
-			t.Fatalf("%s %s: %d bytes that differ from the original", how, name, len(data))
-		}
-	}
-	for _, name := range names {
-		data, err := rc.ReadFile(ctx, desclient.Ref{Name: name})
-		if err != nil {
-			t.Fatalf("read %s through the sidecar: %v", name, err)
-		}
-		check("read", name, data)
-	}
-	got := 0
-	for p, err := range rc.Batch(ctx, desclient.BatchRequest{Names: names}) {
-		if err != nil {
-			t.Fatalf("batch through the sidecar: %v", err)
-		}
-		data, err := p.Bytes()
-		if err != nil {
-			t.Fatalf("batch through the sidecar: %v", err)
-		}
-		check("batch", p.Name, data)
-		got++
-	}
-	if got != len(names) {
-		t.Fatalf("batch through the sidecar: %d files, want %d", got, len(names))
-	}
 }
 
 func someNames(seed *devstack.Seed, n int) []string {
