@@ -16,31 +16,10 @@ func reportRate(b *testing.B) {
 
 // BenchmarkGenerate measures one generator on the real clock. v1 caps a node at 256 names per millisecond,
 // so this cannot exceed 256,000 names/s; the gap to that is sleep overshoot when a millisecond is used up.
-func BenchmarkGenerate(b *testing.B) {
-	g := mustGenerator(b, Config{Node: 1})
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := g.New(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportRate(b)
-}
+func BenchmarkGenerate(b *testing.B) { benchGenerate(b, Config{Node: 1}) }
 
 // BenchmarkGenerateParallel is BenchmarkGenerate from GOMAXPROCS goroutines sharing one generator.
-func BenchmarkGenerateParallel(b *testing.B) {
-	g := mustGenerator(b, Config{Node: 1})
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := g.New(); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	reportRate(b)
-}
+func BenchmarkGenerateParallel(b *testing.B) { benchGenerateParallel(b, Config{Node: 1}) }
 
 // fastClock advances one millisecond per reading, so the 256/ms cap never binds: what remains is the cost of
 // the lock, the day cache and the formatting.
@@ -50,8 +29,16 @@ func fastClock() func() time.Time {
 	return func() time.Time { return time.UnixMilli(ms.Add(1)) }
 }
 
-func BenchmarkGenerateFastClock(b *testing.B) {
-	g := mustGenerator(b, Config{Node: 1, Now: fastClock()})
+func BenchmarkGenerateFastClock(b *testing.B) { benchGenerate(b, Config{Node: 1, Now: fastClock()}) }
+
+func BenchmarkGenerateFastClockParallel(b *testing.B) {
+	benchGenerateParallel(b, Config{Node: 1, Now: fastClock()})
+}
+
+// benchGenerate measures one generator with cfg from one goroutine.
+func benchGenerate(b *testing.B, cfg Config) {
+	b.Helper()
+	g := mustGenerator(b, cfg)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := g.New(); err != nil {
@@ -61,8 +48,10 @@ func BenchmarkGenerateFastClock(b *testing.B) {
 	reportRate(b)
 }
 
-func BenchmarkGenerateFastClockParallel(b *testing.B) {
-	g := mustGenerator(b, Config{Node: 1, Now: fastClock()})
+// benchGenerateParallel measures one generator with cfg shared by GOMAXPROCS goroutines.
+func benchGenerateParallel(b *testing.B, cfg Config) {
+	b.Helper()
+	g := mustGenerator(b, cfg)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
