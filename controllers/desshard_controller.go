@@ -104,7 +104,7 @@ func (r *DesShardReconciler) ensurePackerAccess(ctx context.Context, ds *desv1.D
 		return nil
 	}
 	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, ds, account); err != nil {
-		return packerAccessFailed(ctx, r.Recorder, ds, err)
+		return packerAccessFailed(ctx, err)
 	}
 	return nil
 }
@@ -230,9 +230,8 @@ func (r *DesShardReconciler) createJob(ctx context.Context, ds *desv1.DesShard, 
 		return nil // a retried reconcile of the same run
 	case err != nil:
 		// ResourceQuota, Pod Security admission and RBAC refuse with a message that says what to
-		// change; the run is retried with backoff, and the person who can fix it reads it here.
-		r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, string(desv1.ReasonJobCreateFailed), "CreateJob", "run %d: Job %s: %v", run, job.Name, err)
-		return fmt.Errorf("create Job %s: %w", job.Name, err)
+		// change; the run is retried with backoff, and Degraded (and its Warning event) tell a person.
+		return fmt.Errorf("run %d: create Job %s: %w", run, job.Name, err)
 	}
 	jobsCreated.WithLabelValues(ds.Namespace, ds.Name).Inc()
 	r.Recorder.Eventf(ds, job, corev1.EventTypeNormal, string(desv1.ReasonJobCreated), "CreateJob", "run %d: Job %s packs shards %s", run, job.Name, protocol.FormatShardList(p.Shards))

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -45,6 +44,7 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 	if err := r.Status().Patch(ctx, ds, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("update status of DesShard %s: %w", ds.Name, err)
 	}
+	warnNewTrouble(r.Recorder, ds, base.Status.Conditions, st.Conditions, notReadyCheck, degradedCheck)
 	return nil
 }
 
@@ -147,15 +147,6 @@ func containersByPhase(containers []desv1.DesContainer) map[string]int64 {
 
 func setCondition(st *desv1.DesShardStatus, typ string, ok bool, reason desv1.ConditionReason, message string, gen int64) {
 	setStatusCondition(&st.Conditions, typ, ok, reason, message, gen)
-}
-
-// setStatusCondition sets one condition; every reconciler writes its conditions through it.
-func setStatusCondition(conds *[]metav1.Condition, typ string, ok bool, reason desv1.ConditionReason, message string, gen int64) {
-	status := metav1.ConditionFalse
-	if ok {
-		status = metav1.ConditionTrue
-	}
-	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: string(reason), Message: message, ObservedGeneration: gen})
 }
 
 func reasonOr(p *notReady, ok desv1.ConditionReason) desv1.ConditionReason {

@@ -61,12 +61,11 @@ func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}()
 	// The marker's pods run as the packer ServiceAccount, which must exist before they are created.
 	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, src, r.Jobs.ServiceAccountName); err != nil {
-		pass.problem = packerAccessFailed(ctx, r.Recorder, src, err)
+		pass.problem = packerAccessFailed(ctx, err)
 		return ctrl.Result{RequeueAfter: r.recheck()}, nil
 	}
 	if err := reconcileMarker(ctx, r.Client, r.Scheme, src, r.Jobs); err != nil {
 		pass.markerErr = err
-		r.Recorder.Eventf(src, nil, corev1.EventTypeWarning, string(desv1.ReasonMarkerFailed), "ReconcileMarker", "%v", err)
 	}
 	// The catalog and bucket are checked even when the marker failed: Ready must say what is true.
 	pass.counts, pass.problem = r.inspect(ctx, src)
@@ -207,6 +206,7 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 	if err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base)); err != nil {
 		return fmt.Errorf("update status of DesSource %s: %w", src.Name, err)
 	}
+	warnNewTrouble(r.Recorder, src, pass.base.Status.Conditions, st.Conditions, notReadyCheck, degradedCheck)
 	return nil
 }
 

@@ -59,6 +59,21 @@ func (e *testEnv) expectEvent(reason desv1.ConditionReason) string {
 	}
 }
 
+// countEvents drains the recorded events and counts the Warning events with reason.
+func (e *testEnv) countEvents(reason desv1.ConditionReason) int {
+	n := 0
+	for {
+		select {
+		case ev := <-e.events.Events:
+			if strings.HasPrefix(ev, "Warning "+string(reason)+" ") {
+				n++
+			}
+		default:
+			return n
+		}
+	}
+}
+
 func TestRefusedJobShowsInDegradedAndAnEvent(t *testing.T) {
 	e := newTestEnv(t)
 	e.create(sampleSource("src"))
@@ -81,6 +96,11 @@ func TestRefusedJobShowsInDegradedAndAnEvent(t *testing.T) {
 	}
 	if ev := e.expectEvent(desv1.ReasonJobCreateFailed); !strings.Contains(ev, "exceeded quota") {
 		t.Errorf("event %q does not say why", ev)
+	}
+	// The retry is refused again: the condition keeps saying so, but the event was told once.
+	_ = e.reconcileErr(r, "daily") // refused, as reconcileErr checks
+	if n := e.countEvents(desv1.ReasonJobCreateFailed); n != 0 {
+		t.Errorf("%d more JobCreateFailed events for the same refusal, want 0", n)
 	}
 
 	// Once the quota is lifted the next pass creates the Jobs and Degraded clears.

@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -197,11 +196,9 @@ func ownerReference(owner client.Object, scheme *runtime.Scheme) (metav1.OwnerRe
 	return metav1.OwnerReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Name: owner.GetName(), UID: owner.GetUID()}, nil
 }
 
-// packerAccessFailed reports a failure to ensure packer access in the log and as a Warning Event,
-// and returns it as the Ready problem of obj.
-func packerAccessFailed(ctx context.Context, rec events.EventRecorder, obj runtime.Object, err error) *notReady {
+// packerAccessFailed reports a failure to ensure packer access in the log and returns it as the
+// Ready problem of the object (whose status update tells it as a Warning event).
+func packerAccessFailed(ctx context.Context, err error) *notReady {
 	log.FromContext(ctx).Error(err, "cannot ensure the packer ServiceAccount and RoleBinding")
-	msg := "packer access: " + err.Error()
-	rec.Eventf(obj, nil, corev1.EventTypeWarning, string(desv1.ReasonPackerAccessFailed), "EnsurePackerAccess", "%s", msg)
-	return &notReady{desv1.ReasonPackerAccessFailed, msg}
+	return &notReady{desv1.ReasonPackerAccessFailed, "packer access: " + err.Error()}
 }
