@@ -356,7 +356,7 @@ func describeOpen(t *testing.T, w *world) string {
 	t.Helper()
 	var parts []string
 	for _, c := range w.containers() {
-		if isFinalPhase(c.Status.Phase) {
+		if c.Status.Phase.IsFinal() {
 			continue
 		}
 		_, err := w.store.Head(w.ctx, c.Spec.Bucket, c.Spec.Key)
@@ -389,7 +389,7 @@ func (w *world) checkSettled(logFile string) {
 		w.t.Errorf("%d rows still claimed after recovery (log %s)", n.Claimed, logFile)
 	}
 	for _, c := range w.containers() {
-		if !isFinalPhase(c.Status.Phase) {
+		if !c.Status.Phase.IsFinal() {
 			w.t.Errorf("container %s is %q after recovery", c.Name, c.Status.Phase)
 		}
 	}

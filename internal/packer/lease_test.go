@@ -84,7 +84,7 @@ func TestLeaseLostStopsThePackerAtOnce(t *testing.T) {
 	}
 	open := 0
 	for _, c := range w.containers() {
-		if !isFinalPhase(c.Status.Phase) {
+		if !c.Status.Phase.IsFinal() {
 			open++
 		}
 	}
