@@ -15,7 +15,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -87,14 +86,4 @@ func newScheme() *runtime.Scheme {
 
 // kubeClient is a direct (uncached) client for the subcommands that read a few objects: a cache would
 // watch far more than they read.
-func kubeClient() (client.Client, error) {
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
-}
+func kubeClient() (client.Client, error) { return cli.KubeClient("", "", newScheme()) }

@@ -18,9 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -115,7 +112,8 @@ func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--shards: %w", err)
 	}
-	kube, err := kubeClient(f.kubeconfig)
+	// A direct (uncached) client: the packer reads few objects and needs fresh ones.
+	kube, err := cli.KubeClient(f.kubeconfig, "des-packer", Scheme())
 	if err != nil {
 		return err
 	}
@@ -178,26 +176,6 @@ func defaultBudget(activeDeadlineSeconds int64) time.Duration {
 	}
 	margin := min(max(deadline/10, time.Minute), 10*time.Minute)
 	return max(deadline-margin, deadline/2)
-}
-
-// kubeClient is a direct (uncached) client: the packer reads few objects and needs fresh ones.
-func kubeClient(kubeconfig string) (client.Client, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = ctrl.GetConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	cfg.UserAgent = "des-packer"
-	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
 }
 
 // Scheme holds the types the packer reads and writes.
