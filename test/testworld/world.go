@@ -78,45 +78,37 @@ func run(m *testing.M, parts Part, kubeOpts KubeOptions) (int, error) {
 
 // postgres, s3Server and kubeServer start their server on first use, once per test binary.
 func postgres(ctx context.Context) (*PostgresServer, error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.pg == nil {
-		s, err := StartPostgres(ctx)
-		if err != nil {
-			return nil, err
-		}
-		shared.pg = s
-		fmt.Printf("testworld: PostgreSQL on 127.0.0.1:%d: %s\n", s.Port, s.Version)
-	}
-	return shared.pg, nil
+	return startOnce(ctx, &shared.pg, StartPostgres, func(s *PostgresServer) string {
+		return fmt.Sprintf("PostgreSQL on 127.0.0.1:%d: %s", s.Port, s.Version)
+	})
 }
 
 func s3Server(ctx context.Context) (*S3Server, error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.s3 == nil {
-		s, err := StartS3(ctx)
-		if err != nil {
-			return nil, err
-		}
-		shared.s3 = s
-		fmt.Printf("testworld: versitygw S3 at %s: %s\n", s.Endpoint, s.Version)
-	}
-	return shared.s3, nil
+	return startOnce(ctx, &shared.s3, StartS3, func(s *S3Server) string {
+		return fmt.Sprintf("versitygw S3 at %s: %s", s.Endpoint, s.Version)
+	})
 }
 
 func kubeServer(ctx context.Context) (*KubeServer, error) {
+	start := func(ctx context.Context) (*KubeServer, error) { return StartKube(ctx, shared.kubeOpts) }
+	return startOnce(ctx, &shared.kube, start, func(s *KubeServer) string {
+		return fmt.Sprintf("kube-apiserver at %s: %s", s.Config.Host, s.Version)
+	})
+}
+
+// startOnce starts the server in *slot unless it runs already, and says what it started.
+func startOnce[S any](ctx context.Context, slot **S, start func(context.Context) (*S, error), describe func(*S) string) (*S, error) {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.kube == nil {
-		s, err := StartKube(ctx, shared.kubeOpts)
+	if *slot == nil {
+		s, err := start(ctx)
 		if err != nil {
 			return nil, err
 		}
-		shared.kube = s
-		fmt.Printf("testworld: kube-apiserver at %s: %s\n", s.Config.Host, s.Version)
+		*slot = s
+		fmt.Printf("testworld: %s\n", describe(s))
 	}
-	return shared.kube, nil
+	return *slot, nil
 }
 
 func startNodePart(ctx context.Context) error {
