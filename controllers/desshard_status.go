@@ -29,7 +29,7 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 	st.ActiveJobs = int32(active)
 	st.Containers = containersByPhase(obs.containers)
 	st.Shards = shardStatuses(obs, st.Shards)
-	setCondition(st, desv1.ConditionReady, problem == nil, reasonOr(problem, desv1.ReasonReady), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
+	setStatusCondition(&st.Conditions, desv1.ConditionReady, problem == nil, reasonOr(problem, desv1.ReasonReady), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
 	progressingMsg := fmt.Sprintf("%d active Jobs", active)
 	if ds.Spec.Suspend {
 		progressingMsg = "suspended: no new Jobs"
@@ -38,9 +38,9 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 	if active > 0 {
 		progressing = desv1.ReasonJobsActive
 	}
-	setCondition(st, desv1.ConditionProgressing, active > 0, progressing, progressingMsg, ds.Generation)
+	setStatusCondition(&st.Conditions, desv1.ConditionProgressing, active > 0, progressing, progressingMsg, ds.Generation)
 	degraded, reason, msg := shardDegraded(obs, failed)
-	setCondition(st, desv1.ConditionDegraded, degraded, reason, msg, ds.Generation)
+	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, degraded, reason, msg, ds.Generation)
 	if err := r.Status().Patch(ctx, ds, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("update status of DesShard %s: %w", ds.Name, err)
 	}
@@ -143,10 +143,6 @@ func containersByPhase(containers []desv1.DesContainer) map[string]int64 {
 		out[phase]++
 	}
 	return out
-}
-
-func setCondition(st *desv1.DesShardStatus, typ string, ok bool, reason desv1.ConditionReason, message string, gen int64) {
-	setStatusCondition(&st.Conditions, typ, ok, reason, message, gen)
 }
 
 func reasonOr(p *notReady, ok desv1.ConditionReason) desv1.ConditionReason {
