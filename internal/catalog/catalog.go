@@ -21,7 +21,11 @@ const (
 	colRetries      = "des_retries"
 	colClaimedAt    = "des_claimed_at"
 	colPackedAt     = "des_packed_at"
+	colFailedAt     = "des_failed_at"
 )
+
+// desColumns are the DES-owned columns, in the order the migration adds them.
+var desColumns = []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt}
 
 var (
 	// ErrTableMissing means the catalog table does not exist.
@@ -77,8 +81,9 @@ func (c *Catalog) migrationStatements() []string {
 			ADD COLUMN IF NOT EXISTS %s text,
 			ADD COLUMN IF NOT EXISTS %s integer NOT NULL DEFAULT 0,
 			ADD COLUMN IF NOT EXISTS %s timestamptz,
+			ADD COLUMN IF NOT EXISTS %s timestamptz,
 			ADD COLUMN IF NOT EXISTS %s timestamptz`,
-			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt),
+			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt),
 		// Claims scan ready rows of one shard in id order.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = %s`,
 			index("_des_ready"), t, col(c.m.Shard), col(c.m.ID), col(c.m.Status), literal(c.m.Ready)),
@@ -88,6 +93,12 @@ func (c *Catalog) migrationStatements() []string {
 		// Commit, roll-back and recovery find a container's rows.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NOT NULL`,
 			index("_des_container"), t, colContainer, colContainer),
+		// The claim sweep finds old claims; the retry step finds failed rows.
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = %s`,
+			index("_des_claimed"), t, colClaimedAt, col(c.m.Status), literal(c.m.Claimed)),
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = %s`,
+			index("_des_failed"), t, col(c.m.ID), col(c.m.Status), literal(c.m.Failed)),
+		c.fenceTableStatement(),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 			key text PRIMARY KEY,
 			container text NOT NULL UNIQUE,
@@ -135,7 +146,7 @@ func (c *Catalog) Check(ctx context.Context) error {
 			missing = append(missing, fmt.Sprintf("%s (columns.%s)", column, role))
 		}
 	}
-	for _, column := range []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt} {
+	for _, column := range desColumns {
 		if !present[column] {
 			missing = append(missing, column+" (DES-owned: run `manager migrate` or set catalog.allowMigration)")
 		}
@@ -157,7 +168,8 @@ type Row struct {
 }
 
 // Claim marks up to limit ready rows of a shard as claimed by container and returns them in id order.
-// Concurrent claimers get disjoint rows (FOR UPDATE SKIP LOCKED).
+// Concurrent claimers get disjoint rows (FOR UPDATE SKIP LOCKED). A container that was rolled back or
+// committed claims nothing: the error is ErrContainerClosed (see fence.go).
 func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit int) ([]Row, error) {
 	m := c.m
 	// $5 (the default bucket) is always referenced so PostgreSQL can type it.
@@ -173,14 +185,28 @@ func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit 
 		RETURNING %[5]s, %[7]s, %[8]s, %[9]s, %[10]s`,
 		m.tableIdent(), col(m.Status), colContainer, colClaimedAt, col(m.ID), col(m.Shard),
 		bucket, col(m.Key), col(m.Size), col(m.DesName))
-	rows, err := c.pool.Query(ctx, q, shard, m.Ready, container, m.Claimed, m.DefaultBucket, limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim rows of shard %d for %s: %w", shard, container, err)
-	}
-	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
-		var row Row
-		err := r.Scan(&row.ID, &row.Bucket, &row.Key, &row.Size, &row.Name)
-		return row, err
+	var claimed []Row
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		state, inserted, err := c.lockFence(ctx, tx, container, "SHARE")
+		if err != nil {
+			return err
+		}
+		if state != fenceOpen {
+			return fmt.Errorf("%w (%s)", ErrContainerClosed, state)
+		}
+		rows, err := tx.Query(ctx, q, shard, m.Ready, container, m.Claimed, m.DefaultBucket, limit)
+		if err != nil {
+			return err
+		}
+		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
+			var row Row
+			err := r.Scan(&row.ID, &row.Bucket, &row.Key, &row.Size, &row.Name)
+			return row, err
+		})
+		if err == nil && inserted && len(claimed) == 0 {
+			err = c.dropFence(ctx, tx, container)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim rows of shard %d for %s: %w", shard, container, err)
@@ -189,19 +215,28 @@ func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit 
 	return claimed, nil
 }
 
-// MarkFailed moves one row claimed by container to failed with the error text. It changes nothing if
-// the row is no longer claimed by container.
+// MarkFailed moves one row claimed by container to failed with the error text and the time, counting
+// the failure. It changes nothing if the row is no longer claimed by container or container is closed.
 func (c *Catalog) MarkFailed(ctx context.Context, container string, id int64, cause string) (bool, error) {
 	m := c.m
-	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = $2, %s = %s + 1
+	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = $2, %s = %s + 1, %s = now()
 		WHERE %s = $3 AND %s = $4 AND %s = $5`,
-		m.tableIdent(), col(m.Status), colContainer, colError, colRetries, colRetries,
+		m.tableIdent(), col(m.Status), colContainer, colError, colRetries, colRetries, colFailedAt,
 		col(m.ID), colContainer, col(m.Status))
-	tag, err := c.pool.Exec(ctx, q, m.Failed, cause, id, container, m.Claimed)
+	moved := false
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		state, _, err := c.lockFence(ctx, tx, container, "SHARE")
+		if err != nil || state != fenceOpen {
+			return err
+		}
+		tag, err := tx.Exec(ctx, q, m.Failed, cause, id, container, m.Claimed)
+		moved = err == nil && tag.RowsAffected() == 1
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("mark row %d failed: %w", id, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return moved, nil
 }
 
 // Record is the permanent record of a committed container (table des_containers).
@@ -221,8 +256,9 @@ type Record struct {
 }
 
 // Commit moves exactly the rows claimed by rec.Container to packed and records the container, in one
-// transaction. If fewer rows than rec.Files are still claimed (the container was rolled back), nothing
-// changes and the error is ErrRolledBack. Committing an already committed container is a no-op.
+// transaction. If the container was rolled back (its fence is closed) or fewer rows than rec.Files are
+// still claimed, nothing changes and the error is ErrRolledBack. Committing an already committed
+// container is a no-op.
 func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 	if rec.Files <= 0 {
 		return fmt.Errorf("commit %s: a container without files is never committed", rec.Container)
@@ -234,23 +270,30 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 		object_size, payload_checksum, index_checksum, writer) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		m.containersIdent())
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if done, err := containerRecorded(ctx, tx, m, rec.Container); err != nil || done {
+			return err // already committed: nothing to do
+		}
+		state, _, err := c.lockFence(ctx, tx, rec.Container, "UPDATE")
+		if err != nil {
+			return err
+		}
+		if state != fenceOpen {
+			return fmt.Errorf("%w: the container is %s", ErrRolledBack, state)
+		}
 		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed)
 		if err != nil {
 			return err
 		}
-		moved := tag.RowsAffected()
-		if moved == 0 {
-			if done, err := containerRecorded(ctx, tx, m, rec.Container); err != nil || done {
-				return err // already committed: nothing to do
-			}
-		}
-		if moved != rec.Files {
+		if moved := tag.RowsAffected(); moved != rec.Files {
 			return fmt.Errorf("%w: %d of %d rows still claimed", ErrRolledBack, moved, rec.Files)
 		}
 		_, err = tx.Exec(ctx, insert, rec.Key, rec.Container, rec.Bucket, rec.Source, rec.Shard,
 			rec.Day.UTC().Format(time.DateOnly), rec.Files, rec.Bytes, rec.ObjectSize,
 			rec.PayloadChecksum, rec.IndexChecksum, rec.Writer)
-		return err
+		if err != nil {
+			return err
+		}
+		return c.setFence(ctx, tx, rec.Container, fenceCommitted)
 	})
 	if err != nil {
 		return fmt.Errorf("commit container %s: %w", rec.Container, err)
@@ -274,17 +317,27 @@ func (c *Catalog) IsCommitted(ctx context.Context, container string) (bool, erro
 	return n > 0, nil
 }
 
-// RollBack returns every row still claimed by container to ready and reports how many moved. Rows of
-// a committed container are packed, not claimed, so a late roll-back changes nothing.
+// RollBack closes container, so that it can claim, fail or commit nothing more, and returns every row
+// still claimed by it to ready, in one transaction; it reports how many rows moved. Rows of a
+// committed container are packed, not claimed, so a late roll-back changes nothing.
 func (c *Catalog) RollBack(ctx context.Context, container string) (int64, error) {
 	m := c.m
 	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = NULL WHERE %s = $2 AND %s = $3`,
 		m.tableIdent(), col(m.Status), colContainer, colClaimedAt, colContainer, col(m.Status))
-	tag, err := c.pool.Exec(ctx, q, m.Ready, container, m.Claimed)
+	var moved int64
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		if err := c.closeFence(ctx, tx, container); err != nil {
+			return err
+		}
+		// A separate statement, so that it sees the rows of a claim that held the fence until now.
+		tag, err := tx.Exec(ctx, q, m.Ready, container, m.Claimed)
+		moved = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("roll back container %s: %w", container, err)
 	}
-	return tag.RowsAffected(), nil
+	return moved, nil
 }
 
 // ClaimedNames returns the DES names of the rows claimed by container, sorted.

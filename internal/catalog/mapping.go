@@ -90,12 +90,18 @@ func (m Mapping) tableIdent() string {
 }
 
 // containersIdent is the des_containers table, in the catalog table's schema.
-func (m Mapping) containersIdent() string {
+func (m Mapping) containersIdent() string { return m.desTable("des_containers") }
+
+// desTable names a DES-owned table in the catalog table's schema.
+func (m Mapping) desTable(name string) string {
 	if schema, _ := m.schemaAndTable(); schema != "" {
-		return pgx.Identifier{schema, "des_containers"}.Sanitize()
+		return pgx.Identifier{schema, name}.Sanitize()
 	}
-	return pgx.Identifier{"des_containers"}.Sanitize()
+	return pgx.Identifier{name}.Sanitize()
 }
+
+// fencesIdent is the des_container_fences table, in the catalog table's schema (see fence.go).
+func (m Mapping) fencesIdent() string { return m.desTable("des_container_fences") }
 
 func col(name string) string { return pgx.Identifier{name}.Sanitize() }
 
