@@ -30,11 +30,22 @@ type Settings struct {
 	MinAge        time.Duration
 	RowsPerSecond int // 0: no limit
 	MaxRetries    int
+	// RetryBackoff is how long a row that failed once while being packed waits before it is ready
+	// again; each further failure doubles it, up to MaxRetryBackoff.
+	RetryBackoff, MaxRetryBackoff time.Duration
 }
+
+// Retry backoffs: a source store's throttling or outage usually passes within minutes; a row that
+// keeps failing is retried less and less often, at most a few times a day.
+const (
+	DefaultRetryBackoff    = 5 * time.Minute
+	DefaultMaxRetryBackoff = 6 * time.Hour
+)
 
 // Defaults of spec.marker, used when a DesSource has none (a manual run) or leaves fields zero.
 var defaultSettings = Settings{Prefix: desv1.DefaultNamePrefix, ShardBits: int(desv1.DefaultShardBits),
-	BatchSize: int(desv1.DefaultMarkerBatchSize), MinAge: desv1.DefaultMarkerMinAge, MaxRetries: int(desv1.DefaultMaxRetries)}
+	BatchSize: int(desv1.DefaultMarkerBatchSize), MinAge: desv1.DefaultMarkerMinAge, MaxRetries: int(desv1.DefaultMaxRetries),
+	RetryBackoff: DefaultRetryBackoff, MaxRetryBackoff: DefaultMaxRetryBackoff}
 
 // SettingsFor returns the marker settings of a DesSource. The API server applies the CRD defaults; the
 // same defaults are filled in here for objects that did not pass through it.
@@ -66,6 +77,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("batch size %d must be positive", s.BatchSize)
 	case s.MinAge < 0 || s.RowsPerSecond < 0 || s.MaxRetries < 0:
 		return fmt.Errorf("minAge, rowsPerSecond and maxRetries must not be negative")
+	case s.RetryBackoff < 0 || s.MaxRetryBackoff < s.RetryBackoff:
+		return fmt.Errorf("retry backoff %s must not be negative nor above its maximum %s", s.RetryBackoff, s.MaxRetryBackoff)
 	}
 	if _, err := naming.NewGenerator(naming.Config{Prefix: s.Prefix}); err != nil {
 		return err
@@ -75,10 +88,12 @@ func (s Settings) Validate() error {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	Node     int
-	Batches  int
-	Marked   int64
-	Failed   int64
+	Node    int
+	Batches int
+	Marked  int64
+	Failed  int64
+	// Retried rows had failed while being packed and are ready again.
+	Retried  int64
 	Duration time.Duration
 }
 
@@ -91,8 +106,8 @@ func (s Summary) RowsPerSecond() float64 {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("marked %d rows, %d failed, in %d batches in %s (%.0f rows/s) as node %d",
-		s.Marked, s.Failed, s.Batches, s.Duration.Round(time.Millisecond), s.RowsPerSecond(), s.Node)
+	return fmt.Sprintf("marked %d rows, %d failed, in %d batches in %s (%.0f rows/s) as node %d; %d failed rows ready again",
+		s.Marked, s.Failed, s.Batches, s.Duration.Round(time.Millisecond), s.RowsPerSecond(), s.Node, s.Retried)
 }
 
 // Marker names the rows of one catalog under one node claim.
@@ -131,6 +146,11 @@ func (m *Marker) Run(ctx context.Context) (Summary, error) {
 
 	start := time.Now()
 	sum := Summary{Node: m.claim.Node()}
+	retried, err := m.retryFailed(ctx)
+	sum.Retried = retried
+	if err != nil {
+		return sum, err
+	}
 	limit := m.settings.BatchSize
 	if rps := m.settings.RowsPerSecond; rps > 0 {
 		// A batch of at most one second's worth keeps the pace smooth.
@@ -163,6 +183,19 @@ func (m *Marker) Run(ctx context.Context) (Summary, error) {
 			return sum, err
 		}
 	}
+}
+
+// retryFailed returns the rows that failed while being packed (a source object unreadable for a while,
+// a store throttling) to ready once their backoff has passed, while their retries last. docs/protocol.md:
+// failed → ready while des_retries < maxRetries.
+func (m *Marker) retryFailed(ctx context.Context) (int64, error) {
+	n, err := m.cat.RetryFailed(ctx, catalog.RetryPolicy{MaxRetries: m.settings.MaxRetries,
+		Backoff: m.settings.RetryBackoff, MaxBackoff: m.settings.MaxRetryBackoff, Batch: m.settings.BatchSize})
+	m.metrics.Retried.Add(float64(n))
+	if n > 0 {
+		m.log.Info("failed rows ready again", "rows", n)
+	}
+	return n, err
 }
 
 // assign names the rows of a batch and admits the names under the node Lease before they are stored.

@@ -336,11 +336,13 @@ func TestSettingsFor(t *testing.T) {
 		want marker.Settings
 	}{
 		{"no marker: defaults", desv1.DesSourceSpec{},
-			marker.Settings{Prefix: "DES", ShardBits: 12, BatchSize: 1000, MinAge: 5 * time.Minute, MaxRetries: 5}},
+			marker.Settings{Prefix: "DES", ShardBits: 12, BatchSize: 1000, MinAge: 5 * time.Minute, MaxRetries: 5,
+				RetryBackoff: marker.DefaultRetryBackoff, MaxRetryBackoff: marker.DefaultMaxRetryBackoff}},
 		{"spec values", desv1.DesSourceSpec{
 			Naming: desv1.Naming{Prefix: "SCAN", ShardBits: 8},
 			Marker: &desv1.Marker{BatchSize: 10, MinAge: metav1.Duration{Duration: time.Minute}, RowsPerSecond: 7, MaxRetries: 0},
-		}, marker.Settings{Prefix: "SCAN", ShardBits: 8, BatchSize: 10, MinAge: time.Minute, RowsPerSecond: 7}},
+		}, marker.Settings{Prefix: "SCAN", ShardBits: 8, BatchSize: 10, MinAge: time.Minute, RowsPerSecond: 7,
+			RetryBackoff: marker.DefaultRetryBackoff, MaxRetryBackoff: marker.DefaultMaxRetryBackoff}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -382,4 +384,47 @@ func BenchmarkMarker(b *testing.B) {
 func testLogger(t testing.TB) logr.Logger {
 	t.Helper()
 	return testr.NewWithInterface(t, testr.Options{})
+}
+
+// TestRowsFailedInPackingAreRetriedByLaterRuns is issue 12's reproduction: a row the packer failed once
+// (a 503 from the source store) is ready again after the next run, keeps its name, and stays failed only
+// once it has failed maxRetries times.
+func TestRowsFailedInPackingAreRetriedByLaterRuns(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 1, time.Hour)
+	s := settings()
+	s.MaxRetries = 3
+	if sum, err := w.marker(t, "run-0", s).Run(ctx); err != nil || sum.Marked != 1 {
+		t.Fatalf("first run: %s, %v", sum, err)
+	}
+	var name string
+	for attempt := 1; attempt <= s.MaxRetries; attempt++ {
+		var shard int32
+		if err := w.pool.QueryRow(ctx, `SELECT shard, des_name FROM objects`).Scan(&shard, &name); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := w.cat.Claim(ctx, int(shard), fmt.Sprintf("ds-c%d", attempt), 1)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("attempt %d: claimed %d rows (%v); the row is not ready", attempt, len(claimed), err)
+		}
+		if ok, err := w.cat.MarkFailed(ctx, fmt.Sprintf("ds-c%d", attempt), claimed[0].ID, "source object is unreadable: 503 SlowDown"); err != nil || !ok {
+			t.Fatalf("mark failed: %v", err)
+		}
+		sum, err := w.marker(t, fmt.Sprintf("run-%d", attempt), s).Run(ctx)
+		want := int64(1)
+		if attempt == s.MaxRetries {
+			want = 0
+		}
+		if err != nil || sum.Retried != want {
+			t.Fatalf("run after failure %d: %s, %v; want %d failed rows ready again", attempt, sum, err, want)
+		}
+	}
+	var status, gotName string
+	var retries int
+	if err := w.pool.QueryRow(ctx, `SELECT status, des_name, des_retries FROM objects`).Scan(&status, &gotName, &retries); err != nil {
+		t.Fatal(err)
+	}
+	if status != "failed" || gotName != name || retries != s.MaxRetries {
+		t.Fatalf("row after %d failures: %s, name %q (was %q), %d retries", s.MaxRetries, status, gotName, name, retries)
+	}
 }

@@ -15,7 +15,9 @@ import (
 type Metrics struct {
 	Marked prometheus.Counter
 	Failed prometheus.Counter
-	Batch  prometheus.Histogram
+	// Retried counts rows that failed while being packed and were returned to ready.
+	Retried prometheus.Counter
+	Batch   prometheus.Histogram
 }
 
 // NewMetrics creates the marker's metrics and registers them with reg, if not nil.
@@ -27,13 +29,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "des_marker_rows_failed_total", Help: "Catalog rows the database refused to name; moved to failed.",
 		}),
+		Retried: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "des_marker_rows_retried_total", Help: "Failed catalog rows returned to ready for another packing attempt.",
+		}),
 		Batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "des_marker_batch_duration_seconds", Help: "Duration of one marker batch (one transaction).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14), // 5 ms .. 41 s
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Marked, m.Failed, m.Batch)
+		reg.MustRegister(m.Marked, m.Failed, m.Retried, m.Batch)
 	}
 	return m
 }
