@@ -177,6 +177,23 @@ func (h *Hold) reread(ctx context.Context) (*coordinationv1.Lease, error) {
 	return cur, nil
 }
 
+// Confirm checks that the Lease is still this holder's, by the renew deadline (Err) and by reading
+// the Lease itself: the API server must name this holder with the acquire time of its claim. A
+// process frozen past its Lease (SIGSTOP, a paused VM) learns so here, before it acts, even when its
+// watchdog has not run yet. A Lease found lost ends the hold.
+func (h *Hold) Confirm(ctx context.Context) error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	if _, err := h.reread(ctx); err != nil {
+		if errors.Is(err, ErrLost) {
+			h.lose(err)
+		}
+		return err
+	}
+	return h.Err() // the read may have taken past the deadline
+}
+
 // Release ends the hold and, if the Lease is still ours, clears its holder so the lock is Free at
 // once rather than after the Lease expires. Releasing a lost or released hold writes nothing.
 func (h *Hold) Release(ctx context.Context) error {

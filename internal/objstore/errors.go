@@ -96,3 +96,18 @@ func httpStatus(err error) int {
 	}
 	return 0
 }
+
+// IsPermanent reports whether err is the store's refusal that repeating the same request will not
+// change: a 4xx answer other than throttling and timeouts (403 AccessDenied, 404, 400, 412, 416). Network
+// errors, cut bodies, 5xx and throttling (429, 503 SlowDown, RequestTimeout) are not permanent.
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch errorCode(err) {
+	case "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling", "ThrottlingException", "TooManyRequests":
+		return false
+	}
+	status := httpStatus(err)
+	return status >= 400 && status < 500 && status != 408 && status != 429
+}

@@ -36,6 +36,7 @@ type container struct {
 	prefix string // the container's own prefix: its big payloads go to prefix/_bigFiles/
 	opened time.Time
 	log    logr.Logger
+	held   *lease.Hold // the shard Lease, confirmed before each claim
 
 	// Owned by the claimer while the container streams.
 	claimed, claimedBytes int64
@@ -52,6 +53,9 @@ type container struct {
 
 	result  objstore.Result
 	summary desformat.Summary // of the closed archive: counts and checksums
+	// completing is set once the object's completion was sent: from then on an object may exist at
+	// the key even if the store's answer said otherwise.
+	completing bool
 }
 
 // packContainer writes one container of shard: steps 2 to 6. It reports whether the shard may have
@@ -64,6 +68,7 @@ func (p *Packer) packContainer(ctx context.Context, held *lease.Hold, shard int3
 	if err != nil {
 		return false, p.leaseOr(held, err)
 	}
+	c.held = held
 	work, cancel := context.WithCancelCause(leased)
 	defer cancel(nil)
 	defer context.AfterFunc(ctx, func() { cancel(ErrStopped) })()
@@ -81,7 +86,7 @@ func (p *Packer) packContainer(ctx context.Context, held *lease.Hold, shard int3
 	if c.files == 0 {
 		return true, p.rollBackEmpty(leased, c)
 	}
-	if err := p.completeUpload(c); err != nil {
+	if err := p.completeUpload(leased, c); err != nil {
 		return false, p.abandon(ctx, held, c, err)
 	}
 	if err := p.markUploaded(leased, c); err != nil {
@@ -146,23 +151,72 @@ func (p *Packer) createContainer(ctx context.Context, shard int32, log logr.Logg
 }
 
 // completeUpload is the first half of step 5: close the archive and complete the upload.
-func (p *Packer) completeUpload(c *container) error {
+func (p *Packer) completeUpload(ctx context.Context, c *container) error {
+	c.completing = true
 	if err := c.writer.Close(); err != nil {
+		// The writer's last write sends the last part; nothing was completed.
 		return fmt.Errorf("finish archive %s: %w", c.obj.Spec.Key, err)
 	}
 	start := time.Now()
 	res, err := c.upload.Complete()
 	p.d.Metrics.UploadSeconds.Observe(time.Since(start).Seconds())
+	c.summary = c.writer.Summary()
 	if err != nil {
 		p.d.Metrics.Errors.WithLabelValues("upload").Inc()
-		return fmt.Errorf("complete upload of %s: %w", c.obj.Spec.Key, err)
+		if res, err = p.confirmComplete(ctx, c, fmt.Errorf("complete upload of %s: %w", c.obj.Spec.Key, err)); err != nil {
+			return err
+		}
 	}
-	c.result, c.summary = res, c.writer.Summary()
+	c.result = res
 	if c.summary.Files != c.files || c.summary.PayloadBytes != c.bytes || c.summary.Size != res.Size {
 		return fmt.Errorf("archive %s: the writer counted %d files, %d bytes, %d-byte object; the packer %d, %d, %d",
 			c.obj.Spec.Key, c.summary.Files, c.summary.PayloadBytes, c.summary.Size, c.files, c.bytes, res.Size)
 	}
 	return nil
+}
+
+// confirmComplete finds out what a failed completion left at the key. The store may have completed
+// the object and lost its answer (a timeout; the retry then gets 412 or NoSuchUpload): if the object
+// there is exactly the archive written (size, index and payload checksums), it is this container's and
+// the packer goes on to commit it. Anything else at the key is deleted (the key is this container's
+// alone), so no object that no committed container accounts for stays under the archive prefix.
+func (p *Packer) confirmComplete(ctx context.Context, c *container, cause error) (objstore.Result, error) {
+	spec := c.obj.Spec
+	ra, _, err := p.d.Archive.OpenReaderAt(ctx, spec.Bucket, spec.Key, desformat.DefaultTailSize)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return objstore.Result{}, cause
+	}
+	if err != nil {
+		return objstore.Result{}, errors.Join(cause, fmt.Errorf("look for the object after the failure: %w", err))
+	}
+	problem := p.sameArchive(ctx, ra, c.summary)
+	if problem == "" {
+		c.log.Info("the store completed the object but its answer was lost; going on", "key", spec.Key, "error", cause.Error())
+		return objstore.Result{Size: ra.Size()}, nil
+	}
+	if err := p.d.Archive.Delete(ctx, spec.Bucket, spec.Key); err != nil {
+		return objstore.Result{}, errors.Join(cause, fmt.Errorf("delete the object found at the key (%s): %w", problem, err))
+	}
+	return objstore.Result{}, fmt.Errorf("%w; the object found at the key was deleted: %s", cause, problem)
+}
+
+// sameArchive says how the object read by ra differs from the archive the writer closed ("" if not).
+func (p *Packer) sameArchive(ctx context.Context, ra *objstore.ObjectReader, want desformat.Summary) string {
+	r, err := desformat.NewReader(ra, ra.Size(), desformat.ReaderOptions{TailSize: desformat.DefaultTailSize})
+	if err != nil {
+		return fmt.Sprintf("it does not open: %v", err)
+	}
+	got, err := r.Summary(ctx)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("it does not verify: %v", err)
+	case want.Files == 0:
+		return "the writer did not close the archive"
+	case got.Size != want.Size || got.Files != want.Files || got.IndexChecksum() != want.IndexChecksum() || got.PayloadChecksum() != want.PayloadChecksum():
+		return fmt.Sprintf("it holds %d files, %d bytes, checksums %s/%s; the writer closed %d, %d, %s/%s",
+			got.Files, got.Size, got.IndexChecksum(), got.PayloadChecksum(), want.Files, want.Size, want.IndexChecksum(), want.PayloadChecksum())
+	}
+	return ""
 }
 
 // markUploaded is the second half of step 5: record what the object holds.
@@ -288,6 +342,12 @@ func (p *Packer) abandon(ctx context.Context, held *lease.Hold, c *container, ca
 	p.abortUpload(cctx, c)
 	errs := []error{cause}
 	errs = append(errs, p.deleteExternal(cctx, c)...)
+	if c.completing {
+		// A completion that failed may still have created the object (see confirmComplete).
+		if err := p.d.Archive.Delete(cctx, c.obj.Spec.Bucket, c.obj.Spec.Key); err != nil {
+			errs = append(errs, fmt.Errorf("delete object of abandoned container: %w", err))
+		}
+	}
 	if _, err := p.rollBack(cctx, c); err != nil {
 		// The rows stay claimed by C, which stays Writing: recovery finishes the job.
 		return errors.Join(append(errs, err)...)

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
@@ -85,8 +88,36 @@ func (p *Packer) fetchAhead(ctx context.Context, rows <-chan catalog.Row, out ch
 func (p *Packer) fetch(ctx context.Context, it *item) {
 	defer close(it.done)
 	start := time.Now()
-	it.data, it.err = p.fetchObject(ctx, it.row)
+	it.err = p.retrySource(ctx, func() error {
+		var err error
+		it.data, err = p.fetchObject(ctx, it.row)
+		return err
+	})
 	p.d.Metrics.FetchSeconds.Observe(time.Since(start).Seconds())
+}
+
+// sourceBackoff spaces the packer's own tries of a source object. The SDK already repeats a request
+// that fails before its answer (5xx, throttling, a refused connection); these tries also cover a body
+// cut in the middle (a reset) and an outage longer than the SDK's attempts, so that a row is marked
+// failed only for a cause that outlasted about ten seconds.
+var sourceBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 3, Jitter: 0.2, Steps: 3}
+
+// retrySource runs op, a read of one source object, again while it fails for a transient cause.
+func (p *Packer) retrySource(ctx context.Context, op func() error) error {
+	return retry.OnError(sourceBackoff, func(err error) bool {
+		if ctx.Err() != nil || !transientSourceError(err) {
+			return false
+		}
+		p.d.Metrics.Errors.WithLabelValues("fetch-retry").Inc()
+		return true
+	}, op)
+}
+
+// transientSourceError is a read that failed for a cause that may pass: not a missing, inconsistent
+// or invalid object, and not a refusal the store would repeat (see objstore.IsPermanent).
+func transientSourceError(err error) bool {
+	var se *sourceError
+	return errors.As(err, &se) && se.kind == "unreadable" && !objstore.IsPermanent(err)
 }
 
 // fetchObject reads a whole source object of the size the catalog gives.

@@ -130,11 +130,14 @@ func TestS3FailuresRollBackTheContainer(t *testing.T) {
 }
 
 // A source object that cannot be read (not just missing) fails only its row.
+// One fetcher makes the calls of one object's tries consecutive: calls 5 to 7 are the fifth object's
+// three tries.
 func TestUnreadableSourceObject(t *testing.T) {
 	w := newWorld(t, worldOptions{shards: []int32{4}, threshold: threshold})
 	w.addRows(4, []int64{1000}, 20, nil)
-	faults := objstoretest.Wrap(w.store.API()).FailNth("GetObject", 5, errors.New("injected: connection reset"))
-	if err := w.packer("pod-a", faults, packer.Tuning{}).Run(w.ctx); err != nil {
+	reset := errors.New("injected: connection reset")
+	faults := objstoretest.Wrap(w.store.API()).FailNth("GetObject", 5, reset).FailNth("GetObject", 6, reset).FailNth("GetObject", 7, reset)
+	if err := w.packer("pod-a", faults, packer.Tuning{Window: 1}).Run(w.ctx); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	var name, text string
@@ -145,6 +148,24 @@ func TestUnreadableSourceObject(t *testing.T) {
 		t.Errorf("error text %q does not say the object is unreadable", text)
 	}
 	w.check(map[string]bool{name: true})
+}
+
+// TestTransientSourceErrorsAreRetried: a source read that fails once or twice for a cause that passes
+// (a reset, a 503 SlowDown) is tried again by the packer, and the row is packed, not failed.
+func TestTransientSourceErrorsAreRetried(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{4}, threshold: threshold})
+	w.addRows(4, []int64{1000, 200000}, 20, nil) // small objects are fetched ahead, big ones streamed
+	faults := objstoretest.Wrap(w.store.API()).
+		FailNth("GetObject", 3, &smithy.GenericAPIError{Code: "SlowDown", Message: "injected"}).
+		FailNth("GetObject", 4, errors.New("injected: connection reset")).
+		FailNth("GetObject", 12, errors.New("injected: connection reset"))
+	if err := w.packer("pod-a", faults, packer.Tuning{Window: 1}).Run(w.ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := w.counts(); n.Failed != 0 || n.Packed != 20 {
+		t.Fatalf("rows after transient failures: %+v, want all 20 packed", n)
+	}
+	w.check(nil)
 }
 
 // Terminating every database connection mid-run (what a restart looks like to the packer): whatever
@@ -200,4 +221,34 @@ func TestDatabaseRestartMidRun(t *testing.T) {
 	wg.Wait()
 	t.Logf("run across the database restart ended with: %v", runErr)
 	drainAndCheck(t, w)
+}
+
+// TestLostCompletionAnswerStillCommits: the store completes the container's object but its answer is
+// lost (a timeout). The packer must find the object, see it is the archive it wrote, and commit it,
+// rather than roll the rows back and leave a complete object no committed container accounts for.
+func TestLostCompletionAnswerStillCommits(t *testing.T) {
+	for _, tc := range []struct {
+		name, op string
+		tune     packer.Tuning
+		sizes    []int64
+		rows     int
+	}{
+		{"multipart", "CompleteMultipartUpload", smallParts, mixedSizes, 120},
+		{"single put", "PutObject", packer.Tuning{}, []int64{1000}, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, worldOptions{shards: []int32{4}, threshold: threshold})
+			w.addRows(4, tc.sizes, tc.rows, nil)
+			faults := objstoretest.Wrap(w.store.API()).Add(objstoretest.Rule{Op: tc.op, Nth: 1, LoseResponse: true})
+			if err := w.packer("pod-a", faults, tc.tune).Run(w.ctx); err != nil {
+				t.Fatalf("Run after a lost %s answer: %v", tc.op, err)
+			}
+			if faults.Calls(tc.op) == 0 {
+				t.Fatalf("no %s call: the fault was not exercised", tc.op)
+			}
+			if committed := w.check(nil); committed != 1 {
+				t.Fatalf("%d containers committed, want 1", committed)
+			}
+		})
+	}
 }

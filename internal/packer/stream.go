@@ -101,6 +101,11 @@ func (p *Packer) claimBatch(ctx context.Context, c *container) ([]catalog.Row, e
 	if n == 0 {
 		return nil, nil
 	}
+	// The Lease is read back before every claim: a packer that was frozen past its Lease must not
+	// take rows. The catalog's fence is what makes a late claim harmless; this makes it rare.
+	if err := c.held.Confirm(ctx); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	rows, err := p.d.Catalog.Claim(ctx, int(c.shard), c.obj.Name, int(n))
 	c.log.V(1).Info("claimed", "asked", n, "rows", len(rows), "seconds", time.Since(start).Seconds())
@@ -198,7 +203,13 @@ func header(r catalog.Row) desformat.FileHeader {
 // archive, or into its own object under _bigFiles/ when it is big.
 func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Row) error {
 	external := row.Size >= p.lim.bigFileThreshold
-	body, err := p.open(ctx, row)
+	var body io.ReadCloser
+	// Only the request is tried again: once bytes entered the archive, a payload cannot be restarted.
+	err := p.retrySource(ctx, func() error {
+		var err error
+		body, err = p.open(ctx, row)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)

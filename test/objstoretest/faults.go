@@ -4,6 +4,7 @@ package objstoretest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -30,7 +31,13 @@ type Rule struct {
 	RewriteRange func(rng string) string
 	// DropContentRange removes Content-Range from a GetObject answer, as some stores do.
 	DropContentRange bool
+	// LoseResponse sends the request to the server and then answers ErrResponseLost instead of its
+	// answer: the store did the work, the client never heard (a timeout, a reset connection).
+	LoseResponse bool
 }
+
+// ErrResponseLost is what a LoseResponse rule answers after the real call.
+var ErrResponseLost = errors.New("objstoretest: the response was lost after the store handled the request")
 
 // Faults is an objstore.API that forwards to a real client except where a Rule applies. It counts calls
 // and, per operation, the calls in flight (for GetObject until its body is closed).
@@ -131,13 +138,20 @@ func (f *Faults) enter(ctx context.Context, op string) (func(), []Rule, error) {
 // call runs one operation through the rules.
 func call[In, Out any](ctx context.Context, f *Faults, op string, in In, optFns []func(*s3.Options),
 	next func(context.Context, In, ...func(*s3.Options)) (Out, error)) (Out, error) {
-	leave, _, err := f.enter(ctx, op)
+	leave, rules, err := f.enter(ctx, op)
 	if err != nil {
 		var zero Out
 		return zero, err
 	}
 	defer leave()
-	return next(ctx, in, optFns...)
+	out, err := next(ctx, in, optFns...)
+	for _, r := range rules {
+		if r.LoseResponse && err == nil {
+			var zero Out
+			return zero, ErrResponseLost
+		}
+	}
+	return out, err
 }
 
 // GetObject keeps the call in flight until the body is closed: that is when the connection is free.
