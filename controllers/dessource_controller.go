@@ -35,8 +35,10 @@ type DesSourceReconciler struct {
 	// Connector reads Secrets straight from the API server, so that the manager never caches every
 	// Secret of the cluster, and caches catalog connections across reconciles.
 	*Connector
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// APIReader reads DesContainers around the cache for the claim sweep (nil: the cache).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 	// RecheckInterval is how often a source is inspected again (counts refresh).
 	RecheckInterval time.Duration
 }
@@ -108,6 +110,12 @@ func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource)
 	counts, err := cat.Count(ctx)
 	if err != nil {
 		return nil, &notReady{desv1.ReasonCatalogQueryFailed, err.Error()}
+	}
+	if counts.Claimed > 0 {
+		// A sweep that fails is tried again at the next check; the source itself is usable.
+		if err := r.returnStrayClaims(ctx, src, cat); err != nil {
+			log.FromContext(ctx).Error(err, "claim sweep failed")
+		}
 	}
 	return &counts, nil
 }

@@ -81,6 +81,9 @@ const (
 	ReasonMarkerOK     ConditionReason = "MarkerScheduled"
 	// ReasonCatalogMigrated is the event of a catalog that gained DES's columns and indexes.
 	ReasonCatalogMigrated ConditionReason = "CatalogMigrated"
+	// ReasonStrayClaimsReturned (event): rows claimed by a container that is final or gone were
+	// returned to ready. The protocol leaves none; it says a finalizer was removed by hand or a bug.
+	ReasonStrayClaimsReturned ConditionReason = "StrayClaimsReturned"
 )
 
 // DesShard reasons (Ready, Progressing, Degraded) and events.

@@ -111,6 +111,7 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 		Scheme:    scheme,
 		Jobs:      shards.Jobs,
 		Connector: connector,
+		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("des-controller"),
 		Clock:     clock.RealClock{},
 	}
