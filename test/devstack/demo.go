@@ -20,6 +20,15 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
+// samplesEndpoint is the S3 endpoint the samples name: SamplesEndpoint when set (a proxy), else the
+// S3 server's.
+func (s *Stack) samplesEndpoint() string {
+	if s.SamplesEndpoint != "" {
+		return s.SamplesEndpoint
+	}
+	return s.S3.Endpoint
+}
+
 // ApplySamples applies config/samples with kubectl, through a kustomize overlay that points them at
 // this stack's S3 server and namespace and packs smaller containers, so a small demo makes several.
 // The DesSource's marker runs every minute and names rows as soon as they exist; the DesShard runs
@@ -50,7 +59,7 @@ patches:
     - {op: replace, path: /spec/bigFileThreshold, value: 524288}
     - {op: replace, path: /spec/shardsPerJob, value: 64}
     - {op: remove, path: /spec/job/resources}
-`, seed.Namespace, samples, s.S3.Endpoint, maxFiles, interval)
+`, seed.Namespace, samples, s.samplesEndpoint(), maxFiles, interval)
 	if err := writeOverlay(overlay, kustomization); err != nil {
 		return err
 	}

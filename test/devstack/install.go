@@ -190,6 +190,18 @@ func (s *Stack) KillPod(ctx context.Context, p *corev1.Pod) error {
 	return s.Node.KillContainer(ctx, id)
 }
 
+// FreezePod stops (SIGSTOP) the processes of a pod's running container; ThawPod resumes them.
+func (s *Stack) FreezePod(ctx context.Context, p *corev1.Pod) (thaw func(context.Context) error, err error) {
+	id := runningContainerID(p)
+	if id == "" {
+		return nil, fmt.Errorf("pod %s has no running container", p.Name)
+	}
+	if err := s.Node.FreezeContainer(ctx, id); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return s.Node.ThawContainer(ctx, id) }, nil
+}
+
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {

@@ -38,6 +38,9 @@ type Stack struct {
 	Node       *testworld.NodeServer
 	Client     client.Client
 	Kubeconfig string
+	// SamplesEndpoint, when set before ApplySamples, is the S3 endpoint the sample DesSource and
+	// DesShard name instead of the S3 server's (the e2e puts a LossyProxy there).
+	SamplesEndpoint string
 
 	cm *testworld.ControllerManager
 }

@@ -81,6 +81,13 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// DES reaches the S3 server through a proxy that loses answers after the server did the work.
+	proxy, err := devstack.StartLossyProxy(s.S3.Endpoint, seedValue, lostAnswers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	s.SamplesEndpoint = proxy.Endpoint
 	// Runs every 15 s, so shards whose Job was killed are packed again soon.
 	if err := s.ApplySamples(ctx, seed, 200, 15*time.Second); err != nil {
 		t.Fatal(err)
@@ -116,8 +123,8 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	out, _ := s.Kubectl(ctx, "-n", ns, "get", "dessources,desshards")
 	t.Logf("\n%s", out)
 	t.Logf("E2E FIGURES: %d rows (%d named by the marker CronJob, %d ingested while packing) exactly once; faults: %s; "+
-		"%d containers rolled back; %s in all, %.0fs from the last fault to all packed",
-		seed.Total(), unnamed, seed.Total()-files, f, rolledBack, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
+		"S3 answers lost: %v; %d containers rolled back; %s in all, %.0fs from the last fault to all packed",
+		seed.Total(), unnamed, seed.Total()-files, f, proxy.Lost(), rolledBack, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
 	deleteShardAndCheckCleanup(t, s, seed)
 }
 
@@ -145,15 +152,31 @@ func ingest(t *testing.T, seed *devstack.Seed) (stop func()) {
 }
 
 // faults counts what injectFaults did.
-type faults struct{ containerKills, podDeletes, controllerKills, controllerDeletes, kubeletStops, skipped int }
+type faults struct {
+	containerKills, podDeletes, freezes, controllerKills, controllerDeletes, kubeletStops, pgRestarts, skipped int
+}
 
 func (f faults) String() string {
-	return fmt.Sprintf("%d packer containers SIGKILLed, %d packer pods deleted, controller container SIGKILLed %d and pod deleted %d, kubelet stopped %d× for %s (skipped %d: no packer running)",
-		f.containerKills, f.podDeletes, f.controllerKills, f.controllerDeletes, f.kubeletStops, kubeletDown, f.skipped)
+	return fmt.Sprintf("%d packer containers SIGKILLed, %d packer pods deleted, %d packers SIGSTOPped for %s, "+
+		"controller container SIGKILLed %d and pod deleted %d, kubelet stopped %d× for %s, PostgreSQL restarted %d× "+
+		"(skipped %d: no packer running)",
+		f.containerKills, f.podDeletes, f.freezes, frozenFor, f.controllerKills, f.controllerDeletes, f.kubeletStops,
+		kubeletDown, f.pgRestarts, f.skipped)
 }
 
 // kubeletDown is how long the kubelet stays stopped: longer than a shard Lease.
 const kubeletDown = protocol.LeaseDuration + 10*time.Second
+
+// frozenFor is how long a packer stays SIGSTOPped: past its Lease, so recovery rolls its container
+// back while it is stopped, and the packer then goes on as if nothing had happened.
+const frozenFor = protocol.LeaseDuration + 10*time.Second
+
+// lostAnswers is the share of S3 answers the proxy loses, per operation: completions often, so that
+// most runs see a completed object whose answer never came.
+var lostAnswers = map[string]float64{
+	"CompleteMultipartUpload": 0.3, "PutObject": 0.08, "UploadPart": 0.05, "CreateMultipartUpload": 0.05,
+	"GetObject": 0.01, "HeadObject": 0.02, "DeleteObject": 0.05,
+}
 
 // injectFaults strikes, in a random order and at random moments: SIGKILL of packer containers,
 // deletion of packer pods (SIGTERM: the packer finishes or abandons its container), SIGKILL of the
@@ -164,7 +187,8 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 	t.Helper()
 	ctx := context.Background()
 	plan := []string{"kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer",
-		"delete-packer", "delete-packer", "delete-packer", "kill-controller", "delete-controller", "stop-kubelet"}
+		"delete-packer", "delete-packer", "delete-packer", "freeze-packer", "freeze-packer",
+		"kill-controller", "delete-controller", "stop-kubelet", "restart-postgres"}
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 	var f faults
 	// Pods this function SIGKILLed: their status may still say Running for a moment, and a later
@@ -200,6 +224,34 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 				struck[pod.UID] = true
 				t.Logf("fault: deleted packer pod %s (SIGTERM): %s", pod.Name, watchGracefulStop(t, s, pod))
 			}
+		case "freeze-packer":
+			pod, ok := waitPacker(ctx, t, s, rng, struck)
+			if !ok {
+				f.skipped++
+				continue
+			}
+			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			thaw, err := s.FreezePod(ctx, pod)
+			if err != nil {
+				t.Logf("fault: freeze %s: %v (it had ended)", pod.Name, err)
+				f.skipped++
+				continue
+			}
+			struck[pod.UID] = true
+			t.Logf("fault: SIGSTOPped packer %s for %s", pod.Name, frozenFor)
+			time.Sleep(frozenFor)
+			if err := thaw(ctx); err != nil {
+				t.Logf("fault: SIGCONT %s: %v", pod.Name, err)
+			}
+			f.freezes++
+			t.Logf("fault: SIGCONT sent to packer %s", pod.Name)
+		case "restart-postgres":
+			t.Logf("fault: PostgreSQL restarting (every connection cut, down 5s)")
+			if err := s.PG.Restart(ctx, 5*time.Second); err != nil {
+				t.Fatalf("PostgreSQL restart: %v", err)
+			}
+			f.pgRestarts++
+			t.Logf("fault: PostgreSQL back")
 		case "kill-controller", "delete-controller":
 			controllerFault(t, s, what == "kill-controller")
 			if what == "kill-controller" {

@@ -310,8 +310,23 @@ func (n *NodeServer) StartKubelet(ctx context.Context) error {
 // KillContainer sends SIGKILL to a container's processes, as the OOM killer or a crash would.
 // containerID is a Pod status containerID ("containerd://<id>") or the bare id.
 func (n *NodeServer) KillContainer(ctx context.Context, containerID string) error {
-	id := strings.TrimPrefix(containerID, "containerd://")
-	_, err := n.Ctr(ctx, "tasks", "kill", "--all", "--signal", "SIGKILL", id)
+	return n.signalContainer(ctx, containerID, "SIGKILL")
+}
+
+// FreezeContainer sends SIGSTOP to a container's processes, and ThawContainer SIGCONT: a process
+// stopped for a while, as a paused VM, a stalled node or a debugger leaves it, that then goes on as if
+// nothing happened.
+func (n *NodeServer) FreezeContainer(ctx context.Context, containerID string) error {
+	return n.signalContainer(ctx, containerID, "SIGSTOP")
+}
+
+// ThawContainer resumes a container stopped by FreezeContainer.
+func (n *NodeServer) ThawContainer(ctx context.Context, containerID string) error {
+	return n.signalContainer(ctx, containerID, "SIGCONT")
+}
+
+func (n *NodeServer) signalContainer(ctx context.Context, containerID, signal string) error {
+	_, err := n.Ctr(ctx, "tasks", "kill", "--all", "--signal", signal, strings.TrimPrefix(containerID, "containerd://"))
 	return err
 }
 
