@@ -33,12 +33,16 @@ type DesShardReconciler struct {
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Jobs     JobDefaults
+	// APIReader reads Leases and DesContainers around the cache when a deletion decides it may end
+	// (nil: the cache).
+	APIReader client.Reader
 	// SweepGrace is how old unaccounted archive debris must be before a run removes it.
 	SweepGrace time.Duration
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=desshards,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=des.datavision.io,resources=desshards/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=des.datavision.io,resources=desshards/finalizers,verbs=update
 // +kubebuilder:rbac:groups=des.datavision.io,resources=dessources,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
@@ -69,6 +73,12 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 	ds := &desv1.DesShard{}
 	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ds.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, ds)
+	}
+	if err := ensureFinalizer(ctx, r.Client, ds); err != nil {
+		return ctrl.Result{}, err
 	}
 	base := ds.DeepCopy()
 	now := r.Clock.Now()
@@ -125,6 +135,9 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 		return nil, nil, fmt.Errorf("get DesSource %s: %w", ds.Spec.SourceRef, err)
 	}
 	obs.source = src
+	if !src.DeletionTimestamp.IsZero() {
+		return obs, &notReady{desv1.ReasonSourceDeleting, fmt.Sprintf("DesSource %q is being deleted: no new Jobs", src.Name)}, nil
+	}
 	shards, err := expandShards(ds.Spec, src.Spec.Naming.ShardBits)
 	if err != nil {
 		return obs, &notReady{desv1.ReasonInvalidShards, err.Error()}, nil

@@ -45,6 +45,7 @@ type DesSourceReconciler struct {
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=dessources,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=des.datavision.io,resources=dessources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=des.datavision.io,resources=dessources/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile provides the packer ServiceAccount and RoleBinding, keeps the marker CronJob in line with
@@ -54,6 +55,12 @@ func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	src := &desv1.DesSource{}
 	if err := r.Get(ctx, req.NamespacedName, src); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !src.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, src)
+	}
+	if err := ensureFinalizer(ctx, r.Client, src); err != nil {
+		return ctrl.Result{}, err
 	}
 	pass := &sourcePass{base: src.DeepCopy()}
 	defer func() {

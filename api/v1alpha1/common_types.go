@@ -86,6 +86,15 @@ const (
 	ReasonStrayClaimsReturned ConditionReason = "StrayClaimsReturned"
 )
 
+// Deletion reasons (Ready=False of a DesShard or DesSource being deleted, and Normal events).
+const (
+	// ReasonDeleting: the object is being deleted and waits for its unfinished containers and its
+	// packers; the message says which, and why recovery is blocked if it is.
+	ReasonDeleting ConditionReason = "Deleting"
+	// ReasonSourceDeleting: the DesShard's DesSource is being deleted; no new Jobs start.
+	ReasonSourceDeleting ConditionReason = "SourceDeleting"
+)
+
 // DesShard reasons (Ready, Progressing, Degraded) and events.
 const (
 	ReasonSourceNotFound ConditionReason = "SourceNotFound"

@@ -102,6 +102,7 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 		Recorder:  mgr.GetEventRecorder("des-controller"),
 		Clock:     clock.RealClock{},
 		Jobs:      f.jobDefaults(),
+		APIReader: mgr.GetAPIReader(),
 	}
 	if err := shards.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesShard controller: %w", err)

@@ -9,13 +9,21 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/semaphore"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
 // ErrStopped is returned when the packer was asked to stop (SIGTERM) before it finished.
 var ErrStopped = errors.New("packer stopped before finishing")
+
+// ErrDesShardDeleted is returned when the packer's DesShard is being deleted (or was replaced): its
+// deletion waits for the packers to stop, so it starts no new container.
+var ErrDesShardDeleted = fmt.Errorf("%w: its DesShard is being deleted", ErrStopped)
 
 // Packer packs the shards of one Config.
 type Packer struct {
@@ -90,6 +98,9 @@ func (p *Packer) packShard(ctx context.Context, shard int32) error {
 		}
 	}()
 	for containers := 0; ; containers++ {
+		if err := p.desShardWanted(ctx); err != nil {
+			return err
+		}
 		switch {
 		case ctx.Err() != nil:
 			return ErrStopped
@@ -106,6 +117,27 @@ func (p *Packer) packShard(ctx context.Context, shard int32) error {
 			return nil
 		}
 	}
+}
+
+// desShardWanted re-reads the DesShard before each container: one that is being deleted, gone or
+// replaced by another of the same name gets no new container. Its deletion waits while a packer holds
+// one of its shard Leases, and this read comes after the Lease was taken, so no container can appear
+// after the deletion's last look.
+func (p *Packer) desShardWanted(ctx context.Context) error {
+	ds := p.cfg.DesShard
+	cur := &desv1.DesShard{}
+	err := retry.OnError(apiBackoff, retriableAPIError, func() error {
+		return p.d.Kube.Get(ctx, client.ObjectKeyFromObject(ds), cur)
+	})
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && (!cur.DeletionTimestamp.IsZero() || cur.UID != ds.UID)):
+		return ErrDesShardDeleted
+	case err != nil && ctx.Err() != nil:
+		return ErrStopped
+	case err != nil:
+		return fmt.Errorf("re-read DesShard %s: %w", ds.Name, err)
+	}
+	return nil
 }
 
 func (p *Packer) lock(ctx context.Context, shard int32, log logr.Logger) (*lease.Hold, error) {

@@ -252,3 +252,31 @@ func TestLostCompletionAnswerStillCommits(t *testing.T) {
 		})
 	}
 }
+
+// TestPackerStopsWhenItsDesShardIsDeleted: a DesShard's deletion waits for its packers; they must start
+// no new container once it began, or one could appear after the deletion's last look.
+func TestPackerStopsWhenItsDesShardIsDeleted(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{4}, threshold: threshold})
+	w.addRows(4, []int64{1000}, 10, nil)
+	w.ds.Finalizers = append(w.ds.Finalizers, "test.des.datavision.io/hold")
+	if err := w.kube.Update(w.ctx, w.ds); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.ds.Finalizers = nil
+		_ = w.kube.Update(w.ctx, w.ds)
+	})
+	if err := w.kube.Delete(w.ctx, w.ds); err != nil {
+		t.Fatal(err)
+	}
+	err := w.packer("pod-a", nil, packer.Tuning{}).Run(w.ctx)
+	if !errors.Is(err, packer.ErrDesShardDeleted) {
+		t.Fatalf("Run for a deleted DesShard: %v, want ErrDesShardDeleted", err)
+	}
+	if cs := w.containers(); len(cs) != 0 {
+		t.Fatalf("%d containers created for a deleted DesShard", len(cs))
+	}
+	if n := w.counts(); n.Ready != 10 {
+		t.Fatalf("rows: %+v, want all 10 ready", n)
+	}
+}

@@ -72,6 +72,12 @@ func ContainerKey(prefix string, day time.Time, shard int32, containerID string)
 // once the container's phase is final, so deleting an unfinished container first rolls it back.
 const FinalizerRecovery = "des.datavision.io/recovery"
 
+// FinalizerContainers is set by the controller on every DesShard and DesSource, and removed once none
+// of their containers is unfinished and no packer holds one of their shard Leases: deleting either
+// first rolls back (or forward) what its packers left, while the catalog and archive settings that
+// recovery needs still exist.
+const FinalizerContainers = "des.datavision.io/containers"
+
 // ContainerPrefix is the per-container key prefix under which its big payloads live
 // (ContainerPrefix/_bigFiles/<name>).
 func ContainerPrefix(prefix string, day time.Time, shard int32, containerID string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -128,9 +129,11 @@ func (s *Seed) AddFiles(ctx context.Context, n int) error {
 }
 
 // add puts n source objects and inserts their catalog rows, named and ready, or without name, shard
-// and status for the marker.
+// and status for the marker. The seed counts the files only once their rows are in: a failed insert
+// (a database restart) leaves it as it was, and the caller may simply try again.
 func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error {
 	rows := make([][]any, 0, n)
+	files, unnamed, bytes := map[string][32]byte{}, map[string][32]byte{}, int64(0)
 	for range n {
 		i := s.next
 		s.next++
@@ -139,9 +142,9 @@ func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error
 		if _, err := s.store.Put(ctx, s.SourceBucket, key, data, objstore.PutOptions{}); err != nil {
 			return fmt.Errorf("put %s: %w", key, err)
 		}
-		s.Bytes += int64(len(data))
+		bytes += int64(len(data))
 		if !named {
-			s.Unnamed[key] = sha256.Sum256(data)
+			unnamed[key] = sha256.Sum256(data)
 			rows = append(rows, []any{key, int64(len(data)), nil, nil, nil})
 			continue
 		}
@@ -153,12 +156,15 @@ func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error
 		if err != nil {
 			return err
 		}
-		s.Files[name] = sha256.Sum256(data)
+		files[name] = sha256.Sum256(data)
 		rows = append(rows, []any{key, int64(len(data)), "ready", name, int32(shard)})
 	}
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"objects"}, []string{"source_key", "size", "status", "des_name", "shard"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("fill catalog: %w", err)
 	}
+	maps.Copy(s.Files, files)
+	maps.Copy(s.Unnamed, unnamed)
+	s.Bytes += bytes
 	return nil
 }
 
