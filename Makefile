@@ -24,6 +24,7 @@ fmt: ## Format Go code.
 .PHONY: vet
 vet: $(GOLANGCI_LINT) ## Run go vet and golangci-lint (.golangci.yml), also on the outside-module example.
 	go vet ./...
+	go vet -tags chaos ./internal/packer/
 	$(GOLANGCI_LINT) run ./...
 	cd test/outside && GOWORK=off go vet ./...
 
@@ -71,8 +72,8 @@ bench: test-assets ## Run the benchmarks (format vs tar/zip, sidecar vs direct G
 		$$(go list ./... | grep -v -e /test/e2e)
 
 .PHONY: test-e2e
-test-e2e: test-deps test-assets build image ## Run the end-to-end suite on a real node (DES installed with kubectl apply -k, faults injected).
-	hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/
+test-e2e: test-deps test-assets build image-chaos ## Run the end-to-end suite on a real node (DES installed with kubectl apply -k, faults injected).
+	DES_MANAGER_IMAGE_TAR=$(BIN)/manager-chaos-image.tar hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/
 
 ##@ Demo
 
@@ -97,3 +98,7 @@ IMAGE ?= des.datavision.io/manager:dev
 .PHONY: image
 image: ## Build the manager image as a tarball, bin/manager-image.tar (no Docker engine needed: docker load or ctr images import).
 	IMAGE=$(IMAGE) hack/image.sh manager $(BIN)/manager-image.tar
+
+.PHONY: image-chaos
+image-chaos: ## Build the e2e's manager image, bin/manager-chaos-image.tar: the same, plus the fault hooks of build tag chaos (skewed packer clocks).
+	IMAGE=$(IMAGE) GO_BUILD_TAGS=chaos hack/image.sh manager $(BIN)/manager-chaos-image.tar

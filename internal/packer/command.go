@@ -121,6 +121,10 @@ func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	clock := chaosClock(ds, log) // nil (the real clock) except in the e2e's image
+	if clock != nil {
+		start = clock()
+	}
 	dsn, err := f.dsn.Read()
 	if err != nil {
 		return err
@@ -158,7 +162,7 @@ func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	p, err := New(Config{
 		DesShard: ds, Source: src, Shards: shards, Identity: f.identity, Job: f.job,
 		Deadline: start.Add(budget), Tuning: f.tuning,
-	}, Deps{Kube: kube, Catalog: cat, Source: source, Archive: archive, Metrics: metrics, Log: log})
+	}, Deps{Kube: kube, Catalog: cat, Source: source, Archive: archive, Metrics: metrics, Log: log, Now: clock})
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,10 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	if err := s.ApplySamples(ctx, seed, 200, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Every packer's clock is off by up to clockSkew (the e2e image's chaos hook).
+	if out, err := s.Kubectl(ctx, "-n", ns, "annotate", "desshard", "scans-all", "des.datavision.io/chaos-clock-skew="+clockSkew.String()); err != nil {
+		t.Fatalf("annotate the DesShard: %v\n%s", err, out)
+	}
 
 	stopIngest := ingest(t, seed)
 	f := injectFaults(t, s, rng)
@@ -118,13 +122,15 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRestricted(t, s)
-	checkNoForbidden(t, s)
+	if skewed := checkLogs(t, s); skewed == 0 {
+		t.Errorf("no packer says its clock was skewed: is the e2e image built with -tags chaos (make image-chaos)?")
+	}
 	rolledBack := countPhase(t, s, desv1.PhaseRolledBack)
 	out, _ := s.Kubectl(ctx, "-n", ns, "get", "dessources,desshards")
 	t.Logf("\n%s", out)
 	t.Logf("E2E FIGURES: %d rows (%d named by the marker CronJob, %d ingested while packing) exactly once; faults: %s; "+
-		"S3 answers lost: %v; %d containers rolled back; %s in all, %.0fs from the last fault to all packed",
-		seed.Total(), unnamed, seed.Total()-files, f, proxy.Lost(), rolledBack, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
+		"packer clocks off by up to ±%s; S3 answers lost: %v; %d containers rolled back; %s in all, %.0fs from the last fault to all packed",
+		seed.Total(), unnamed, seed.Total()-files, f, clockSkew, proxy.Lost(), rolledBack, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
 	deleteShardAndCheckCleanup(t, s, seed)
 }
 
@@ -166,6 +172,9 @@ func (f faults) String() string {
 
 // kubeletDown is how long the kubelet stays stopped: longer than a shard Lease.
 const kubeletDown = protocol.LeaseDuration + 10*time.Second
+
+// clockSkew bounds how far off each packer's clock is, either way.
+const clockSkew = 3 * time.Minute
 
 // frozenFor is how long a packer stays SIGSTOPped: past its Lease, so recovery rolls its container
 // back while it is stopped, and the packer then goes on as if nothing had happened.
@@ -491,7 +500,9 @@ func checkRestricted(t *testing.T, s *devstack.Stack) {
 // checkNoForbidden reads the logs of every container of the controller's and the DesShard's
 // namespaces still there (controller, packers, marker, reader sidecar): a rule missing from the
 // shipped RBAC shows up as a "forbidden" answer of the API server.
-func checkNoForbidden(t *testing.T, s *devstack.Stack) {
+// checkLogs reads every container's log: none may have been refused by RBAC. It returns how many
+// packers ran with a skewed clock.
+func checkLogs(t *testing.T, s *devstack.Stack) (skewed int) {
 	t.Helper()
 	ctx := context.Background()
 	read := 0
@@ -510,10 +521,14 @@ func checkNoForbidden(t *testing.T, s *devstack.Stack) {
 				if strings.Contains(strings.ToLower(logs), "forbidden") {
 					t.Errorf("%s/%s (%s) was refused by RBAC:\n%s", namespace, p.Name, c.Name, grepLines(logs, "forbidden"))
 				}
+				if strings.Contains(logs, "CHAOS: this packer's clock is off") {
+					skewed++
+				}
 			}
 		}
 	}
-	t.Logf("RBAC: read the logs of %d containers for forbidden answers", read)
+	t.Logf("RBAC: read the logs of %d containers for forbidden answers; %d packers ran with a skewed clock", read, skewed)
+	return skewed
 }
 
 func grepLines(text, word string) string {
