@@ -22,6 +22,7 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -35,8 +36,13 @@ type DesContainerReconciler struct {
 	// the new holder's acquire (seen on the real node when a packer pod is replaced), and recovering
 	// a live writer's container would race that writer. Nil judges on the cache alone.
 	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	// Leases judges shard Leases by what this controller saw change and when, on Clock, never by
+	// comparing a Lease's renewTime (the packer's clock) to Clock (lease.Observer). The manager always
+	// sets one; nil judges by renewTime against Clock (lease.Classify), which only tests whose writers
+	// are all dead and whose clocks agree may rely on.
+	Leases   *lease.Observer
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers,verbs=get;list;watch;update;patch;delete
@@ -91,12 +97,9 @@ func (r *DesContainerReconciler) judgeFresh(ctx context.Context, c *desv1.DesCon
 }
 
 func (r *DesContainerReconciler) judge(ctx context.Context, reader client.Reader, c *desv1.DesContainer, now time.Time) (writerVerdict, error) {
-	lease := &coordinationv1.Lease{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, lease)
-	if apierrors.IsNotFound(err) {
-		lease = nil
-	} else if err != nil {
-		return writerVerdict{}, fmt.Errorf("get shard Lease: %w", err)
+	l, seen, err := r.observeLease(ctx, c, now)
+	if err != nil {
+		return writerVerdict{}, err
 	}
 	var job *batchv1.Job
 	if c.Status.Job != "" {
@@ -108,7 +111,32 @@ func (r *DesContainerReconciler) judge(ctx context.Context, reader client.Reader
 			return writerVerdict{}, fmt.Errorf("get Job %s: %w", c.Status.Job, err)
 		}
 	}
-	return judgeWriter(c, lease, job, now), nil
+	return judgeWriter(c, l, seen, job, now), nil
+}
+
+// observeLease reads the container's shard Lease around the cache and judges it. The read is
+// uncached because it decides whether a writer is gone: an observer fed from a lagging cache would
+// see the renewals late, and a cache missing a new holder's acquire would call a live writer gone.
+func (r *DesContainerReconciler) observeLease(ctx context.Context, c *desv1.DesContainer, now time.Time) (*coordinationv1.Lease, leaseObservation, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	name := protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)
+	l := &coordinationv1.Lease{}
+	err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, l)
+	switch {
+	case apierrors.IsNotFound(err):
+		if r.Leases != nil {
+			r.Leases.Forget(c.Namespace, name)
+		}
+		return nil, leaseObservation{State: lease.Free}, nil
+	case err != nil:
+		return nil, leaseObservation{}, fmt.Errorf("get shard Lease %s: %w", name, err)
+	case r.Leases == nil:
+		return l, leaseObservation{State: lease.Classify(l, now), Left: lease.Expiry(l).Sub(now)}, nil
+	}
+	return l, r.Leases.Observe(l, now), nil
 }
 
 func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +18,7 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/test/testworld"
@@ -82,7 +85,7 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 func (w *crashWorld) reconciler() *DesContainerReconciler {
 	connector := NewConnector(w.c)
 	w.t.Cleanup(connector.Close)
-	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Connector: connector, Recorder: w.events, Clock: w.clock}
+	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Leases: lease.NewObserver(), Connector: connector, Recorder: w.events, Clock: w.clock}
 }
 
 // archive builds the container the packer would have written for rows, with big payloads (≥ 300 B)
@@ -258,16 +261,17 @@ func TestLiveWriterIsLeftAlone(t *testing.T) {
 	w := newCrashWorld(t, desv1.PhaseWriting)
 	w.holdLease()
 	before := w.state()
-	res := w.reconcile(w.reconciler(), w.con.Name)
+	r := w.reconciler()
+	res := w.reconcile(r, w.con.Name)
 	if after := w.state(); after != before {
 		t.Fatalf("recovery touched a container whose writer is alive:\n%s\n%s", before, after)
 	}
 	if res.RequeueAfter <= 0 || res.RequeueAfter > 31*time.Second {
 		t.Fatalf("requeue after %v, want the Lease expiry", res.RequeueAfter)
 	}
-	// Once the Lease expires the container is recovered.
+	// Once this controller has seen the Lease unchanged for its duration, the container is recovered.
 	w.clock.Step(31 * time.Second)
-	w.reconcile(w.reconciler(), w.con.Name)
+	w.reconcile(r, w.con.Name)
 	w.get(w.con)
 	if w.con.Status.Phase != desv1.PhaseRolledBack {
 		t.Fatalf("after the Lease expired: phase %s", w.con.Status.Phase)
@@ -276,33 +280,125 @@ func TestLiveWriterIsLeftAlone(t *testing.T) {
 
 func TestJudgeWriter(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	lease := func(holder string, ago time.Duration) *coordinationv1.Lease {
+	// The renew time is the writer's clock and never decides: ten minutes off either way.
+	leaseOf := func(holder string, skew time.Duration) *coordinationv1.Lease {
 		return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder),
-			LeaseDurationSeconds: ptr.To(int32(30)), RenewTime: &metav1.MicroTime{Time: now.Add(-ago)}}}
+			LeaseDurationSeconds: ptr.To(int32(30)), RenewTime: &metav1.MicroTime{Time: now.Add(skew)}}}
 	}
+	held := leaseObservation{State: leaseHeld, Left: 20 * time.Second}
+	expired := leaseObservation{State: leaseExpired}
+	free := leaseObservation{State: lease.Free}
 	con := func(pod string, age time.Duration) *desv1.DesContainer {
 		c := &desv1.DesContainer{}
 		c.CreationTimestamp = metav1.NewTime(now.Add(-age))
 		c.Status.Pod = pod
 		return c
 	}
+	jobWith := func(cond batchv1.JobConditionType) *batchv1.Job {
+		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "daily-r1-g0"}}
+		j.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue}}
+		return j
+	}
 	cases := []struct {
-		name  string
-		c     *desv1.DesContainer
-		lease *coordinationv1.Lease
-		alive bool
+		name    string
+		c       *desv1.DesContainer
+		lease   *coordinationv1.Lease
+		seen    leaseObservation
+		job     *batchv1.Job
+		alive   bool
+		recheck time.Duration
 	}{
-		{"writer holds a fresh lease", con("p1", time.Hour), lease("p1", 5*time.Second), true},
-		{"writer's lease expired", con("p1", time.Hour), lease("p1", time.Minute), false},
-		{"another pod took the shard", con("p1", time.Hour), lease("p2", time.Second), false},
-		{"no lease at all", con("p1", time.Hour), nil, false},
-		{"brand new container without a pod yet", con("", time.Second), nil, true},
-		{"old container that never got a pod", con("", time.Hour), nil, false},
+		{"writer holds a Lease renewed by a clock 10 min behind", con("p1", time.Hour), leaseOf("p1", -10*time.Minute), held, nil, true, 20 * time.Second},
+		{"writer holds a Lease renewed by a clock 10 min ahead", con("p1", time.Hour), leaseOf("p1", 10*time.Minute), held, nil, true, 20 * time.Second},
+		{"writer's Lease unchanged for its duration, renewTime looks fresh", con("p1", time.Hour), leaseOf("p1", 0), expired, nil, false, 0},
+		{"another pod took the shard", con("p1", time.Hour), leaseOf("p2", 0), held, nil, false, 0},
+		{"released without finishing", con("p1", time.Hour), leaseOf("", 0), free, nil, false, 0},
+		{"no lease at all", con("p1", time.Hour), nil, free, nil, false, 0},
+		{"Job FailureTarget while the writer holds its Lease: SIGTERM is coming, not death", con("p1", time.Hour), leaseOf("p1", 0), held, jobWith(batchv1.JobFailureTarget), true, 20 * time.Second},
+		{"Job Failed while the writer holds its Lease", con("p1", time.Hour), leaseOf("p1", 0), held, jobWith(batchv1.JobFailed), true, 20 * time.Second},
+		{"Job Failed and the Lease expired", con("p1", time.Hour), leaseOf("p1", 0), expired, jobWith(batchv1.JobFailed), false, 0},
+		{"Job complete, Lease released", con("p1", time.Hour), leaseOf("", 0), free, jobWith(batchv1.JobComplete), false, 0},
+		{"brand new container without a pod yet", con("", time.Second), nil, free, nil, true, protocol.LeaseDuration - time.Second},
+		{"brand new container without a pod, its Job failing", con("", time.Second), nil, free, jobWith(batchv1.JobFailureTarget), true, protocol.LeaseDuration - time.Second},
+		{"old container that never got a pod", con("", time.Hour), nil, free, nil, false, 0},
 	}
 	for _, tc := range cases {
-		if got := judgeWriter(tc.c, tc.lease, nil, now); got.alive != tc.alive {
-			t.Errorf("%s: alive = %v (%s), want %v", tc.name, got.alive, got.why, tc.alive)
+		t.Run(tc.name, func(t *testing.T) {
+			got := judgeWriter(tc.c, tc.lease, tc.seen, tc.job, now)
+			if got.alive != tc.alive || got.recheck != tc.recheck {
+				t.Fatalf("alive = %v, recheck %s (%s); want %v, %s", got.alive, got.recheck, got.why, tc.alive, tc.recheck)
+			}
+		})
+	}
+}
+
+// renewLease writes the shard Lease as its holder's renewal would: renewTime moves on by d on the
+// writer's clock, whatever that clock says.
+func (w *crashWorld) renewLease(d time.Duration) {
+	w.t.Helper()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: protocol.LeaseName("daily", crashShard)}}
+	w.get(l)
+	l.Spec.RenewTime = &metav1.MicroTime{Time: l.Spec.RenewTime.Add(d)}
+	if err := w.c.Update(w.ctx, l); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// TestSkewedWriterClockIsNotDeath: the writer's clock is 10 minutes behind the controller's, so every
+// renewTime it writes looks long expired. While it keeps renewing, its container is left alone; once
+// it stops, the controller recovers the container after seeing the Lease unchanged for 30 s.
+func TestSkewedWriterClockIsNotDeath(t *testing.T) {
+	w := newCrashWorld(t, desv1.PhaseWriting)
+	w.holdLease()
+	w.renewLease(-10 * time.Minute)
+	r := w.reconciler()
+	before := w.state()
+	for range 4 {
+		w.reconcile(r, w.con.Name)
+		if after := w.state(); after != before {
+			t.Fatalf("recovery touched the container of a writer that renews its Lease:\n%s\n%s", before, after)
 		}
+		w.clock.Step(20 * time.Second) // 80 s in all: longer than the Lease duration
+		w.renewLease(20 * time.Second)
+	}
+	w.reconcile(r, w.con.Name) // sees the last renewal: 30 s from here
+	w.clock.Step(31 * time.Second)
+	w.reconcile(r, w.con.Name)
+	if w.get(w.con); w.con.Status.Phase != desv1.PhaseRolledBack {
+		t.Fatalf("writer stopped renewing 31 s ago: phase %s, want RolledBack", w.con.Status.Phase)
+	}
+}
+
+// TestFailingJobWithHeldLeaseIsNotDeath: the Job controller marks a Job FailureTarget before it sends
+// SIGTERM to the pods, and the packer finishes the container it is committing after SIGTERM. While
+// the writer's Lease is renewed, its container must not be recovered.
+func TestFailingJobWithHeldLeaseIsNotDeath(t *testing.T) {
+	w := newCrashWorld(t, desv1.PhaseUploaded)
+	w.holdLease()
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "daily-r1-g0"}, Spec: batchv1.JobSpec{
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "pack", Image: "des"}}}}}}
+	w.create(job)
+	start := metav1.NewTime(w.clock.Now().Add(-time.Minute))
+	job.Status.StartTime = &start
+	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue,
+		Reason: "DeadlineExceeded", Message: "Job was active longer than specified deadline", LastTransitionTime: metav1.NewTime(w.clock.Now())}}
+	if err := w.c.Status().Update(w.ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	w.setStatus(func(st *desv1.DesContainerStatus) { st.Job = job.Name })
+	r := w.reconciler()
+	before := w.state()
+	for range 3 {
+		res := w.reconcile(r, w.con.Name)
+		if after := w.state(); after != before {
+			t.Fatalf("recovery touched the container of a SIGTERMed writer that holds its Lease:\n%s\n%s", before, after)
+		}
+		if res.RequeueAfter <= 0 {
+			t.Fatalf("no requeue for a live writer: %v", res)
+		}
+		w.clock.Step(10 * time.Second)
+		w.renewLease(10 * time.Second)
 	}
 }
 

@@ -20,38 +20,51 @@ import (
 // writerVerdict says whether the packer that writes a container may still be working on it.
 type writerVerdict struct {
 	alive bool
-	// recheck is when the verdict may change (the Lease's expiry), if alive.
+	// recheck is when the verdict may change (the Lease's expiry as this controller judges it), if alive.
 	recheck time.Duration
 	why     string
 }
 
-// judgeWriter decides from the shard Lease and the Job whether a container's writer is alive. A
-// writer is alive while its pod holds the shard's Lease and its Job has not failed; a container too
-// young to have recorded its pod yet gets one Lease period of grace.
-func judgeWriter(c *desv1.DesContainer, lease *coordinationv1.Lease, job *batchv1.Job, now time.Time) writerVerdict {
-	if job != nil {
-		if finished, failed := jobFinished(job); finished && failed {
-			return writerVerdict{why: fmt.Sprintf("Job %s failed", job.Name)}
-		}
-	}
+// judgeWriter decides whether a container's writer is alive from the shard Lease as read and as the
+// controller's lease.Observer judged it (seen). A writer is alive while its pod holds the Lease; a
+// container too young to have recorded its pod yet gets one Lease period of grace.
+//
+// The Job does not decide: a Job is marked FailureTarget (and then Failed) before its pods get SIGTERM,
+// and a packer that gets SIGTERM still finishes the container it is committing. The writer is gone
+// only when its Lease is expired, released or held by someone else; the Job only explains why.
+func judgeWriter(c *desv1.DesContainer, l *coordinationv1.Lease, seen leaseObservation, job *batchv1.Job, now time.Time) writerVerdict {
 	pod := c.Status.Pod
 	if pod == "" {
+		// The creation time is the API server's clock against ours; the grace is a Lease period
+		// after which a packer that created the container and never recorded itself counts as gone.
 		age := now.Sub(c.CreationTimestamp.Time)
 		if age < protocol.LeaseDuration {
 			return writerVerdict{alive: true, recheck: protocol.LeaseDuration - age, why: "just created"}
 		}
-		return writerVerdict{why: "no writer recorded a Lease period after creation"}
+		return writerVerdict{why: "no writer recorded a Lease period after creation" + jobSays(job)}
 	}
-	switch state := classifyLease(lease, now); {
-	case state == leaseHeld && leaseHolder(lease) == pod:
-		return writerVerdict{alive: true, recheck: leaseExpiry(lease).Sub(now), why: "writer holds the shard Lease"}
-	case state == leaseHeld:
-		return writerVerdict{why: fmt.Sprintf("shard Lease is held by %s, not the writer %s", leaseHolder(lease), pod)}
-	case state == leaseExpired:
-		return writerVerdict{why: fmt.Sprintf("writer %s stopped renewing the shard Lease", pod)}
+	switch holder := leaseHolder(l); {
+	case seen.State == leaseHeld && holder == pod:
+		why := "writer holds the shard Lease"
+		if _, failed := jobFinished(job); failed {
+			why += fmt.Sprintf(" (its Job %s is failing; the writer lives until the Lease expires)", job.Name)
+		}
+		return writerVerdict{alive: true, recheck: seen.Left, why: why}
+	case seen.State == leaseHeld:
+		return writerVerdict{why: fmt.Sprintf("shard Lease is held by %s, not the writer %s", holder, pod)}
+	case seen.State == leaseExpired:
+		return writerVerdict{why: fmt.Sprintf("writer %s stopped renewing the shard Lease", pod) + jobSays(job)}
 	default:
-		return writerVerdict{why: fmt.Sprintf("writer %s released the shard Lease without finishing", pod)}
+		return writerVerdict{why: fmt.Sprintf("writer %s released the shard Lease without finishing", pod) + jobSays(job)}
 	}
+}
+
+// jobSays adds a failed Job to a verdict's reason.
+func jobSays(job *batchv1.Job) string {
+	if _, failed := jobFinished(job); failed {
+		return fmt.Sprintf("; Job %s failed", job.Name)
+	}
+	return ""
 }
 
 // recoveryOutcome is where recovery leaves a container.

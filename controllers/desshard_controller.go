@@ -146,6 +146,10 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 		if err != nil || l.Name != protocol.LeaseName(ds.Name, int32(id)) {
 			continue // not a shard lock of ours
 		}
+		// Busy is judged on the cached Lease against our clock, not with the DesContainer reconciler's
+		// lease.Observer: calling a shard busy is the safe direction (a run waits), and calling it free
+		// by mistake only costs a Job whose packer finds the Lease held and skips the shard (the claim
+		// is the arbiter). Recovery, which acts on "gone", uses the observer on uncached reads.
 		obs.leases[int32(id)] = classifyLease(l, now)
 		obs.holders[int32(id)] = leaseHolder(l)
 	}

@@ -12,7 +12,10 @@ import (
 // the packer cannot disagree on when a shard is busy or its writer gone. These names exist because the
 // reconcilers call their Lease variables "lease", which would hide the package.
 
-type leaseState = lease.State
+type (
+	leaseState       = lease.State
+	leaseObservation = lease.Observation
+)
 
 const (
 	leaseHeld    = lease.Held
