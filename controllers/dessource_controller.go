@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -203,7 +204,13 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 	if c := pass.counts; c != nil {
 		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
 	}
-	if err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base)); err != nil {
+	// A DesSource deleted during the pass is no error: nothing is left to describe (a "Reconciler
+	// error ... not found" in the log of a clean run would only be noise).
+	err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("update status of DesSource %s: %w", src.Name, err)
 	}
 	warnNewTrouble(r.Recorder, src, pass.base.Status.Conditions, st.Conditions, notReadyCheck, degradedCheck)
