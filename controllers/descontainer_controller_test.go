@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +43,13 @@ const crashShard = 3
 
 func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 	t.Helper()
+	return newCrashWorldWith(t, phase, nil)
+}
+
+// newCrashWorldWith is newCrashWorld with the DesContainer changed by mutate (given its archive
+// bucket) before it is created: its spec is immutable.
+func newCrashWorldWith(t *testing.T, phase desv1.ContainerPhase, mutate func(c *desv1.DesContainer, bucket string)) *crashWorld {
+	t.Helper()
 	e := newTestEnv(t)
 	pool, dsn := testworld.PG(t).NewDatabase(t)
 	mustExec(t, pool, userTable)
@@ -69,6 +79,9 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 			Labels: map[string]string{protocol.LabelDesShard: "daily", protocol.LabelShard: fmt.Sprint(crashShard)}},
 		Spec: desv1.DesContainerSpec{ShardRef: "daily", Shard: crashShard, Day: day.Format(time.DateOnly), Bucket: bucket,
 			Key: protocol.ContainerKey("arch", day, crashShard, id)},
+	}
+	if mutate != nil {
+		mutate(con, bucket)
 	}
 	e.create(con)
 	con.Status.Phase, con.Status.Pod = phase, "packer-pod-1"
@@ -444,4 +457,125 @@ func TestStaleCacheDoesNotRecoverALiveWriter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecoveryDeletesOnlyWhatTheContainerOwns: a DesContainer whose spec names a bucket or key that
+// is not its own under its DesShard (written by anyone who may create DesContainers, or by a bug)
+// must not make recovery delete that object. The object survives, the phase stays, the rows go back
+// to ready, Degraded says why, and one Warning event tells a person.
+func TestRecoveryDeletesOnlyWhatTheContainerOwns(t *testing.T) {
+	otherBucket := testworld.S3Store(t).NewBucket(t)
+	id := func(c *desv1.DesContainer) string { return c.Name[len("daily-"):] }
+	day := func(c *desv1.DesContainer) time.Time { d, _ := time.Parse(time.DateOnly, c.Spec.Day); return d }
+	cases := []struct {
+		name   string
+		mutate func(c *desv1.DesContainer, bucket string)
+		reason desv1.ConditionReason
+	}{
+		{"key under another prefix", func(c *desv1.DesContainer, _ string) {
+			c.Spec.Key = protocol.ContainerKey("precious", day(c), crashShard, id(c))
+		}, desv1.ReasonKeyNotOwned},
+		{"another bucket", func(c *desv1.DesContainer, _ string) { c.Spec.Bucket = otherBucket }, desv1.ReasonKeyNotOwned},
+		{"key of another shard", func(c *desv1.DesContainer, _ string) {
+			c.Spec.Key = protocol.ContainerKey("arch", day(c), crashShard+1, id(c))
+		}, desv1.ReasonKeyNotOwned},
+		{"key of another container", func(c *desv1.DesContainer, _ string) {
+			c.Spec.Key = protocol.ContainerKey("arch", day(c), crashShard, protocol.NewContainerID(day(c).Add(time.Hour)))
+		}, desv1.ReasonKeyNotOwned},
+		{"its own key, recorded as committed by another container", nil, desv1.ReasonKeyCommitted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorldWith(t, desv1.PhaseWriting, tc.mutate)
+			if tc.mutate == nil {
+				mustExec(t, w.pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes,
+					object_size, payload_checksum, index_checksum, writer) VALUES ($1, 'daily-c0000000000000001', $2, 'src', $3, now(), 5, 1, 1, 'x', 'y', 'other-pod')`,
+					w.con.Spec.Key, w.bucket, crashShard)
+			}
+			// Someone's object at the named location, and an upload of it that is not ours either.
+			if _, err := w.store.Put(w.ctx, w.con.Spec.Bucket, w.con.Spec.Key, []byte("not a container"), objstore.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			r := w.reconciler()
+			for range 2 {
+				w.reconcile(r, w.con.Name)
+			}
+			if _, err := w.store.Head(w.ctx, w.con.Spec.Bucket, w.con.Spec.Key); err != nil {
+				t.Fatalf("the object at %s/%s did not survive recovery: %v", w.con.Spec.Bucket, w.con.Spec.Key, err)
+			}
+			w.get(w.con)
+			if w.con.Status.Phase != desv1.PhaseWriting || len(w.con.Finalizers) == 0 {
+				t.Fatalf("phase %s, finalizers %v; want Writing and the finalizer kept for a person", w.con.Status.Phase, w.con.Finalizers)
+			}
+			c := meta.FindStatusCondition(w.con.Status.Conditions, desv1.ConditionDegraded)
+			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(tc.reason) || !strings.Contains(c.Message, w.con.Spec.Key) {
+				t.Fatalf("Degraded = %+v, want True/%s naming the key", c, tc.reason)
+			}
+			if counts, _ := w.cat.Count(w.ctx); counts != (catalog.Counts{Ready: 5}) {
+				t.Fatalf("catalog %+v: the rows should be rolled back (the catalog is keyed by container name)", counts)
+			}
+			if n := w.countEvents(tc.reason); n != 1 {
+				t.Fatalf("%d %s events after two reconciles, want 1", n, tc.reason)
+			}
+		})
+	}
+}
+
+// TestEmptyContainerDeletedByItsWriterIsQuiet: a packer that found no rows to claim deletes the
+// container it made; the recovery finalizer brings it to the controller, which must end it without a
+// Warning (a clean run would otherwise warn once per idle shard). A deleted container that did claim
+// rows is still a roll-back worth a Warning.
+func TestEmptyContainerDeletedByItsWriterIsQuiet(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		claimed  bool
+		warnings int
+	}{
+		{"nothing claimed, uploaded or stored", false, 0},
+		{"rows claimed", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorld(t, desv1.PhaseWriting)
+			if !tc.claimed {
+				if _, err := w.cat.RollBack(w.ctx, w.con.Name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.c.Delete(w.ctx, w.con); err != nil {
+				t.Fatal(err)
+			}
+			w.get(w.con)
+			stale := w.con.DeepCopy()
+			r := w.reconciler()
+			w.reconcile(r, w.con.Name)
+			// The cache may still show it, finished but with its finalizer: gone is no error.
+			stale.Status.Phase = desv1.PhaseRolledBack
+			r.Client = staleContainer{Client: w.c, snapshot: stale}
+			w.reconcile(r, w.con.Name)
+			if err := w.c.Get(w.ctx, client.ObjectKeyFromObject(w.con), w.con); !apierrors.IsNotFound(err) {
+				t.Fatalf("container still there after recovery of its deletion: %v (finalizers %v)", err, w.con.Finalizers)
+			}
+			if n := w.countEvents(desv1.RecoveredReason(desv1.PhaseRolledBack)); n != tc.warnings {
+				t.Fatalf("%d Warning %s events, want %d", n, desv1.RecoveredReason(desv1.PhaseRolledBack), tc.warnings)
+			}
+			if counts, _ := w.cat.Count(w.ctx); counts != (catalog.Counts{Ready: 5}) {
+				t.Fatalf("catalog %+v, want every row ready", counts)
+			}
+		})
+	}
+}
+
+// staleContainer answers reads of one DesContainer with an old snapshot, as an informer cache does
+// until it sees the deletion.
+type staleContainer struct {
+	client.Client
+	snapshot *desv1.DesContainer
+}
+
+func (s staleContainer) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if c, ok := obj.(*desv1.DesContainer); ok && key == client.ObjectKeyFromObject(s.snapshot) {
+		s.snapshot.DeepCopyInto(c)
+		return nil
+	}
+	return s.Client.Get(ctx, key, obj, opts...)
 }

@@ -103,4 +103,12 @@ const (
 const (
 	// ReasonRecoveryBlocked: recovery cannot reach the catalog or the archive and will retry.
 	ReasonRecoveryBlocked ConditionReason = "RecoveryBlocked"
+	// ReasonKeyNotOwned: the container's bucket or key is not the one the protocol gives it under its
+	// DesShard (archive bucket, prefix, spec.day, spec.shard, the container id in its name). Recovery
+	// rolled its rows back in the catalog but deletes nothing in the store and leaves the phase: a
+	// person decides (correct the spec, or remove the finalizer).
+	ReasonKeyNotOwned ConditionReason = "KeyNotOwned"
+	// ReasonKeyCommitted: the catalog records the container's key as committed (des_containers) for
+	// another container; recovery deletes nothing in the store and leaves the phase.
+	ReasonKeyCommitted ConditionReason = "KeyCommitted"
 )
