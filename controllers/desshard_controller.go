@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -82,6 +83,9 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 		}
 	}()
 	if problem == nil {
+		problem = r.checkArchiveCredentials(ctx, ds)
+	}
+	if problem == nil {
 		problem = r.ensurePackerAccess(ctx, ds)
 	}
 	if problem != nil {
@@ -105,6 +109,21 @@ func (r *DesShardReconciler) ensurePackerAccess(ctx context.Context, ds *desv1.D
 	}
 	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, ds, account); err != nil {
 		return packerAccessFailed(ctx, err)
+	}
+	return nil
+}
+
+// checkArchiveCredentials reads the archive store's credentials Secret before any Job mounts it: a
+// missing Secret or key is a person's to fix (Ready=False naming the Secret and the keys), and no
+// packer should start without its own credentials. Other store trouble is left to inspectArchive.
+func (r *DesShardReconciler) checkArchiveCredentials(ctx context.Context, ds *desv1.DesShard) *notReady {
+	if r.Connector == nil {
+		return nil
+	}
+	_, err := connect.StoreConfig(ctx, r.secrets, ds.Namespace, ds.Spec.Archive.ObjectStore)
+	if problem := secretProblem(err); problem != nil {
+		problem.message = "archive " + problem.message
+		return problem
 	}
 	return nil
 }

@@ -122,14 +122,10 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 		err = connect.Ping(pingCtx, pool)
 		cancel()
 	}
-	switch {
-	case errors.Is(err, connect.ErrSecretNotFound):
-		return nil, &notReady{desv1.ReasonSecretNotFound, err.Error()}
-	case errors.Is(err, connect.ErrSecretKeyMissing):
-		return nil, &notReady{desv1.ReasonSecretKeyNotFound, err.Error()}
-	case errors.Is(err, connect.ErrSecretUnreadable):
-		return nil, &notReady{desv1.ReasonSecretUnreadable, err.Error()}
-	case err != nil:
+	if problem := secretProblem(err); problem != nil {
+		return nil, problem
+	}
+	if err != nil {
 		// connect's errors never hold the DSN's password, so the message may go into the status.
 		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + err.Error()}
 	}
@@ -161,14 +157,19 @@ func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSo
 	return nil
 }
 
+// checkBucket resolves the source store's credentials (even with per-row buckets: the packer needs
+// them all the same) and probes the source bucket when there is a single one.
 func (r *DesSourceReconciler) checkBucket(ctx context.Context, src *desv1.DesSource) *notReady {
+	s, err := r.SourceStore(ctx, src)
+	if problem := secretProblem(err); problem != nil {
+		return problem
+	}
+	if err != nil {
+		return &notReady{desv1.ReasonObjectStoreUnusable, err.Error()}
+	}
 	bucket := src.Spec.Store.Bucket
 	if bucket == "" {
 		return nil // per-row buckets: nothing single to probe
-	}
-	s, err := r.SourceStore(ctx, src)
-	if err != nil {
-		return &notReady{desv1.ReasonObjectStoreUnusable, err.Error()}
 	}
 	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -225,4 +226,22 @@ func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.CronJob{}).
 		Named("dessource").
 		Complete(r)
+}
+
+// secretProblem is the Ready=False a Secret error calls for, naming the Secret and what it lacks, or
+// nil when err is not about a Secret.
+func secretProblem(err error) *notReady {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, connect.ErrNoCredentialsSecret):
+		return &notReady{desv1.ReasonNoCredentialsSecret, err.Error()}
+	case errors.Is(err, connect.ErrSecretNotFound):
+		return &notReady{desv1.ReasonSecretNotFound, err.Error()}
+	case errors.Is(err, connect.ErrSecretKeyMissing):
+		return &notReady{desv1.ReasonSecretKeyNotFound, err.Error()}
+	case errors.Is(err, connect.ErrSecretUnreadable):
+		return &notReady{desv1.ReasonSecretUnreadable, err.Error()}
+	}
+	return nil
 }

@@ -65,9 +65,12 @@ const (
 
 // DesSource reasons (Ready and Degraded).
 const (
-	ReasonSecretNotFound      ConditionReason = "SecretNotFound"
-	ReasonSecretUnreadable    ConditionReason = "SecretUnreadable"
-	ReasonSecretKeyNotFound   ConditionReason = "SecretKeyNotFound"
+	ReasonSecretNotFound    ConditionReason = "SecretNotFound"
+	ReasonSecretUnreadable  ConditionReason = "SecretUnreadable"
+	ReasonSecretKeyNotFound ConditionReason = "SecretKeyNotFound"
+	// ReasonNoCredentialsSecret: an object store spec names no credentials Secret; DES never uses
+	// the controller's own identity (pod role, IRSA, environment) instead.
+	ReasonNoCredentialsSecret ConditionReason = "NoCredentialsSecret"
 	ReasonDatabaseUnreachable ConditionReason = "DatabaseUnreachable"
 	ReasonInvalidMapping      ConditionReason = "InvalidMapping"
 	ReasonMigrationFailed     ConditionReason = "MigrationFailed"
