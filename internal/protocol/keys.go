@@ -134,8 +134,8 @@ func CheckContainerKey(prefix, desShard, day string, shard int32, name, key stri
 	if err != nil {
 		return fmt.Errorf("%w: day %q is not YYYY-MM-DD", ErrOtherDay, day)
 	}
-	id, ok := strings.CutPrefix(name, desShard+"-")
-	if !ok || !IsContainerID(id) {
+	id, ok := ContainerIDOf(desShard, name)
+	if !ok {
 		return fmt.Errorf("%w: name %q is not %s-<container-id>", ErrOtherContainer, name, desShard)
 	}
 	want := ContainerKey(prefix, d, shard, id)
@@ -161,6 +161,15 @@ func under(prefix string) string {
 		return ""
 	}
 	return p + "/"
+}
+
+// ContainerIDOf is the container id in a DesContainer name made by ContainerName(desShard, id).
+func ContainerIDOf(desShard, name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, desShard+"-")
+	if !ok || !IsContainerID(id) {
+		return "", false
+	}
+	return id, true
 }
 
 // IsContainerID reports whether id is what NewContainerID makes: "c" and 16 lower-case hex digits.
