@@ -83,6 +83,11 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 		}
 	}()
 	if problem == nil {
+		if problem, err = r.checkOverlap(ctx, ds, obs.shards); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if problem == nil {
 		problem = r.checkArchiveCredentials(ctx, ds)
 	}
 	if problem == nil {

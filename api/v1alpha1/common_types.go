@@ -90,10 +90,14 @@ const (
 const (
 	ReasonSourceNotFound ConditionReason = "SourceNotFound"
 	ReasonInvalidShards  ConditionReason = "InvalidShards"
-	ReasonJobsActive     ConditionReason = "JobsActive"
-	ReasonIdle           ConditionReason = "Idle"
-	ReasonNoFailures     ConditionReason = "NoFailures"
-	ReasonJobsFailed     ConditionReason = "JobsFailed"
+	// ReasonOverlapsDesShard: an earlier DesShard (by creation, then namespace/name, in any
+	// namespace) claims some of the same shards under the same archive bucket and prefix; this one
+	// creates no Jobs and sweeps nothing until one of them changes.
+	ReasonOverlapsDesShard ConditionReason = "OverlapsDesShard"
+	ReasonJobsActive       ConditionReason = "JobsActive"
+	ReasonIdle             ConditionReason = "Idle"
+	ReasonNoFailures       ConditionReason = "NoFailures"
+	ReasonJobsFailed       ConditionReason = "JobsFailed"
 	// ReasonJobCreateFailed: a packer Job was refused (ResourceQuota, Pod Security admission, RBAC);
 	// the run is retried, but only a person can lift the refusal.
 	ReasonJobCreateFailed         ConditionReason = "JobCreateFailed"
