@@ -377,7 +377,8 @@ func TestSkewedWriterClockIsNotDeath(t *testing.T) {
 	w.reconcile(r, w.con.Name) // sees the last renewal: 30 s from here
 	w.clock.Step(31 * time.Second)
 	w.reconcile(r, w.con.Name)
-	if w.get(w.con); w.con.Status.Phase != desv1.PhaseRolledBack {
+	w.get(w.con)
+	if w.con.Status.Phase != desv1.PhaseRolledBack {
 		t.Fatalf("writer stopped renewing 31 s ago: phase %s, want RolledBack", w.con.Status.Phase)
 	}
 }
