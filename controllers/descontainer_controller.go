@@ -22,6 +22,7 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -35,8 +36,13 @@ type DesContainerReconciler struct {
 	// the new holder's acquire (seen on the real node when a packer pod is replaced), and recovering
 	// a live writer's container would race that writer. Nil judges on the cache alone.
 	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	// Leases judges shard Leases by what this controller saw change and when, on Clock, never by
+	// comparing a Lease's renewTime (the packer's clock) to Clock (lease.Observer). The manager always
+	// sets one; nil judges by renewTime against Clock (lease.Classify), which only tests whose writers
+	// are all dead and whose clocks agree may rely on.
+	Leases   *lease.Observer
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=descontainers,verbs=get;list;watch;update;patch;delete
@@ -91,12 +97,9 @@ func (r *DesContainerReconciler) judgeFresh(ctx context.Context, c *desv1.DesCon
 }
 
 func (r *DesContainerReconciler) judge(ctx context.Context, reader client.Reader, c *desv1.DesContainer, now time.Time) (writerVerdict, error) {
-	lease := &coordinationv1.Lease{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)}, lease)
-	if apierrors.IsNotFound(err) {
-		lease = nil
-	} else if err != nil {
-		return writerVerdict{}, fmt.Errorf("get shard Lease: %w", err)
+	l, seen, err := r.observeLease(ctx, c, now)
+	if err != nil {
+		return writerVerdict{}, err
 	}
 	var job *batchv1.Job
 	if c.Status.Job != "" {
@@ -108,7 +111,32 @@ func (r *DesContainerReconciler) judge(ctx context.Context, reader client.Reader
 			return writerVerdict{}, fmt.Errorf("get Job %s: %w", c.Status.Job, err)
 		}
 	}
-	return judgeWriter(c, lease, job, now), nil
+	return judgeWriter(c, l, seen, job, now), nil
+}
+
+// observeLease reads the container's shard Lease around the cache and judges it. The read is
+// uncached because it decides whether a writer is gone: an observer fed from a lagging cache would
+// see the renewals late, and a cache missing a new holder's acquire would call a live writer gone.
+func (r *DesContainerReconciler) observeLease(ctx context.Context, c *desv1.DesContainer, now time.Time) (*coordinationv1.Lease, leaseObservation, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	name := protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)
+	l := &coordinationv1.Lease{}
+	err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, l)
+	switch {
+	case apierrors.IsNotFound(err):
+		if r.Leases != nil {
+			r.Leases.Forget(c.Namespace, name)
+		}
+		return nil, leaseObservation{State: lease.Free}, nil
+	case err != nil:
+		return nil, leaseObservation{}, fmt.Errorf("get shard Lease %s: %w", name, err)
+	case r.Leases == nil:
+		return l, leaseObservation{State: lease.Classify(l, now), Left: lease.Expiry(l).Sub(now)}, nil
+	}
+	return l, r.Leases.Observe(l, now), nil
 }
 
 func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {
@@ -122,21 +150,48 @@ func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContai
 		recoveries.WithLabelValues("error").Inc()
 		return ctrl.Result{}, fmt.Errorf("recover container %s: %w", c.Name, err)
 	}
-	recoveries.WithLabelValues(string(out.phase)).Inc()
-	eventType := corev1.EventTypeNormal
-	if out.phase != desv1.PhaseCommitted {
-		eventType = corev1.EventTypeWarning
+	if out.refused != nil {
+		recoveries.WithLabelValues("refused").Inc()
+		return ctrl.Result{}, r.recordRefused(ctx, c, out.refused)
 	}
-	r.Recorder.Eventf(c, nil, eventType, string(desv1.RecoveredReason(out.phase)), "Recover", "%s", out.reason)
+	recoveries.WithLabelValues(string(out.phase)).Inc()
 	if err := r.setFinalPhase(ctx, c, out); apierrors.IsNotFound(err) {
 		// Its writer finished with it meanwhile (an empty container is deleted by the packer that
-		// made it, right after releasing its Lease); recovery is idempotent, so nothing is left to do.
+		// made it); recovery is idempotent, so nothing is left to do or to tell.
 		log.FromContext(ctx).V(1).Info("container gone while recovering it", "container", c.Name)
 		return ctrl.Result{}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
+	r.recordOutcome(ctx, c, out)
 	return r.finish(ctx, c)
+}
+
+// recordOutcome tells what recovery did: a roll-forward is news, a roll-back is a Warning (a writer
+// died with work in hand), and a deleted container that held nothing is the quiet end of a packer
+// that found no rows to claim, told only in the log.
+func (r *DesContainerReconciler) recordOutcome(ctx context.Context, c *desv1.DesContainer, out recoveryOutcome) {
+	if out.quiet {
+		log.FromContext(ctx).V(1).Info("empty container deleted by its writer", "container", c.Name)
+		return
+	}
+	eventType := corev1.EventTypeNormal
+	if out.phase != desv1.PhaseCommitted {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(c, nil, eventType, string(desv1.RecoveredReason(out.phase)), "Recover", "%s", out.reason)
+}
+
+// recordRefused shows in Degraded, and in one Warning event, why recovery deleted nothing: the
+// container names an archive location that is not its own. The phase stays; a person decides.
+func (r *DesContainerReconciler) recordRefused(ctx context.Context, c *desv1.DesContainer, refused error) error {
+	base := c.DeepCopy()
+	setStatusCondition(&c.Status.Conditions, desv1.ConditionDegraded, true, refusedReason(refused), refused.Error(), c.Generation)
+	if err := client.IgnoreNotFound(r.Status().Patch(ctx, c, client.MergeFrom(base))); err != nil {
+		return fmt.Errorf("record refused recovery of %s: %w", c.Name, err)
+	}
+	warnNewTrouble(r.Recorder, c, base.Status.Conditions, c.Status.Conditions, degradedCheck)
+	return nil
 }
 
 // recovererFor resolves the container's DesShard and DesSource into a catalog and an archive store.
@@ -163,7 +218,7 @@ func (r *DesContainerReconciler) recovererFor(ctx context.Context, c *desv1.DesC
 			Shard: int(c.Spec.Shard), Day: day, Files: s.Files, Bytes: s.PayloadBytes, ObjectSize: s.Size,
 			PayloadChecksum: s.PayloadChecksum(), IndexChecksum: s.IndexChecksum(), Writer: writerOf(c)}
 	}
-	return &recoverer{cat: cat, store: store, record: record}, nil
+	return &recoverer{cat: cat, store: store, record: record, bucket: ds.Spec.Archive.Bucket, prefix: ds.Spec.Archive.Prefix}, nil
 }
 
 func writerOf(c *desv1.DesContainer) string {
@@ -213,7 +268,9 @@ func (r *DesContainerReconciler) recordBlocked(ctx context.Context, c *desv1.Des
 // retention has passed; the catalog's des_containers table keeps the permanent record.
 func (r *DesContainerReconciler) finish(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {
 	if controllerutil.RemoveFinalizer(c, protocol.FinalizerRecovery) {
-		if err := r.Update(ctx, c); err != nil {
+		// NotFound: deleted meanwhile (the last finalizer went in an earlier pass that the cache had
+		// not shown yet); nothing is left to finish.
+		if err := client.IgnoreNotFound(r.Update(ctx, c)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("remove finalizer of %s: %w", c.Name, err)
 		}
 	}

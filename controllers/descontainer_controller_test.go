@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +21,7 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/test/testworld"
@@ -36,6 +42,13 @@ type crashWorld struct {
 const crashShard = 3
 
 func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
+	t.Helper()
+	return newCrashWorldWith(t, phase, nil)
+}
+
+// newCrashWorldWith is newCrashWorld with the DesContainer changed by mutate (given its archive
+// bucket) before it is created: its spec is immutable.
+func newCrashWorldWith(t *testing.T, phase desv1.ContainerPhase, mutate func(c *desv1.DesContainer, bucket string)) *crashWorld {
 	t.Helper()
 	e := newTestEnv(t)
 	pool, dsn := testworld.PG(t).NewDatabase(t)
@@ -67,6 +80,9 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 		Spec: desv1.DesContainerSpec{ShardRef: "daily", Shard: crashShard, Day: day.Format(time.DateOnly), Bucket: bucket,
 			Key: protocol.ContainerKey("arch", day, crashShard, id)},
 	}
+	if mutate != nil {
+		mutate(con, bucket)
+	}
 	e.create(con)
 	con.Status.Phase, con.Status.Pod = phase, "packer-pod-1"
 	if err := e.c.Status().Update(e.ctx, con); err != nil {
@@ -82,7 +98,7 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 func (w *crashWorld) reconciler() *DesContainerReconciler {
 	connector := NewConnector(w.c)
 	w.t.Cleanup(connector.Close)
-	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Connector: connector, Recorder: w.events, Clock: w.clock}
+	return &DesContainerReconciler{Client: w.c, APIReader: w.c, Leases: lease.NewObserver(), Connector: connector, Recorder: w.events, Clock: w.clock}
 }
 
 // archive builds the container the packer would have written for rows, with big payloads (≥ 300 B)
@@ -258,16 +274,17 @@ func TestLiveWriterIsLeftAlone(t *testing.T) {
 	w := newCrashWorld(t, desv1.PhaseWriting)
 	w.holdLease()
 	before := w.state()
-	res := w.reconcile(w.reconciler(), w.con.Name)
+	r := w.reconciler()
+	res := w.reconcile(r, w.con.Name)
 	if after := w.state(); after != before {
 		t.Fatalf("recovery touched a container whose writer is alive:\n%s\n%s", before, after)
 	}
 	if res.RequeueAfter <= 0 || res.RequeueAfter > 31*time.Second {
 		t.Fatalf("requeue after %v, want the Lease expiry", res.RequeueAfter)
 	}
-	// Once the Lease expires the container is recovered.
+	// Once this controller has seen the Lease unchanged for its duration, the container is recovered.
 	w.clock.Step(31 * time.Second)
-	w.reconcile(w.reconciler(), w.con.Name)
+	w.reconcile(r, w.con.Name)
 	w.get(w.con)
 	if w.con.Status.Phase != desv1.PhaseRolledBack {
 		t.Fatalf("after the Lease expired: phase %s", w.con.Status.Phase)
@@ -276,33 +293,126 @@ func TestLiveWriterIsLeftAlone(t *testing.T) {
 
 func TestJudgeWriter(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	lease := func(holder string, ago time.Duration) *coordinationv1.Lease {
+	// The renew time is the writer's clock and never decides: ten minutes off either way.
+	leaseOf := func(holder string, skew time.Duration) *coordinationv1.Lease {
 		return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder),
-			LeaseDurationSeconds: ptr.To(int32(30)), RenewTime: &metav1.MicroTime{Time: now.Add(-ago)}}}
+			LeaseDurationSeconds: ptr.To(int32(30)), RenewTime: &metav1.MicroTime{Time: now.Add(skew)}}}
 	}
+	held := leaseObservation{State: leaseHeld, Left: 20 * time.Second}
+	expired := leaseObservation{State: leaseExpired}
+	free := leaseObservation{State: lease.Free}
 	con := func(pod string, age time.Duration) *desv1.DesContainer {
 		c := &desv1.DesContainer{}
 		c.CreationTimestamp = metav1.NewTime(now.Add(-age))
 		c.Status.Pod = pod
 		return c
 	}
+	jobWith := func(cond batchv1.JobConditionType) *batchv1.Job {
+		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "daily-r1-g0"}}
+		j.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue}}
+		return j
+	}
 	cases := []struct {
-		name  string
-		c     *desv1.DesContainer
-		lease *coordinationv1.Lease
-		alive bool
+		name    string
+		c       *desv1.DesContainer
+		lease   *coordinationv1.Lease
+		seen    leaseObservation
+		job     *batchv1.Job
+		alive   bool
+		recheck time.Duration
 	}{
-		{"writer holds a fresh lease", con("p1", time.Hour), lease("p1", 5*time.Second), true},
-		{"writer's lease expired", con("p1", time.Hour), lease("p1", time.Minute), false},
-		{"another pod took the shard", con("p1", time.Hour), lease("p2", time.Second), false},
-		{"no lease at all", con("p1", time.Hour), nil, false},
-		{"brand new container without a pod yet", con("", time.Second), nil, true},
-		{"old container that never got a pod", con("", time.Hour), nil, false},
+		{"writer holds a Lease renewed by a clock 10 min behind", con("p1", time.Hour), leaseOf("p1", -10*time.Minute), held, nil, true, 20 * time.Second},
+		{"writer holds a Lease renewed by a clock 10 min ahead", con("p1", time.Hour), leaseOf("p1", 10*time.Minute), held, nil, true, 20 * time.Second},
+		{"writer's Lease unchanged for its duration, renewTime looks fresh", con("p1", time.Hour), leaseOf("p1", 0), expired, nil, false, 0},
+		{"another pod took the shard", con("p1", time.Hour), leaseOf("p2", 0), held, nil, false, 0},
+		{"released without finishing", con("p1", time.Hour), leaseOf("", 0), free, nil, false, 0},
+		{"no lease at all", con("p1", time.Hour), nil, free, nil, false, 0},
+		{"Job FailureTarget while the writer holds its Lease: SIGTERM is coming, not death", con("p1", time.Hour), leaseOf("p1", 0), held, jobWith(batchv1.JobFailureTarget), true, 20 * time.Second},
+		{"Job Failed while the writer holds its Lease", con("p1", time.Hour), leaseOf("p1", 0), held, jobWith(batchv1.JobFailed), true, 20 * time.Second},
+		{"Job Failed and the Lease expired", con("p1", time.Hour), leaseOf("p1", 0), expired, jobWith(batchv1.JobFailed), false, 0},
+		{"Job complete, Lease released", con("p1", time.Hour), leaseOf("", 0), free, jobWith(batchv1.JobComplete), false, 0},
+		{"brand new container without a pod yet", con("", time.Second), nil, free, nil, true, protocol.LeaseDuration - time.Second},
+		{"brand new container without a pod, its Job failing", con("", time.Second), nil, free, jobWith(batchv1.JobFailureTarget), true, protocol.LeaseDuration - time.Second},
+		{"old container that never got a pod", con("", time.Hour), nil, free, nil, false, 0},
 	}
 	for _, tc := range cases {
-		if got := judgeWriter(tc.c, tc.lease, nil, now); got.alive != tc.alive {
-			t.Errorf("%s: alive = %v (%s), want %v", tc.name, got.alive, got.why, tc.alive)
+		t.Run(tc.name, func(t *testing.T) {
+			got := judgeWriter(tc.c, tc.lease, tc.seen, tc.job, now)
+			if got.alive != tc.alive || got.recheck != tc.recheck {
+				t.Fatalf("alive = %v, recheck %s (%s); want %v, %s", got.alive, got.recheck, got.why, tc.alive, tc.recheck)
+			}
+		})
+	}
+}
+
+// renewLease writes the shard Lease as its holder's renewal would: renewTime moves on by d on the
+// writer's clock, whatever that clock says.
+func (w *crashWorld) renewLease(d time.Duration) {
+	w.t.Helper()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: protocol.LeaseName("daily", crashShard)}}
+	w.get(l)
+	l.Spec.RenewTime = &metav1.MicroTime{Time: l.Spec.RenewTime.Add(d)}
+	if err := w.c.Update(w.ctx, l); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// TestSkewedWriterClockIsNotDeath: the writer's clock is 10 minutes behind the controller's, so every
+// renewTime it writes looks long expired. While it keeps renewing, its container is left alone; once
+// it stops, the controller recovers the container after seeing the Lease unchanged for 30 s.
+func TestSkewedWriterClockIsNotDeath(t *testing.T) {
+	w := newCrashWorld(t, desv1.PhaseWriting)
+	w.holdLease()
+	w.renewLease(-10 * time.Minute)
+	r := w.reconciler()
+	before := w.state()
+	for range 4 {
+		w.reconcile(r, w.con.Name)
+		if after := w.state(); after != before {
+			t.Fatalf("recovery touched the container of a writer that renews its Lease:\n%s\n%s", before, after)
 		}
+		w.clock.Step(20 * time.Second) // 80 s in all: longer than the Lease duration
+		w.renewLease(20 * time.Second)
+	}
+	w.reconcile(r, w.con.Name) // sees the last renewal: 30 s from here
+	w.clock.Step(31 * time.Second)
+	w.reconcile(r, w.con.Name)
+	w.get(w.con)
+	if w.con.Status.Phase != desv1.PhaseRolledBack {
+		t.Fatalf("writer stopped renewing 31 s ago: phase %s, want RolledBack", w.con.Status.Phase)
+	}
+}
+
+// TestFailingJobWithHeldLeaseIsNotDeath: the Job controller marks a Job FailureTarget before it sends
+// SIGTERM to the pods, and the packer finishes the container it is committing after SIGTERM. While
+// the writer's Lease is renewed, its container must not be recovered.
+func TestFailingJobWithHeldLeaseIsNotDeath(t *testing.T) {
+	w := newCrashWorld(t, desv1.PhaseUploaded)
+	w.holdLease()
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "daily-r1-g0"}, Spec: batchv1.JobSpec{
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "pack", Image: "des"}}}}}}
+	w.create(job)
+	start := metav1.NewTime(w.clock.Now().Add(-time.Minute))
+	job.Status.StartTime = &start
+	job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue,
+		Reason: "DeadlineExceeded", Message: "Job was active longer than specified deadline", LastTransitionTime: metav1.NewTime(w.clock.Now())}}
+	if err := w.c.Status().Update(w.ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	w.setStatus(func(st *desv1.DesContainerStatus) { st.Job = job.Name })
+	r := w.reconciler()
+	before := w.state()
+	for range 3 {
+		res := w.reconcile(r, w.con.Name)
+		if after := w.state(); after != before {
+			t.Fatalf("recovery touched the container of a SIGTERMed writer that holds its Lease:\n%s\n%s", before, after)
+		}
+		if res.RequeueAfter <= 0 {
+			t.Fatalf("no requeue for a live writer: %v", res)
+		}
+		w.clock.Step(10 * time.Second)
+		w.renewLease(10 * time.Second)
 	}
 }
 
@@ -348,4 +458,125 @@ func TestStaleCacheDoesNotRecoverALiveWriter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecoveryDeletesOnlyWhatTheContainerOwns: a DesContainer whose spec names a bucket or key that
+// is not its own under its DesShard (written by anyone who may create DesContainers, or by a bug)
+// must not make recovery delete that object. The object survives, the phase stays, the rows go back
+// to ready, Degraded says why, and one Warning event tells a person.
+func TestRecoveryDeletesOnlyWhatTheContainerOwns(t *testing.T) {
+	otherBucket := testworld.S3Store(t).NewBucket(t)
+	id := func(c *desv1.DesContainer) string { return c.Name[len("daily-"):] }
+	day := func(c *desv1.DesContainer) time.Time { d, _ := time.Parse(time.DateOnly, c.Spec.Day); return d }
+	cases := []struct {
+		name   string
+		mutate func(c *desv1.DesContainer, bucket string)
+		reason desv1.ConditionReason
+	}{
+		{"key under another prefix", func(c *desv1.DesContainer, _ string) {
+			c.Spec.Key = protocol.ContainerKey("precious", day(c), crashShard, id(c))
+		}, desv1.ReasonKeyNotOwned},
+		{"another bucket", func(c *desv1.DesContainer, _ string) { c.Spec.Bucket = otherBucket }, desv1.ReasonKeyNotOwned},
+		{"key of another shard", func(c *desv1.DesContainer, _ string) {
+			c.Spec.Key = protocol.ContainerKey("arch", day(c), crashShard+1, id(c))
+		}, desv1.ReasonKeyNotOwned},
+		{"key of another container", func(c *desv1.DesContainer, _ string) {
+			c.Spec.Key = protocol.ContainerKey("arch", day(c), crashShard, protocol.NewContainerID(day(c).Add(time.Hour)))
+		}, desv1.ReasonKeyNotOwned},
+		{"its own key, recorded as committed by another container", nil, desv1.ReasonKeyCommitted},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorldWith(t, desv1.PhaseWriting, tc.mutate)
+			if tc.mutate == nil {
+				mustExec(t, w.pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes,
+					object_size, payload_checksum, index_checksum, writer) VALUES ($1, 'daily-c0000000000000001', $2, 'src', $3, now(), 5, 1, 1, 'x', 'y', 'other-pod')`,
+					w.con.Spec.Key, w.bucket, crashShard)
+			}
+			// Someone's object at the named location, and an upload of it that is not ours either.
+			if _, err := w.store.Put(w.ctx, w.con.Spec.Bucket, w.con.Spec.Key, []byte("not a container"), objstore.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			r := w.reconciler()
+			for range 2 {
+				w.reconcile(r, w.con.Name)
+			}
+			if _, err := w.store.Head(w.ctx, w.con.Spec.Bucket, w.con.Spec.Key); err != nil {
+				t.Fatalf("the object at %s/%s did not survive recovery: %v", w.con.Spec.Bucket, w.con.Spec.Key, err)
+			}
+			w.get(w.con)
+			if w.con.Status.Phase != desv1.PhaseWriting || len(w.con.Finalizers) == 0 {
+				t.Fatalf("phase %s, finalizers %v; want Writing and the finalizer kept for a person", w.con.Status.Phase, w.con.Finalizers)
+			}
+			c := meta.FindStatusCondition(w.con.Status.Conditions, desv1.ConditionDegraded)
+			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(tc.reason) || !strings.Contains(c.Message, w.con.Spec.Key) {
+				t.Fatalf("Degraded = %+v, want True/%s naming the key", c, tc.reason)
+			}
+			if counts, _ := w.cat.Count(w.ctx); counts != (catalog.Counts{Ready: 5}) {
+				t.Fatalf("catalog %+v: the rows should be rolled back (the catalog is keyed by container name)", counts)
+			}
+			if n := w.countEvents(tc.reason); n != 1 {
+				t.Fatalf("%d %s events after two reconciles, want 1", n, tc.reason)
+			}
+		})
+	}
+}
+
+// TestEmptyContainerDeletedByItsWriterIsQuiet: a packer that found no rows to claim deletes the
+// container it made; the recovery finalizer brings it to the controller, which must end it without a
+// Warning (a clean run would otherwise warn once per idle shard). A deleted container that did claim
+// rows is still a roll-back worth a Warning.
+func TestEmptyContainerDeletedByItsWriterIsQuiet(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		claimed  bool
+		warnings int
+	}{
+		{"nothing claimed, uploaded or stored", false, 0},
+		{"rows claimed", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newCrashWorld(t, desv1.PhaseWriting)
+			if !tc.claimed {
+				if _, err := w.cat.RollBack(w.ctx, w.con.Name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.c.Delete(w.ctx, w.con); err != nil {
+				t.Fatal(err)
+			}
+			w.get(w.con)
+			stale := w.con.DeepCopy()
+			r := w.reconciler()
+			w.reconcile(r, w.con.Name)
+			// The cache may still show it, finished but with its finalizer: gone is no error.
+			stale.Status.Phase = desv1.PhaseRolledBack
+			r.Client = staleContainer{Client: w.c, snapshot: stale}
+			w.reconcile(r, w.con.Name)
+			if err := w.c.Get(w.ctx, client.ObjectKeyFromObject(w.con), w.con); !apierrors.IsNotFound(err) {
+				t.Fatalf("container still there after recovery of its deletion: %v (finalizers %v)", err, w.con.Finalizers)
+			}
+			if n := w.countEvents(desv1.RecoveredReason(desv1.PhaseRolledBack)); n != tc.warnings {
+				t.Fatalf("%d Warning %s events, want %d", n, desv1.RecoveredReason(desv1.PhaseRolledBack), tc.warnings)
+			}
+			if counts, _ := w.cat.Count(w.ctx); counts != (catalog.Counts{Ready: 5}) {
+				t.Fatalf("catalog %+v, want every row ready", counts)
+			}
+		})
+	}
+}
+
+// staleContainer answers reads of one DesContainer with an old snapshot, as an informer cache does
+// until it sees the deletion.
+type staleContainer struct {
+	client.Client
+	snapshot *desv1.DesContainer
+}
+
+func (s staleContainer) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if c, ok := obj.(*desv1.DesContainer); ok && key == client.ObjectKeyFromObject(s.snapshot) {
+		s.snapshot.DeepCopyInto(c)
+		return nil
+	}
+	return s.Client.Get(ctx, key, obj, opts...)
 }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -92,6 +93,14 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 		}
 	}()
 	if problem == nil {
+		if problem, err = r.checkOverlap(ctx, ds, obs.shards); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if problem == nil {
+		problem = r.checkArchiveCredentials(ctx, ds)
+	}
+	if problem == nil {
 		problem = r.ensurePackerAccess(ctx, ds)
 	}
 	if problem != nil {
@@ -115,6 +124,21 @@ func (r *DesShardReconciler) ensurePackerAccess(ctx context.Context, ds *desv1.D
 	}
 	if err := ensurePackerAccess(ctx, r.Client, r.Scheme, ds, account); err != nil {
 		return packerAccessFailed(ctx, err)
+	}
+	return nil
+}
+
+// checkArchiveCredentials reads the archive store's credentials Secret before any Job mounts it: a
+// missing Secret or key is a person's to fix (Ready=False naming the Secret and the keys), and no
+// packer should start without its own credentials. Other store trouble is left to inspectArchive.
+func (r *DesShardReconciler) checkArchiveCredentials(ctx context.Context, ds *desv1.DesShard) *notReady {
+	if r.Connector == nil {
+		return nil
+	}
+	_, err := connect.StoreConfig(ctx, r.secrets, ds.Namespace, ds.Spec.Archive.ObjectStore)
+	if problem := secretProblem(err); problem != nil {
+		problem.message = "archive " + problem.message
+		return problem
 	}
 	return nil
 }
@@ -159,6 +183,10 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 		if err != nil || l.Name != protocol.LeaseName(ds.Name, int32(id)) {
 			continue // not a shard lock of ours
 		}
+		// Busy is judged on the cached Lease against our clock, not with the DesContainer reconciler's
+		// lease.Observer: calling a shard busy is the safe direction (a run waits), and calling it free
+		// by mistake only costs a Job whose packer finds the Lease held and skips the shard (the claim
+		// is the arbiter). Recovery, which acts on "gone", uses the observer on uncached reads.
 		obs.leases[int32(id)] = classifyLease(l, now)
 		obs.holders[int32(id)] = leaseHolder(l)
 	}

@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -18,10 +19,22 @@ import (
 )
 
 func (e *testEnv) shardReconciler() *DesShardReconciler {
+	e.ensureArchiveSecret()
 	connector := NewConnector(e.c)
 	e.t.Cleanup(connector.Close)
 	return &DesShardReconciler{Client: e.c, Connector: connector, Scheme: testScheme, Recorder: e.events, Clock: e.clock,
 		Jobs: JobDefaults{Image: "des:test", ServiceAccountName: "des-packer", TTLSecondsAfterFinished: 3600}}
+}
+
+// ensureArchiveSecret provides the archive-s3 Secret sampleShard names, unless the test made its
+// own: the DesShard reconciler reads it before any Job may mount it.
+func (e *testEnv) ensureArchiveSecret() {
+	e.t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "archive-s3"},
+		StringData: map[string]string{"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}}
+	if err := e.c.Create(e.ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *testEnv) jobs(desShard string) map[string]string {
@@ -158,6 +171,20 @@ func TestShardProblemsShowInReady(t *testing.T) {
 		{"shard beyond the source's width", "InvalidShards", "ids are 0..15", func(e *testEnv) {
 			e.create(sampleSource("src"))
 			e.create(sampleShard("daily", "src", 16))
+		}},
+		{"archive Secret without the access-key entries", "SecretKeyNotFound",
+			`archive store credentials: Secret "archive-no-keys" has no keys "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"`, func(e *testEnv) {
+				e.create(sampleSource("src"))
+				e.secret("archive-no-keys", map[string]string{"region": "eu-west-1"})
+				ds := sampleShard("daily", "src", 0)
+				ds.Spec.Archive.CredentialsSecretRef.Name = "archive-no-keys"
+				e.create(ds)
+			}},
+		{"archive Secret missing", "SecretNotFound", `archive store credentials: Secret "archive-gone" does not exist`, func(e *testEnv) {
+			e.create(sampleSource("src"))
+			ds := sampleShard("daily", "src", 0)
+			ds.Spec.Archive.CredentialsSecretRef.Name = "archive-gone"
+			e.create(ds)
 		}},
 	}
 	for _, tc := range cases {

@@ -67,6 +67,9 @@ func jobName(desShard string, run int64, group int) string {
 
 // jobFinished reports whether a Job has completed or failed for good.
 func jobFinished(j *batchv1.Job) (finished bool, failed bool) {
+	if j == nil {
+		return false, false
+	}
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

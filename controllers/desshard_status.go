@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -41,7 +42,13 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 	setStatusCondition(&st.Conditions, desv1.ConditionProgressing, active > 0, progressing, progressingMsg, ds.Generation)
 	degraded, reason, msg := shardDegraded(obs, failed)
 	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, degraded, reason, msg, ds.Generation)
-	if err := r.Status().Patch(ctx, ds, client.MergeFrom(base)); err != nil {
+	// A DesShard deleted during the pass is no error: nothing is left to describe (a "Reconciler
+	// error ... not found" in the log of a clean run would only be noise).
+	err := r.Status().Patch(ctx, ds, client.MergeFrom(base))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("update status of DesShard %s: %w", ds.Name, err)
 	}
 	warnNewTrouble(r.Recorder, ds, base.Status.Conditions, st.Conditions, notReadyCheck, degradedCheck)

@@ -42,6 +42,28 @@ func orphans(items []archiveItem, dayPrefix string, shards map[string]bool, live
 	return out
 }
 
+// accountedKeys are the container keys the sweep must leave alone because a DesContainer of the
+// DesShard still stands for them: every unfinished container, and a Failed one (it waits for a person,
+// with its object as evidence). A rolled-back container's debris is the sweep's, and a committed
+// container's object is kept by the catalog's record (only a stray upload of its key is swept). Each container accounts for the key in its spec and for the key the
+// protocol derives from its name, day and shard, so a spec that names another key (which recovery
+// refuses to touch, KeyNotOwned) cannot expose the container's real object to the sweep.
+func accountedKeys(prefix string, containers []desv1.DesContainer) map[string]bool {
+	keys := map[string]bool{}
+	for i := range containers {
+		c := &containers[i]
+		if c.Status.Phase == desv1.PhaseRolledBack || c.Status.Phase == desv1.PhaseCommitted {
+			continue
+		}
+		keys[c.Spec.Key] = true
+		day, err := time.Parse(time.DateOnly, c.Spec.Day)
+		if id, ok := protocol.ContainerIDOf(c.Spec.ShardRef, c.Name); ok && err == nil {
+			keys[protocol.ContainerKey(prefix, day, c.Spec.Shard, id)] = true
+		}
+	}
+	return keys
+}
+
 // sweeper removes what crashed or partitioned packers left in the archive that recovery could not
 // see: uploads and objects of containers that have no DesContainer anymore. It looks at today's and
 // yesterday's prefixes only; older debris is rare and cheap to leave for a person.
@@ -58,12 +80,7 @@ func (s *sweeper) sweep(ctx context.Context, shards []int32, containers []desv1.
 	for _, id := range shards {
 		want[protocol.ShardHex(id)] = true
 	}
-	live := map[string]bool{}
-	for i := range containers {
-		if !containers[i].Status.Phase.IsFinal() {
-			live[containers[i].Spec.Key] = true
-		}
-	}
+	live := accountedKeys(s.prefix, containers)
 	removed := 0
 	for _, day := range []time.Time{now, now.Add(-24 * time.Hour)} {
 		dayPrefix := protocol.DayPrefix(s.prefix, day)

@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -136,14 +137,10 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 		err = connect.Ping(pingCtx, pool)
 		cancel()
 	}
-	switch {
-	case errors.Is(err, connect.ErrSecretNotFound):
-		return nil, &notReady{desv1.ReasonSecretNotFound, err.Error()}
-	case errors.Is(err, connect.ErrSecretKeyMissing):
-		return nil, &notReady{desv1.ReasonSecretKeyNotFound, err.Error()}
-	case errors.Is(err, connect.ErrSecretUnreadable):
-		return nil, &notReady{desv1.ReasonSecretUnreadable, err.Error()}
-	case err != nil:
+	if problem := secretProblem(err); problem != nil {
+		return nil, problem
+	}
+	if err != nil {
 		// connect's errors never hold the DSN's password, so the message may go into the status.
 		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + err.Error()}
 	}
@@ -175,14 +172,19 @@ func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSo
 	return nil
 }
 
+// checkBucket resolves the source store's credentials (even with per-row buckets: the packer needs
+// them all the same) and probes the source bucket when there is a single one.
 func (r *DesSourceReconciler) checkBucket(ctx context.Context, src *desv1.DesSource) *notReady {
+	s, err := r.SourceStore(ctx, src)
+	if problem := secretProblem(err); problem != nil {
+		return problem
+	}
+	if err != nil {
+		return &notReady{desv1.ReasonObjectStoreUnusable, err.Error()}
+	}
 	bucket := src.Spec.Store.Bucket
 	if bucket == "" {
 		return nil // per-row buckets: nothing single to probe
-	}
-	s, err := r.SourceStore(ctx, src)
-	if err != nil {
-		return &notReady{desv1.ReasonObjectStoreUnusable, err.Error()}
 	}
 	probeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -218,7 +220,13 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 	if c := pass.counts; c != nil {
 		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
 	}
-	if err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base)); err != nil {
+	// A DesSource deleted during the pass is no error: nothing is left to describe (a "Reconciler
+	// error ... not found" in the log of a clean run would only be noise).
+	err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("update status of DesSource %s: %w", src.Name, err)
 	}
 	warnNewTrouble(r.Recorder, src, pass.base.Status.Conditions, st.Conditions, notReadyCheck, degradedCheck)
@@ -233,4 +241,22 @@ func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.CronJob{}).
 		Named("dessource").
 		Complete(r)
+}
+
+// secretProblem is the Ready=False a Secret error calls for, naming the Secret and what it lacks, or
+// nil when err is not about a Secret.
+func secretProblem(err error) *notReady {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, connect.ErrNoCredentialsSecret):
+		return &notReady{desv1.ReasonNoCredentialsSecret, err.Error()}
+	case errors.Is(err, connect.ErrSecretNotFound):
+		return &notReady{desv1.ReasonSecretNotFound, err.Error()}
+	case errors.Is(err, connect.ErrSecretKeyMissing):
+		return &notReady{desv1.ReasonSecretKeyNotFound, err.Error()}
+	case errors.Is(err, connect.ErrSecretUnreadable):
+		return &notReady{desv1.ReasonSecretUnreadable, err.Error()}
+	}
+	return nil
 }

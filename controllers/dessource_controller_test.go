@@ -77,6 +77,15 @@ func TestSourceReadyExplainsWhatIsWrong(t *testing.T) {
 			mustExec(e.t, pool, userTable)
 			return e.realSource("src", dsn, testworld.S3Store(e.t).NewBucket(e.t))
 		}, "ColumnNotFound", "des_container (DES-owned: run `manager migrate` or set catalog.allowMigration)"},
+		{"source store Secret without the access-key entries", func(e *testEnv) *desv1.DesSource {
+			pool, dsn := pg.NewDatabase(e.t)
+			mustExec(e.t, pool, userTable)
+			src := e.realSource("src", dsn, testworld.S3Store(e.t).NewBucket(e.t))
+			src.Spec.Catalog.AllowMigration = true
+			e.secret("source-no-keys", map[string]string{"endpoint": "http://s3.example"})
+			src.Spec.Store.CredentialsSecretRef.Name = "source-no-keys"
+			return src
+		}, "SecretKeyNotFound", `Secret "source-no-keys" has no keys "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"`},
 		{"missing bucket", func(e *testEnv) *desv1.DesSource {
 			pool, dsn := pg.NewDatabase(e.t)
 			mustExec(e.t, pool, userTable)

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,6 +92,10 @@ func sampleSource(name string) *desv1.DesSource {
 	}
 }
 
+// archiveBuckets numbers sampleShard's archive buckets: the tests share one API server, and DesShards
+// with the same archive bucket and prefix and a shard in common refuse each other (OverlapsDesShard).
+var archiveBuckets atomic.Int64
+
 func sampleShard(name, source string, shards ...int32) *desv1.DesShard {
 	return &desv1.DesShard{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -98,7 +104,7 @@ func sampleShard(name, source string, shards ...int32) *desv1.DesShard {
 			Shards:    shards,
 			Archive: desv1.ArchiveStore{
 				ObjectStore: desv1.ObjectStore{Endpoint: "http://127.0.0.1:9000", CredentialsSecretRef: desv1.SecretRef{Name: "archive-s3"}},
-				Bucket:      "archive", Prefix: "des",
+				Bucket:      fmt.Sprintf("archive-%d", archiveBuckets.Add(1)), Prefix: "des",
 			},
 			ShardsPerJob: 2,
 			Interval:     metav1.Duration{Duration: time.Hour},

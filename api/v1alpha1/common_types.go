@@ -65,9 +65,12 @@ const (
 
 // DesSource reasons (Ready and Degraded).
 const (
-	ReasonSecretNotFound      ConditionReason = "SecretNotFound"
-	ReasonSecretUnreadable    ConditionReason = "SecretUnreadable"
-	ReasonSecretKeyNotFound   ConditionReason = "SecretKeyNotFound"
+	ReasonSecretNotFound    ConditionReason = "SecretNotFound"
+	ReasonSecretUnreadable  ConditionReason = "SecretUnreadable"
+	ReasonSecretKeyNotFound ConditionReason = "SecretKeyNotFound"
+	// ReasonNoCredentialsSecret: an object store spec names no credentials Secret; DES never uses
+	// the controller's own identity (pod role, IRSA, environment) instead.
+	ReasonNoCredentialsSecret ConditionReason = "NoCredentialsSecret"
 	ReasonDatabaseUnreachable ConditionReason = "DatabaseUnreachable"
 	ReasonInvalidMapping      ConditionReason = "InvalidMapping"
 	ReasonMigrationFailed     ConditionReason = "MigrationFailed"
@@ -99,10 +102,14 @@ const (
 const (
 	ReasonSourceNotFound ConditionReason = "SourceNotFound"
 	ReasonInvalidShards  ConditionReason = "InvalidShards"
-	ReasonJobsActive     ConditionReason = "JobsActive"
-	ReasonIdle           ConditionReason = "Idle"
-	ReasonNoFailures     ConditionReason = "NoFailures"
-	ReasonJobsFailed     ConditionReason = "JobsFailed"
+	// ReasonOverlapsDesShard: an earlier DesShard (by creation, then namespace/name, in any
+	// namespace) claims some of the same shards under the same archive bucket and prefix; this one
+	// creates no Jobs and sweeps nothing until one of them changes.
+	ReasonOverlapsDesShard ConditionReason = "OverlapsDesShard"
+	ReasonJobsActive       ConditionReason = "JobsActive"
+	ReasonIdle             ConditionReason = "Idle"
+	ReasonNoFailures       ConditionReason = "NoFailures"
+	ReasonJobsFailed       ConditionReason = "JobsFailed"
 	// ReasonJobCreateFailed: a packer Job was refused (ResourceQuota, Pod Security admission, RBAC);
 	// the run is retried, but only a person can lift the refusal.
 	ReasonJobCreateFailed         ConditionReason = "JobCreateFailed"
@@ -115,4 +122,12 @@ const (
 const (
 	// ReasonRecoveryBlocked: recovery cannot reach the catalog or the archive and will retry.
 	ReasonRecoveryBlocked ConditionReason = "RecoveryBlocked"
+	// ReasonKeyNotOwned: the container's bucket or key is not the one the protocol gives it under its
+	// DesShard (archive bucket, prefix, spec.day, spec.shard, the container id in its name). Recovery
+	// rolled its rows back in the catalog but deletes nothing in the store and leaves the phase: a
+	// person decides (correct the spec, or remove the finalizer).
+	ReasonKeyNotOwned ConditionReason = "KeyNotOwned"
+	// ReasonKeyCommitted: the catalog records the container's key as committed (des_containers) for
+	// another container; recovery deletes nothing in the store and leaves the phase.
+	ReasonKeyCommitted ConditionReason = "KeyCommitted"
 )

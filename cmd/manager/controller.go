@@ -18,6 +18,7 @@ import (
 
 	"github.com/datavision/des/controllers"
 	"github.com/datavision/des/internal/cli"
+	"github.com/datavision/des/internal/lease"
 )
 
 type controllerFlags struct {
@@ -121,6 +122,7 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 	}
 	containers := &controllers.DesContainerReconciler{
 		APIReader: mgr.GetAPIReader(),
+		Leases:    lease.NewObserver(), // one per process: a new leader knows nothing and waits a full Lease duration
 		Client:    mgr.GetClient(),
 		Connector: connector,
 		Recorder:  mgr.GetEventRecorder("des-controller"),

@@ -3,6 +3,7 @@ package connect_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ func TestStoreConfigFromSecrets(t *testing.T) {
 		"full":      {"AWS_ACCESS_KEY_ID": []byte("AK"), "AWS_SECRET_ACCESS_KEY": []byte("SK"), "AWS_SESSION_TOKEN": []byte("TK")},
 		"no-access": {"AWS_SECRET_ACCESS_KEY": []byte("SK")},
 		"no-secret": {"AWS_ACCESS_KEY_ID": []byte("AK"), "AWS_SECRET_ACCESS_KEY": {}},
+		"no-keys":   {"endpoint": []byte("http://s3.example:9000"), "aws_access_key_id": []byte("lower-case is another key")},
 		"ca":        {"ca.crt": kube.CA},
 		"empty-ca":  {"ca.crt": {}},
 	}
@@ -38,21 +40,31 @@ func TestStoreConfigFromSecrets(t *testing.T) {
 		name    string
 		spec    desv1.ObjectStore
 		wantErr error
+		// wantMsg are parts the error must name: the Secret and the missing keys.
+		wantMsg []string
 	}{
-		{"complete", spec("full", nil), nil},
-		{"with CA bundle", spec("full", &desv1.SecretKeyRef{Name: "ca", Key: "ca.crt"}), nil},
-		{"missing access key is an error, not the default chain", spec("no-access", nil), connect.ErrSecretKeyMissing},
-		{"empty secret key", spec("no-secret", nil), connect.ErrSecretKeyMissing},
-		{"no such Secret", spec("absent", nil), connect.ErrSecretNotFound},
-		{"no such CA key", spec("full", &desv1.SecretKeyRef{Name: "ca", Key: "other"}), connect.ErrSecretKeyMissing},
-		{"empty CA bundle", spec("full", &desv1.SecretKeyRef{Name: "empty-ca", Key: "ca.crt"}), connect.ErrSecretKeyMissing},
-		{"no such CA Secret", spec("full", &desv1.SecretKeyRef{Name: "absent-ca", Key: "ca.crt"}), connect.ErrSecretNotFound},
+		{"complete", spec("full", nil), nil, nil},
+		{"with CA bundle", spec("full", &desv1.SecretKeyRef{Name: "ca", Key: "ca.crt"}), nil, nil},
+		{"missing access key is an error, not the default chain", spec("no-access", nil), connect.ErrSecretKeyMissing, []string{`"no-access"`, `"AWS_ACCESS_KEY_ID"`}},
+		{"empty secret key", spec("no-secret", nil), connect.ErrSecretKeyMissing, []string{`"no-secret"`, `"AWS_SECRET_ACCESS_KEY"`}},
+		{"a Secret without any access-key entries names both", spec("no-keys", nil), connect.ErrSecretKeyMissing,
+			[]string{`"no-keys"`, `"AWS_ACCESS_KEY_ID"`, `"AWS_SECRET_ACCESS_KEY"`}},
+		{"no Secret named is an error, not the controller's identity", spec("", nil), connect.ErrNoCredentialsSecret, []string{"names no Secret"}},
+		{"no such Secret", spec("absent", nil), connect.ErrSecretNotFound, nil},
+		{"no such CA key", spec("full", &desv1.SecretKeyRef{Name: "ca", Key: "other"}), connect.ErrSecretKeyMissing, nil},
+		{"empty CA bundle", spec("full", &desv1.SecretKeyRef{Name: "empty-ca", Key: "ca.crt"}), connect.ErrSecretKeyMissing, nil},
+		{"no such CA Secret", spec("full", &desv1.SecretKeyRef{Name: "absent-ca", Key: "ca.crt"}), connect.ErrSecretNotFound, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := connect.StoreConfig(ctx, kube.Client, ns, tc.spec)
 			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			for _, part := range tc.wantMsg {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not name %s", err, part)
+				}
 			}
 			if err != nil {
 				return

@@ -11,6 +11,11 @@
 // held Lease without renewTime or duration cannot be judged fresh and counts as Expired. A renewTime
 // in the future (a holder with a fast clock) is Held.
 //
+// Classify compares the holder's clock (renewTime) with the reader's. A reader that decides another
+// process is gone and acts on it (the controller recovering a writer's container) uses an Observer
+// instead: it judges a Lease Expired only once it has itself seen the Lease unchanged for its
+// duration, on its own monotonic clock, and after a restart waits one full duration.
+//
 // # Claiming
 //
 // Acquire (or Claim, for a Lease the caller has already read) creates a missing Lease, or takes over a

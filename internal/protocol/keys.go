@@ -1,9 +1,12 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/datavision/des/internal/desformat"
 )
@@ -92,4 +95,92 @@ func ParseShardList(s string) ([]int32, error) {
 		out = append(out, int32(n))
 	}
 	return out, nil
+}
+
+// Errors of CheckContainerKey and CheckContainerBucket. Each matches ErrKeyNotOwned: whatever part
+// is wrong, the key is not the container's to delete.
+var (
+	// ErrKeyNotOwned means an archive location is not the one the protocol gives the container.
+	ErrKeyNotOwned = errors.New("archive key is not the container's")
+	// ErrOtherBucket: the container names a bucket other than its DesShard's archive bucket.
+	ErrOtherBucket = fmt.Errorf("%w: other bucket", ErrKeyNotOwned)
+	// ErrOutsidePrefix: the key is not under the DesShard's archive prefix.
+	ErrOutsidePrefix = fmt.Errorf("%w: outside the DesShard's prefix", ErrKeyNotOwned)
+	// ErrOtherDay: the key is not under the container's day (spec.day), or that day is not a date.
+	ErrOtherDay = fmt.Errorf("%w: other day", ErrKeyNotOwned)
+	// ErrOtherShard: the key is not under the container's shard (spec.shard).
+	ErrOtherShard = fmt.Errorf("%w: other shard", ErrKeyNotOwned)
+	// ErrOtherContainer: the key's container id is not the one in the container's name, or the name
+	// is not <desshard>-<container-id>.
+	ErrOtherContainer = fmt.Errorf("%w: other container id", ErrKeyNotOwned)
+)
+
+// CheckContainerBucket is nil when a container's bucket is its DesShard's archive bucket.
+func CheckContainerBucket(archiveBucket, bucket string) error {
+	if bucket != archiveBucket {
+		return fmt.Errorf("%w: bucket %q is not the archive bucket %q", ErrOtherBucket, bucket, archiveBucket)
+	}
+	return nil
+}
+
+// CheckContainerKey is nil when key is exactly the key the protocol gives the DesContainer name of
+// DesShard desShard with archive prefix prefix, day (YYYY-MM-DD) and shard:
+// ContainerKey(prefix, day, shard, id) where name is ContainerName(desShard, id). Otherwise it says,
+// with an error matching ErrKeyNotOwned, the first part that differs. Recovery checks this before
+// deleting anything a DesContainer names: a container's spec is written by whoever may create
+// DesContainers, and must not be a way to delete arbitrary objects.
+func CheckContainerKey(prefix, desShard, day string, shard int32, name, key string) error {
+	d, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return fmt.Errorf("%w: day %q is not YYYY-MM-DD", ErrOtherDay, day)
+	}
+	id, ok := ContainerIDOf(desShard, name)
+	if !ok {
+		return fmt.Errorf("%w: name %q is not %s-<container-id>", ErrOtherContainer, name, desShard)
+	}
+	want := ContainerKey(prefix, d, shard, id)
+	switch shardPrefix := ShardPrefix(prefix, d, shard) + "/"; {
+	case key == want:
+		return nil
+	case !strings.HasPrefix(key, under(prefix)):
+		return fmt.Errorf("%w: key %q is not under %q", ErrOutsidePrefix, key, under(prefix))
+	case !strings.HasPrefix(key, DayPrefix(prefix, d)):
+		return fmt.Errorf("%w: key %q is not under %q", ErrOtherDay, key, DayPrefix(prefix, d))
+	case !strings.HasPrefix(key, shardPrefix):
+		return fmt.Errorf("%w: key %q is not under %q", ErrOtherShard, key, shardPrefix)
+	default:
+		return fmt.Errorf("%w: key %q is not %q", ErrOtherContainer, key, want)
+	}
+}
+
+// under is the key prefix of everything under an archive prefix ("" for the bucket's root), joined
+// as ShardPrefix joins it.
+func under(prefix string) string {
+	p := path.Join(prefix)
+	if p == "" {
+		return ""
+	}
+	return p + "/"
+}
+
+// ContainerIDOf is the container id in a DesContainer name made by ContainerName(desShard, id).
+func ContainerIDOf(desShard, name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, desShard+"-")
+	if !ok || !IsContainerID(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// IsContainerID reports whether id is what NewContainerID makes: "c" and 16 lower-case hex digits.
+func IsContainerID(id string) bool {
+	if len(id) != 17 || id[0] != 'c' {
+		return false
+	}
+	for _, r := range id[1:] {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
