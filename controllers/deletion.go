@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -85,6 +86,8 @@ type deletion struct {
 	jobs, containers client.MatchingLabels
 	// shards are the DesShards whose shard Leases count.
 	shards map[string]bool
+	// leases judges them by what this controller saw change (nil: renewTime against now).
+	leases *lease.Observer
 }
 
 // stopJobs deletes the packer Jobs; their pods get SIGTERM and abandon (roll back) what they write.
@@ -122,11 +125,21 @@ func (d *deletion) waitingFor(ctx context.Context) (string, error) {
 	var held []string
 	for i := range leases.Items {
 		l := &leases.Items[i]
-		if d.shards[l.Labels[protocol.LabelDesShard]] && classifyLease(l, d.now) == leaseHeld {
+		if d.shards[l.Labels[protocol.LabelDesShard]] && d.held(l) {
 			held = append(held, fmt.Sprintf("%s (%s)", l.Name, leaseHolder(l)))
 		}
 	}
 	return deletionWait(containers.Items, held), nil
+}
+
+// held says whether a packer may still hold l. With an observer, a Lease whose holder's clock is off
+// still counts as held while it is renewed; one nobody renews is let go a Lease duration after this
+// controller first saw it.
+func (d *deletion) held(l *coordinationv1.Lease) bool {
+	if d.leases != nil {
+		return d.leases.Observe(l, d.now).State == lease.Held
+	}
+	return classifyLease(l, d.now) == leaseHeld
 }
 
 // finishDeletion stops the Jobs, and removes obj's finalizer when nothing is left to wait for. It

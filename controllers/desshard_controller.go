@@ -22,6 +22,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/connect"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -37,6 +38,8 @@ type DesShardReconciler struct {
 	// APIReader reads Leases and DesContainers around the cache when a deletion decides it may end
 	// (nil: the cache).
 	APIReader client.Reader
+	// Leases judges shard Leases during a deletion (see deletion.go); nil compares renewTime to Clock.
+	Leases *lease.Observer
 	// SweepGrace is how old unaccounted archive debris must be before a run removes it.
 	SweepGrace time.Duration
 }

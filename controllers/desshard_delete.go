@@ -15,7 +15,7 @@ import (
 // when none is left unfinished.
 func (r *DesShardReconciler) reconcileDelete(ctx context.Context, ds *desv1.DesShard) (ctrl.Result, error) {
 	base := ds.DeepCopy()
-	d := &deletion{c: r.Client, reader: r.APIReader, now: r.Clock.Now(), ns: ds.Namespace,
+	d := &deletion{c: r.Client, reader: r.APIReader, leases: r.Leases, now: r.Clock.Now(), ns: ds.Namespace,
 		jobs:       client.MatchingLabels{protocol.LabelDesShard: ds.Name},
 		containers: client.MatchingLabels{protocol.LabelDesShard: ds.Name},
 		shards:     map[string]bool{ds.Name: true}}

@@ -22,6 +22,7 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/connect"
+	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/resolve"
 )
@@ -38,8 +39,10 @@ type DesSourceReconciler struct {
 	*Connector
 	// APIReader reads DesContainers around the cache for the claim sweep (nil: the cache).
 	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	// Leases judges shard Leases during a deletion (see deletion.go); nil compares renewTime to Clock.
+	Leases   *lease.Observer
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 	// RecheckInterval is how often a source is inspected again (counts refresh).
 	RecheckInterval time.Duration
 }

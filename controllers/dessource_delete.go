@@ -20,7 +20,7 @@ func (r *DesSourceReconciler) reconcileDelete(ctx context.Context, src *desv1.De
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	d := &deletion{c: r.Client, reader: r.APIReader, now: r.Clock.Now(), ns: src.Namespace,
+	d := &deletion{c: r.Client, reader: r.APIReader, leases: r.Leases, now: r.Clock.Now(), ns: src.Namespace,
 		jobs:       client.MatchingLabels{protocol.LabelSource: src.Name, protocol.LabelComponent: "packer"},
 		containers: client.MatchingLabels{protocol.LabelSource: src.Name},
 		shards:     shards}

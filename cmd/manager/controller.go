@@ -96,6 +96,9 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 	}
 	connector := controllers.NewConnector(mgr.GetAPIReader())
 	defer connector.Close()
+	// One Lease observer per process, shared by the reconcilers: a new leader knows nothing and waits a
+	// full Lease duration before it judges a Lease expired.
+	leases := lease.NewObserver()
 	shards := &controllers.DesShardReconciler{
 		Client:    mgr.GetClient(),
 		Connector: connector,
@@ -104,6 +107,7 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 		Clock:     clock.RealClock{},
 		Jobs:      f.jobDefaults(),
 		APIReader: mgr.GetAPIReader(),
+		Leases:    leases,
 	}
 	if err := shards.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesShard controller: %w", err)
@@ -114,6 +118,7 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 		Jobs:      shards.Jobs,
 		Connector: connector,
 		APIReader: mgr.GetAPIReader(),
+		Leases:    leases,
 		Recorder:  mgr.GetEventRecorder("des-controller"),
 		Clock:     clock.RealClock{},
 	}
@@ -122,7 +127,7 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 	}
 	containers := &controllers.DesContainerReconciler{
 		APIReader: mgr.GetAPIReader(),
-		Leases:    lease.NewObserver(), // one per process: a new leader knows nothing and waits a full Lease duration
+		Leases:    leases,
 		Client:    mgr.GetClient(),
 		Connector: connector,
 		Recorder:  mgr.GetEventRecorder("des-controller"),
