@@ -99,6 +99,15 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 		return fmt.Errorf("read back through the reader sidecar: %w", err)
 	}
 	logf("read %d files back through the reader sidecar pod %s (%s): byte-exact", len(names), reader.Pod, reader.URL)
+	// A run without faults must be quiet: no Warning event, no error in the controller's log.
+	warnings, errorLines, err := s.Noise(ctx)
+	if err != nil {
+		return err
+	}
+	logf("clean run: %d Warning events, %d errors logged by the controller", len(warnings), len(errorLines))
+	if len(warnings)+len(errorLines) > 0 {
+		return fmt.Errorf("a run without faults was noisy:\n%s", strings.Join(append(warnings, errorLines...), "\n"))
+	}
 
 	explain(dir, s.S3.Endpoint, reader.URL, names[0])
 	fmt.Println("DEMO READY")

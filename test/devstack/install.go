@@ -244,3 +244,28 @@ func poll(ctx context.Context, timeout time.Duration, check func() (bool, string
 		}
 	}
 }
+
+// Noise lists what a run without faults must not produce: Warning events in any namespace, and lines
+// the controller logged at error level.
+func (s *Stack) Noise(ctx context.Context) (warnings, errorLines []string, err error) {
+	out, err := s.Kubectl(ctx, "get", "events", "-A", "--field-selector", "type=Warning", "--no-headers",
+		"-o", "custom-columns=NS:.metadata.namespace,OBJECT:.regarding.name,REASON:.reason,NOTE:.note")
+	if err != nil {
+		return nil, nil, fmt.Errorf("list Warning events: %w\n%s", err, out)
+	}
+	for line := range strings.Lines(out) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "No resources found") {
+			warnings = append(warnings, line)
+		}
+	}
+	logs, err := s.Kubectl(ctx, "-n", ControllerNamespace, "logs", "deploy/des-controller", "--all-containers")
+	if err != nil {
+		return nil, nil, fmt.Errorf("controller log: %w\n%s", err, logs)
+	}
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, `"level":"error"`) {
+			errorLines = append(errorLines, strings.TrimSpace(line))
+		}
+	}
+	return warnings, errorLines, nil
+}
