@@ -121,7 +121,9 @@ type ContainerLimits struct {
 
 // JobTemplate overrides settings of the packer Jobs.
 type JobTemplate struct {
-	// Image of the packer (the manager image); defaults to the controller's own image.
+	// Image of the packer (the manager image); defaults to the controller's --packer-image. Any other
+	// image must be listed, as the same string, in the controller's --allowed-packer-images, or the
+	// DesShard gets no Job (Ready=False, JobSettingsNotAllowed).
 	// +optional
 	Image string `json:"image,omitempty"`
 	// +optional
@@ -130,6 +132,10 @@ type JobTemplate struct {
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// +optional
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// ServiceAccountName the packer pods run as; defaults to the controller's
+	// --packer-service-account, which DES creates and binds. Any other account must be listed in the
+	// controller's --allowed-packer-service-accounts (or the DesShard gets no Job), and binding it to
+	// the packer role is up to you.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// ActiveDeadlineSeconds bounds one Job's run.

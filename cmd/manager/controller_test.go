@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"reflect"
 	"testing"
 
 	"github.com/datavision/des/controllers"
@@ -32,7 +33,7 @@ func TestControllerFlagsMakeJobDefaults(t *testing.T) {
 			if _, code, ok := c.Parse(tc.args); !ok {
 				t.Fatalf("flags %q refused (exit %d)", tc.args, code)
 			}
-			if got := f.jobDefaults(); got != tc.want {
+			if got := f.jobDefaults(); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("JobDefaults = %+v, want %+v", got, tc.want)
 			}
 		})
