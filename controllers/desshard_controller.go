@@ -69,8 +69,8 @@ type shardObservation struct {
 	jobRefused string
 }
 
-// Reconcile observes the DesShard's source, Jobs and Leases, provides the packer ServiceAccount,
-// starts a run when one is due, and records what it saw in the status. The status is patched in a
+// Reconcile observes the DesShard's source, Jobs and Leases, checks that its packer image and
+// ServiceAccount are allowed, provides the packer ServiceAccount, starts a run when one is due, and records what it saw in the status. The status is patched in a
 // deferred call, so every way out of a pass that learned something (a problem a person must fix,
 // a refused Job) shows in `kubectl describe`, not only in the log.
 func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
@@ -95,6 +95,9 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	if problem == nil {
+		problem = r.checkJobSettings(ds)
+	}
 	if problem == nil {
 		if problem, err = r.checkOverlap(ctx, ds, obs.shards); err != nil {
 			return ctrl.Result{}, err

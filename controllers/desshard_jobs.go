@@ -14,8 +14,8 @@ import (
 	"github.com/datavision/des/internal/protocol"
 )
 
-// JobDefaults are the controller-wide settings for packer Jobs (a DesShard can override the image
-// and the service account) and marker CronJobs.
+// JobDefaults are the controller-wide settings for packer Jobs and marker CronJobs. A DesShard can
+// choose another packer image or service account, but only one its allow-lists name (allows).
 type JobDefaults struct {
 	Image string
 	// ServiceAccountName is the account pods run as; the controller creates it and its RoleBinding.
@@ -23,6 +23,10 @@ type JobDefaults struct {
 	TTLSecondsAfterFinished int32
 	// HostNetwork runs pods on their node's network (--pod-host-network).
 	HostNetwork bool
+	// AllowedImages and AllowedServiceAccounts are what a DesShard's spec.job.image and
+	// spec.job.serviceAccountName may name besides Image and ServiceAccountName.
+	AllowedImages          []string
+	AllowedServiceAccounts []string
 }
 
 // jobPlan is one Job to create in a run.

@@ -194,7 +194,9 @@ func TestPackerAccessLeavesTheUsersAccountsAlone(t *testing.T) {
 		ds := sampleShard("daily", "src", 0)
 		ds.Spec.Job.ServiceAccountName = "mine"
 		e.create(ds)
-		e.reconcile(e.shardReconciler(), "daily")
+		r := e.shardReconciler()
+		r.Jobs.AllowedServiceAccounts = []string{"mine"}
+		e.reconcile(r, "daily")
 		if sa, rb := e.packerAccess("mine"); sa != nil || rb != nil {
 			t.Fatalf("DES created ServiceAccount %v / RoleBinding %v for the user's own account", sa != nil, rb != nil)
 		}

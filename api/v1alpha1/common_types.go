@@ -116,6 +116,10 @@ const (
 	ReasonArchiveOrCatalogTrouble ConditionReason = "ArchiveOrCatalogTrouble"
 	ReasonJobCreated              ConditionReason = "JobCreated"
 	ReasonArchiveSwept            ConditionReason = "ArchiveSwept"
+	// ReasonJobSettingsNotAllowed: spec.job names a packer image or ServiceAccount that the
+	// controller's configuration (--allowed-packer-images, --allowed-packer-service-accounts) does
+	// not allow, so no Job is created.
+	ReasonJobSettingsNotAllowed ConditionReason = "JobSettingsNotAllowed"
 )
 
 // DesContainer events (see also RecoveredReason).

@@ -32,12 +32,19 @@ type DesShardSpec struct {
 	// +kubebuilder:default={}
 	Limits ContainerLimits `json:"limits,omitempty"`
 	// BigFileThreshold: payloads of at least this many bytes are stored beside the container under
-	// _bigFiles/ instead of inside it.
+	// _bigFiles/ instead of inside it. At most 5 GiB: S3 takes at most 5 GiB in
+	// one PUT or part, so a payload that size already needs an upload of its own, and keeping bigger
+	// ones inside a container only makes a failed container costlier to redo.
 	// +kubebuilder:default=67108864
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=5368709120
 	BigFileThreshold int64 `json:"bigFileThreshold,omitempty"`
-	// Interval between packing runs of a shard.
+	// Interval between packing runs of a shard. At least 10s: every run lists the
+	// DesShard's Jobs, Leases and containers and asks the catalog, so a shorter interval keeps the
+	// controller in a hot loop for no gain (a run takes longer than that anyway). 0s, which a Go
+	// client sends for an unset field, means the default.
 	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('10s')",message="spec.interval must be at least 10s: shorter intervals make the controller loop"
 	Interval metav1.Duration `json:"interval,omitempty"`
 	// ShardsPerJob is how many shards one packer Job serves.
 	// +kubebuilder:default=16
@@ -45,8 +52,11 @@ type DesShardSpec struct {
 	// +kubebuilder:validation:Maximum=4096
 	ShardsPerJob int32 `json:"shardsPerJob,omitempty"`
 	// Retention keeps a Committed DesContainer resource this long; the catalog's des_containers
-	// table keeps the permanent record.
+	// table keeps the permanent record. At least 1h: the DesShard's status (last success and last
+	// error per shard) and the reason a container failed live in these resources, and a shorter
+	// retention deletes them before a person can look. 0s means the default.
 	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1h')",message="spec.retention must be at least 1h: DesContainers (and the failure reasons they carry) would be deleted before anyone could read them"
 	Retention metav1.Duration `json:"retention,omitempty"`
 	// Job overrides the packer Jobs' pod settings.
 	// +optional
@@ -70,34 +80,50 @@ type ShardRange struct {
 // ArchiveStore is the bucket and key prefix containers are written to.
 type ArchiveStore struct {
 	ObjectStore `json:",inline"`
-	// Bucket receiving the containers.
+	// Bucket receiving the containers (S3 bucket-name rules).
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$') && !self.contains('..') && !self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')",message="spec.archive.bucket must be an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit, without '..', not an IP address"
 	Bucket string `json:"bucket"`
-	// Prefix of container keys: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`
+	// Prefix of container keys: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des. Segments of
+	// letters, digits, '.', '_' and '-' separated by single '/', none empty, "." or "..":
+	// keys are built with path.Join, which would resolve those.
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*)*$')",message="spec.archive.prefix must be segments of letters, digits, '.', '_' and '-' separated by single '/', none of them empty, '.' or '..' (e.g. des or archive/v1)"
 	Prefix string `json:"prefix"`
 }
 
 // ContainerLimits bound a single container.
 type ContainerLimits struct {
-	// MaxBytes of payload in one container.
+	// MaxBytes of payload in one container. At most 1 TiB: a container is one
+	// multipart upload of at most 10,000 parts of at most 5 GiB (5 TiB objects), and the packer sizes
+	// parts so the container fits in 9,000 of them and holds about five parts in memory; at 1 TiB a
+	// part is about 120 MiB, at 5 TiB it would be 600 MiB (3 GiB of buffers), and a failed container
+	// would be that much to upload again.
 	// +kubebuilder:default=4294967296
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1099511627776
 	MaxBytes int64 `json:"maxBytes,omitempty"`
-	// MaxFiles in one container.
+	// MaxFiles in one container. At most 10,000,000: the packer keeps every
+	// file's index entry and meta in memory until the container closes, a few hundred bytes each,
+	// so ten million files already need gigabytes.
 	// +kubebuilder:default=1000000
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
 	MaxFiles int64 `json:"maxFiles,omitempty"`
-	// MaxAge of an open container before it is closed.
+	// MaxAge of an open container before it is closed. At least 1m: each container costs an upload,
+	// a DesContainer and a catalog record, and closing them every few seconds makes many small
+	// containers of what should be one. 0s means the default.
 	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1m')",message="spec.limits.maxAge must be at least 1m: shorter ages close containers after a few files"
 	MaxAge metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // JobTemplate overrides settings of the packer Jobs.
 type JobTemplate struct {
-	// Image of the packer (the manager image); defaults to the controller's own image.
+	// Image of the packer (the manager image); defaults to the controller's --packer-image. Any other
+	// image must be listed, as the same string, in the controller's --allowed-packer-images, or the
+	// DesShard gets no Job (Ready=False, JobSettingsNotAllowed).
 	// +optional
 	Image string `json:"image,omitempty"`
 	// +optional
@@ -106,6 +132,10 @@ type JobTemplate struct {
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// +optional
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// ServiceAccountName the packer pods run as; defaults to the controller's
+	// --packer-service-account, which DES creates and binds. Any other account must be listed in the
+	// controller's --allowed-packer-service-accounts (or the DesShard gets no Job), and binding it to
+	// the packer role is up to you.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// ActiveDeadlineSeconds bounds one Job's run.

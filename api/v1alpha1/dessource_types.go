@@ -99,10 +99,11 @@ type StatusValues struct {
 // SourceStore is the object store holding the source objects.
 type SourceStore struct {
 	ObjectStore `json:",inline"`
-	// Bucket is the one source bucket, when the catalog has no bucket column.
+	// Bucket is the one source bucket, when the catalog has no bucket column (S3 bucket-name rules).
 	// +optional
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$') && !self.contains('..') && !self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')",message="spec.store.bucket must be an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit, without '..', not an IP address"
 	Bucket string `json:"bucket,omitempty"`
 }
 
@@ -130,8 +131,10 @@ type Marker struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000
 	BatchSize int32 `json:"batchSize,omitempty"`
-	// MinAge is how old a row must be before it is named.
+	// MinAge is how old a row must be before it is named; 0s names rows at once. Negative ages are
+	// refused: the marker would refuse to run with them.
 	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="spec.marker.minAge must not be negative"
 	MinAge metav1.Duration `json:"minAge,omitempty"`
 	// RowsPerSecond caps the marking rate; 0 means no cap.
 	// +kubebuilder:default=0

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,6 +31,8 @@ type controllerFlags struct {
 	packerServiceAccount   string
 	podHostNetwork         bool
 	jobTTL                 time.Duration
+	// allowedImages and allowedAccounts are what a DesShard's spec.job may choose besides the defaults.
+	allowedImages, allowedAccounts listFlag
 }
 
 func runController(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -53,13 +57,50 @@ func newControllerCommand(stderr io.Writer) (*cli.Command, *controllerFlags) {
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
-	fs.StringVar(&f.packerImage, "packer-image", cli.Getenv("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs unless a DesShard overrides it (env DES_PACKER_IMAGE)")
-	fs.StringVar(&f.packerServiceAccount, "packer-service-account", cli.Getenv("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer and marker pods, unless a DesShard names its own; the controller creates it and its RoleBinding to des-packer-role in each namespace with DES resources (env DES_PACKER_SERVICE_ACCOUNT)")
+	fs.StringVar(&f.packerImage, "packer-image", cli.Getenv("DES_PACKER_IMAGE", "ghcr.io/datavision/des:latest"), "image of packer Jobs and marker CronJobs, unless a DesShard names one --allowed-packer-images lists (env DES_PACKER_IMAGE)")
+	fs.StringVar(&f.packerServiceAccount, "packer-service-account", cli.Getenv("DES_PACKER_SERVICE_ACCOUNT", "des-packer"), "service account of packer and marker pods, unless a DesShard names one --allowed-packer-service-accounts lists; the controller creates it and its RoleBinding to des-packer-role in each namespace with DES resources (env DES_PACKER_SERVICE_ACCOUNT)")
 	fs.BoolVar(&f.podHostNetwork, "pod-host-network", envBool("DES_POD_HOST_NETWORK"), "run packer and marker pods on their node's network (hostNetwork, dnsPolicy ClusterFirstWithHostNet): "+
 		"for clusters whose pod network cannot reach the catalog or the object store, and for the single-node test world; "+
 		"such pods do not pass Pod Security baseline or restricted (env DES_POD_HOST_NETWORK)")
 	fs.DurationVar(&f.jobTTL, "job-ttl", 24*time.Hour, "how long finished packer Jobs are kept")
+	f.allowedImages = envList("DES_ALLOWED_PACKER_IMAGES")
+	fs.Var(&f.allowedImages, controllers.FlagAllowedPackerImages, "images a DesShard's spec.job.image may name besides --packer-image, compared as whole strings (prefer digests: tags move); "+
+		"repeatable or comma-separated (env DES_ALLOWED_PACKER_IMAGES); a DesShard naming another gets no Job and Ready=False JobSettingsNotAllowed")
+	f.allowedAccounts = envList("DES_ALLOWED_PACKER_SERVICE_ACCOUNTS")
+	fs.Var(&f.allowedAccounts, controllers.FlagAllowedPackerServiceAccounts, "ServiceAccounts a DesShard's spec.job.serviceAccountName may name besides --packer-service-account; "+
+		"repeatable or comma-separated (env DES_ALLOWED_PACKER_SERVICE_ACCOUNTS); a DesShard naming another gets no Job and Ready=False JobSettingsNotAllowed")
 	return c, f
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated. Its environment variable
+// (envList) gives the values until the first use of the flag, which replaces them: as with the other
+// flags, a flag beats the environment.
+type listFlag struct {
+	values []string
+	set    bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.values, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.values, l.set = nil, true
+	}
+	l.values = append(l.values, splitList(v)...)
+	return nil
+}
+
+func envList(name string) listFlag { return listFlag{values: splitList(os.Getenv(name))} }
+
+// splitList is the non-empty, space-trimmed items of a comma-separated list.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // jobDefaults are the settings of the pods the controllers create.
@@ -69,6 +110,8 @@ func (f *controllerFlags) jobDefaults() controllers.JobDefaults {
 		ServiceAccountName:      f.packerServiceAccount,
 		TTLSecondsAfterFinished: int32(f.jobTTL / time.Second),
 		HostNetwork:             f.podHostNetwork,
+		AllowedImages:           f.allowedImages.values,
+		AllowedServiceAccounts:  f.allowedAccounts.values,
 	}
 }
 
@@ -143,6 +186,8 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting controller", "packerImage", f.packerImage, "leaderElection", f.leaderElect, "podHostNetwork", f.podHostNetwork)
+	log.Info("starting controller", "packerImage", f.packerImage, "allowedPackerImages", f.allowedImages.values,
+		"packerServiceAccount", f.packerServiceAccount, "allowedPackerServiceAccounts", f.allowedAccounts.values,
+		"leaderElection", f.leaderElect, "podHostNetwork", f.podHostNetwork)
 	return mgr.Start(ctx)
 }

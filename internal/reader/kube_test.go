@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/internal/reader"
 	"github.com/datavision/des/test/testworld"
 )
@@ -21,8 +23,11 @@ func TestKubeFinder(t *testing.T) {
 	ns := k.NewNamespace(t)
 	names := desNames(t, 2, testShard, 9)
 	committed, writing := names[0], names[1]
-	// Keys outside <prefix>/<day>/<shard>/: listing cannot find them, only the resources can.
-	keyC, keyW := testPrefix+"/moved/c1.des", testPrefix+"/moved/c2.des"
+	// Container keys (the DesContainer CRD takes nothing else) under testPrefix/moved rather than
+	// testPrefix: listing <prefix>/<day>/<shard>/ cannot find them, only the resources can.
+	day := testDay.Time()
+	keyC := protocol.ContainerKey(testPrefix+"/moved", day, testShard, protocol.NewContainerID(day))
+	keyW := protocol.ContainerKey(testPrefix+"/moved", day, testShard, protocol.NewContainerID(day.Add(time.Millisecond)))
 	putContainer(t, writer, f.bucket, keyC, []file{{name: committed, data: []byte("committed")}}, 0)
 	putContainer(t, writer, f.bucket, keyW, []file{{name: writing, data: []byte("writing")}}, 0)
 	createContainer(t, k, ns, "c1", f.bucket, keyC, desv1.PhaseCommitted)
