@@ -4,9 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/protocol"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
 
 // TestStrayClaimsGoBack: rows claimed by a container that is final or gone are returned to ready by

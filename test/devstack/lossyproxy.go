@@ -56,7 +56,7 @@ func StartLossyProxy(upstream string, seed uint64, rates map[string]float64) (*L
 			}
 			return nil
 		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			if errors.Is(err, errLost) {
 				panic(http.ErrAbortHandler) // close the connection without an answer
 			}
