@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -140,6 +141,20 @@ func (d *deletion) held(l *coordinationv1.Lease) bool {
 		return d.leases.Observe(l, d.now).State == lease.Held
 	}
 	return classifyLease(l, d.now) == leaseHeld
+}
+
+// reconcileDeletion runs one pass of obj's deletion: Jobs stopped, the finalizer removed when nothing
+// is left, otherwise Ready says what it waits for and the pass is repeated soon. conds are obj's.
+func reconcileDeletion(ctx context.Context, d *deletion, rec events.EventRecorder, obj client.Object, conds *[]metav1.Condition) (ctrl.Result, error) {
+	base := obj.DeepCopyObject().(client.Object)
+	waiting, err := finishDeletion(ctx, d, obj)
+	if err != nil || waiting == "" {
+		return ctrl.Result{}, err
+	}
+	if err := recordDeleting(ctx, d.c, rec, obj, base, conds, obj.GetGeneration(), waiting); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: deletionRecheck}, nil
 }
 
 // finishDeletion stops the Jobs, and removes obj's finalizer when nothing is left to wait for. It

@@ -38,14 +38,19 @@ func (e *testEnv) ensureArchiveSecret() {
 }
 
 func (e *testEnv) jobs(desShard string) map[string]string {
+	return e.jobsBy(desShard, func(j *batchv1.Job) string { return j.Annotations[protocol.AnnotationShards] })
+}
+
+// jobsBy maps each Job of desShard to what field says of it.
+func (e *testEnv) jobsBy(desShard string, field func(*batchv1.Job) string) map[string]string {
 	e.t.Helper()
 	list := &batchv1.JobList{}
 	if err := e.c.List(e.ctx, list, client.InNamespace(e.ns), client.MatchingLabels{protocol.LabelDesShard: desShard}); err != nil {
 		e.t.Fatal(err)
 	}
 	out := map[string]string{}
-	for _, j := range list.Items {
-		out[j.Name] = j.Annotations[protocol.AnnotationShards]
+	for i := range list.Items {
+		out[list.Items[i].Name] = field(&list.Items[i])
 	}
 	return out
 }

@@ -14,17 +14,9 @@ import (
 // recovered by the DesContainer reconciler while the DesShard still exists, and the finalizer goes
 // when none is left unfinished.
 func (r *DesShardReconciler) reconcileDelete(ctx context.Context, ds *desv1.DesShard) (ctrl.Result, error) {
-	base := ds.DeepCopy()
 	d := &deletion{c: r.Client, reader: r.APIReader, leases: r.Leases, now: r.Clock.Now(), ns: ds.Namespace,
 		jobs:       client.MatchingLabels{protocol.LabelDesShard: ds.Name},
 		containers: client.MatchingLabels{protocol.LabelDesShard: ds.Name},
 		shards:     map[string]bool{ds.Name: true}}
-	waiting, err := finishDeletion(ctx, d, ds)
-	if err != nil || waiting == "" {
-		return ctrl.Result{}, err
-	}
-	if err := recordDeleting(ctx, r.Client, r.Recorder, ds, base, &ds.Status.Conditions, ds.Generation, waiting); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: deletionRecheck}, nil
+	return reconcileDeletion(ctx, d, r.Recorder, ds, &ds.Status.Conditions)
 }

@@ -15,7 +15,6 @@ import (
 // user's), start no new Jobs while it is being deleted, and report SourceNotFound once it is gone;
 // their running Jobs are stopped and their containers recovered while the catalog is still known.
 func (r *DesSourceReconciler) reconcileDelete(ctx context.Context, src *desv1.DesSource) (ctrl.Result, error) {
-	base := src.DeepCopy()
 	shards, err := r.shardsOf(ctx, src)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -24,14 +23,7 @@ func (r *DesSourceReconciler) reconcileDelete(ctx context.Context, src *desv1.De
 		jobs:       client.MatchingLabels{protocol.LabelSource: src.Name, protocol.LabelComponent: "packer"},
 		containers: client.MatchingLabels{protocol.LabelSource: src.Name},
 		shards:     shards}
-	waiting, err := finishDeletion(ctx, d, src)
-	if err != nil || waiting == "" {
-		return ctrl.Result{}, err
-	}
-	if err := recordDeleting(ctx, r.Client, r.Recorder, src, base, &src.Status.Conditions, src.Generation, waiting); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: deletionRecheck}, nil
+	return reconcileDeletion(ctx, d, r.Recorder, src, &src.Status.Conditions)
 }
 
 // shardsOf names the DesShards of the source's namespace that pack it.

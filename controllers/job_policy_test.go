@@ -8,10 +8,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
-	"github.com/datavision/des/internal/protocol"
 )
 
 func TestJobPolicyAllows(t *testing.T) {
@@ -121,14 +119,5 @@ func TestDisallowedJobSettingsCreateNoJob(t *testing.T) {
 
 // jobImages maps each Job of desShard to the image of its packer container.
 func (e *testEnv) jobImages(desShard string) map[string]string {
-	e.t.Helper()
-	list := &batchv1.JobList{}
-	if err := e.c.List(e.ctx, list, client.InNamespace(e.ns), client.MatchingLabels{protocol.LabelDesShard: desShard}); err != nil {
-		e.t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, j := range list.Items {
-		out[j.Name] = j.Spec.Template.Spec.Containers[0].Image
-	}
-	return out
+	return e.jobsBy(desShard, func(j *batchv1.Job) string { return j.Spec.Template.Spec.Containers[0].Image })
 }
