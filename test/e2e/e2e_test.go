@@ -122,7 +122,7 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRestricted(t, s)
-	if skewed := checkLogs(t, s); skewed == 0 {
+	if skewed, _ := checkLogs(t, s); skewed == 0 {
 		t.Errorf("no packer says its clock was skewed: is the e2e image built with -tags chaos (make image-chaos)?")
 	}
 	rolledBack := countPhase(t, s, desv1.PhaseRolledBack)
@@ -501,8 +501,8 @@ func checkRestricted(t *testing.T, s *devstack.Stack) {
 // namespaces still there (controller, packers, marker, reader sidecar): a rule missing from the
 // shipped RBAC shows up as a "forbidden" answer of the API server.
 // checkLogs reads every container's log: none may have been refused by RBAC. It returns how many
-// packers ran with a skewed clock.
-func checkLogs(t *testing.T, s *devstack.Stack) (skewed int) {
+// packers ran with a skewed clock, and how many completions whose answer was lost they committed.
+func checkLogs(t *testing.T, s *devstack.Stack) (skewed, confirmed int) {
 	t.Helper()
 	ctx := context.Background()
 	read := 0
@@ -524,11 +524,13 @@ func checkLogs(t *testing.T, s *devstack.Stack) (skewed int) {
 				if strings.Contains(logs, "CHAOS: this packer's clock is off") {
 					skewed++
 				}
+				confirmed += strings.Count(logs, "the store completed the object but its answer was lost")
 			}
 		}
 	}
-	t.Logf("RBAC: read the logs of %d containers for forbidden answers; %d packers ran with a skewed clock", read, skewed)
-	return skewed
+	t.Logf("RBAC: read the logs of %d containers for forbidden answers; %d packers ran with a skewed clock; "+
+		"%d completed objects whose answer was lost were found and committed", read, skewed, confirmed)
+	return skewed, confirmed
 }
 
 func grepLines(text, word string) string {
