@@ -245,16 +245,17 @@ func poll(ctx context.Context, timeout time.Duration, check func() (bool, string
 	}
 }
 
-// Noise lists what a run without faults must not produce: Warning events in any namespace, and lines
-// the controller logged at error level.
+// Noise lists what a run without faults must not produce: Warning events about DES's objects or from
+// DES's own components, and lines the controller logged at error level. The kubelet's warnings about
+// this machine (cgroup v1, no cluster DNS) are the test world's, not DES's.
 func (s *Stack) Noise(ctx context.Context) (warnings, errorLines []string, err error) {
 	out, err := s.Kubectl(ctx, "get", "events", "-A", "--field-selector", "type=Warning", "--no-headers",
-		"-o", "custom-columns=NS:.metadata.namespace,OBJECT:.regarding.name,REASON:.reason,NOTE:.note")
+		"-o", "custom-columns=NS:.metadata.namespace,KIND:.regarding.kind,OBJECT:.regarding.name,BY:.reportingController,REASON:.reason,NOTE:.note")
 	if err != nil {
 		return nil, nil, fmt.Errorf("list Warning events: %w\n%s", err, out)
 	}
 	for line := range strings.Lines(out) {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "No resources found") {
+		if line = strings.TrimSpace(line); line != "" && desEvent(line) {
 			warnings = append(warnings, line)
 		}
 	}
@@ -268,4 +269,15 @@ func (s *Stack) Noise(ctx context.Context) (warnings, errorLines []string, err e
 		}
 	}
 	return warnings, errorLines, nil
+}
+
+// desEvent says whether a line of Noise's event listing concerns DES: a DES kind, or reported by a DES
+// component (des-controller, des-packer, ...).
+func desEvent(line string) bool {
+	f := strings.Fields(line)
+	if len(f) < 4 {
+		return false
+	}
+	kind, by := f[1], f[3]
+	return strings.HasPrefix(kind, "Des") || strings.HasPrefix(by, "des")
 }
