@@ -24,7 +24,8 @@
 // day it was written, which can follow the day in the name). Candidates come from DesContainer
 // resources (phase Committed) when a Kubernetes client is configured, then from listing the archive
 // prefix; both are cached for Config.ListTTL and refreshed early, at most every Config.MissRefresh,
-// when a name is not found.
+// when a name is not found. A listed object whose DesContainer exists but is not Committed (rolled
+// back, or not committed yet) is never served: no committed container accounts for it.
 //
 // See docs/reader.md for the HTTP API.
 package reader

@@ -135,44 +135,68 @@ type KubeFinder struct {
 	client    client.Reader
 	namespace string
 	bucket    string
-	cache     *ttlCache[map[string][]string]
+	cache     *ttlCache[kubeIndex]
+}
+
+// kubeIndex is one listing of a namespace's DesContainers.
+type kubeIndex struct {
+	committed map[string][]string // day/shard → keys of Committed containers
+	// unaccounted are keys whose DesContainer is not Committed (being written, uploaded but not yet
+	// committed, rolled back, failed): an object there is not, or not yet, what the catalog packed,
+	// and the listing must not offer it.
+	unaccounted map[string]bool
 }
 
 // NewKubeFinder reads DesContainers of namespace that live in bucket.
 func NewKubeFinder(base context.Context, c client.Reader, namespace, bucket string, ttl, timeout time.Duration) *KubeFinder {
 	return &KubeFinder{client: c, namespace: namespace, bucket: bucket,
-		cache: newTTLCache[map[string][]string](base, ttl, timeout, 1)}
+		cache: newTTLCache[kubeIndex](base, ttl, timeout, 1)}
 }
 
 func dayShardKey(day string, shard int32) string { return fmt.Sprintf("%s/%d", day, shard) }
 
 // Containers returns the Committed containers of day and shard.
 func (f *KubeFinder) Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error) {
-	m, err := f.cache.get(ctx, "", maxAge, f.list)
+	idx, err := f.cache.get(ctx, "", maxAge, f.list)
 	if err != nil {
 		return nil, err
 	}
-	return m[dayShardKey(day.UTC().Format(time.DateOnly), shard)], nil
+	return idx.committed[dayShardKey(day.UTC().Format(time.DateOnly), shard)], nil
 }
 
-func (f *KubeFinder) list(ctx context.Context) (map[string][]string, error) {
+// Unaccounted reports whether key belongs to a DesContainer that is not Committed. Objects whose
+// DesContainer is gone (past its retention) are not known here and stay servable: recovery and the
+// sweep delete rolled-back objects long before that.
+func (f *KubeFinder) Unaccounted(ctx context.Context, key string, maxAge time.Duration) (bool, error) {
+	idx, err := f.cache.get(ctx, "", maxAge, f.list)
+	if err != nil {
+		return false, err
+	}
+	return idx.unaccounted[key], nil
+}
+
+func (f *KubeFinder) list(ctx context.Context) (kubeIndex, error) {
 	m := map[string][]string{}
+	unaccounted := map[string]bool{}
 	var list desv1.DesContainerList
 	opts := []client.ListOption{client.InNamespace(f.namespace), client.Limit(500)}
 	for {
 		if err := f.client.List(ctx, &list, opts...); err != nil {
-			return nil, fmt.Errorf("list DesContainers in %s: %w", f.namespace, err)
+			return kubeIndex{}, fmt.Errorf("list DesContainers in %s: %w", f.namespace, err)
 		}
 		for i := range list.Items {
 			c := &list.Items[i]
-			if c.Status.Phase != desv1.PhaseCommitted || c.Spec.Bucket != f.bucket {
-				continue
+			switch {
+			case c.Spec.Bucket != f.bucket:
+			case c.Status.Phase != desv1.PhaseCommitted:
+				unaccounted[c.Spec.Key] = true
+			default:
+				k := dayShardKey(c.Spec.Day, c.Spec.Shard)
+				m[k] = append(m[k], c.Spec.Key)
 			}
-			k := dayShardKey(c.Spec.Day, c.Spec.Shard)
-			m[k] = append(m[k], c.Spec.Key)
 		}
 		if list.Continue == "" {
-			return m, nil
+			return kubeIndex{committed: m, unaccounted: unaccounted}, nil
 		}
 		opts = []client.ListOption{client.InNamespace(f.namespace), client.Limit(500), client.Continue(list.Continue)}
 	}

@@ -62,3 +62,31 @@ func createContainer(t *testing.T, k *testworld.KubeServer, ns, name, bucket, ke
 		t.Fatal(err)
 	}
 }
+
+// TestListedObjectOfARolledBackContainerIsNotServed is issue 12's item 3 from the reader's side: an
+// object that no committed container accounts for (its DesContainer was rolled back, say after a lost
+// completion, and its cleanup has not run yet) is found by listing but never served.
+func TestListedObjectOfARolledBackContainerIsNotServed(t *testing.T) {
+	writer := newStore(t)
+	f := newFixture(t, writer)
+	k := testworld.K8s(t)
+	ns := k.NewNamespace(t)
+	names := desNames(t, 2, testShard, 9)
+	rolledBack, committed := names[0], names[1]
+	day := testDay.Time()
+	keyR := protocol.ContainerKey(testPrefix, day, testShard, protocol.NewContainerID(day))
+	keyC := protocol.ContainerKey(testPrefix, day, testShard, protocol.NewContainerID(day.Add(time.Millisecond)))
+	putContainer(t, writer, f.bucket, keyR, []file{{name: rolledBack, data: []byte("rolled back")}}, 0)
+	putContainer(t, writer, f.bucket, keyC, []file{{name: committed, data: []byte("committed")}}, 0)
+	createContainer(t, k, ns, "r1", f.bucket, keyR, desv1.PhaseRolledBack)
+	createContainer(t, k, ns, "c1", f.bucket, keyC, desv1.PhaseCommitted)
+
+	w := newWorld(t, f.bucket, reader.Config{Kube: k.Client, Namespace: ns})
+	resp, body := do(t, "GET", w.http.URL+"/v1/files/"+rolledBack, nil, nil)
+	mustStatus(t, resp, body, 404)
+	resp, body = do(t, "GET", w.http.URL+"/v1/files/"+committed, nil, nil)
+	mustStatus(t, resp, body, 200)
+	if !bytes.Equal(body, []byte("committed")) {
+		t.Fatalf("body %q", body)
+	}
+}

@@ -168,6 +168,13 @@ func (s *Server) searchDays(ctx context.Context, day time.Time, shard int32, nam
 					continue
 				}
 				seen[key] = true
+				if bad, err := s.unaccounted(ctx, key, maxAge); err != nil || bad {
+					if err != nil {
+						return nil, err
+					}
+					s.log.V(1).Info("listed container skipped: its DesContainer is not Committed", "key", key)
+					continue
+				}
 				ct, err := s.containerFor(ctx, key)
 				if ctxErr := ctx.Err(); ctxErr != nil {
 					return nil, ctxErr
@@ -189,6 +196,21 @@ func (s *Server) searchDays(ctx context.Context, day time.Time, shard int32, nam
 		return nil, fmt.Errorf("%w (and a candidate container failed: %w)", errNotInArchive, broken)
 	}
 	return nil, errNotInArchive
+}
+
+// unaccounted reports whether a finder knows key as an object no committed container accounts for
+// (its DesContainer is rolled back, or not committed yet): such an object is never served.
+func (s *Server) unaccounted(ctx context.Context, key string, maxAge time.Duration) (bool, error) {
+	for _, f := range s.finders {
+		if v, ok := f.(interface {
+			Unaccounted(context.Context, string, time.Duration) (bool, error)
+		}); ok {
+			if bad, err := v.Unaccounted(ctx, key, maxAge); err != nil || bad {
+				return bad, err
+			}
+		}
+	}
+	return false, nil
 }
 
 // errBadName wraps client input errors about names.
