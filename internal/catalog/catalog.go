@@ -274,10 +274,12 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 			return err // already committed: nothing to do
 		}
 		state, _, err := c.lockFence(ctx, tx, rec.Container, "UPDATE")
-		if err != nil {
+		switch {
+		case err != nil:
 			return err
-		}
-		if state != fenceOpen {
+		case state == fenceCommitted:
+			return nil // a concurrent commit of the same container won while we waited for the fence
+		case state != fenceOpen:
 			return fmt.Errorf("%w: the container is %s", ErrRolledBack, state)
 		}
 		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed)

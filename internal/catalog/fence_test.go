@@ -178,3 +178,28 @@ func TestClaimHoldersFindsOldClaims(t *testing.T) {
 		t.Fatalf("claim holders = %v (%v), want [ds-old]", got, err)
 	}
 }
+
+// TestConcurrentCommitsOfOneContainer: the packer and a roll-forward may commit the same container at
+// once; both must succeed (the second is a no-op) and the rows are packed once.
+func TestConcurrentCommitsOfOneContainer(t *testing.T) {
+	ctx := context.Background()
+	for round := range 10 {
+		c, _ := newCatalog(t, 5, 1)
+		name := fmt.Sprintf("ds-twice-%d", round)
+		if _, err := c.Claim(ctx, 0, name, 5); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() { errs[i] = c.Commit(ctx, record(name, 5)) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: commit %d of two at once: %v", round, i, err)
+			}
+		}
+		assertCounts(t, c, catalog.Counts{Packed: 5})
+	}
+}
