@@ -38,7 +38,7 @@ type DesShardReconciler struct {
 	// APIReader reads Leases and DesContainers around the cache when a deletion decides it may end
 	// (nil: the cache).
 	APIReader client.Reader
-	// Leases judges shard Leases during a deletion (see deletion.go); nil compares renewTime to Clock.
+	// Leases judges shard Leases (busy, and during a deletion); nil compares renewTime to Clock.
 	Leases *lease.Observer
 	// SweepGrace is how old unaccounted archive debris must be before a run removes it.
 	SweepGrace time.Duration
@@ -189,11 +189,11 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 		if err != nil || l.Name != protocol.LeaseName(ds.Name, int32(id)) {
 			continue // not a shard lock of ours
 		}
-		// Busy is judged on the cached Lease against our clock, not with the DesContainer reconciler's
-		// lease.Observer: calling a shard busy is the safe direction (a run waits), and calling it free
-		// by mistake only costs a Job whose packer finds the Lease held and skips the shard (the claim
-		// is the arbiter). Recovery, which acts on "gone", uses the observer on uncached reads.
-		obs.leases[int32(id)] = classifyLease(l, now)
+		// Busy is judged on the cached Lease by the observer that judges writers (by what this controller
+		// saw change, never the holder's renewTime against our clock): a dead packer whose clock ran
+		// minutes ahead would otherwise keep its shard "busy" for those minutes. Calling a shard free a
+		// moment early only costs a Job whose packer watches the Lease and skips the shard.
+		obs.leases[int32(id)] = r.judgeLease(l, now)
 		obs.holders[int32(id)] = leaseHolder(l)
 	}
 	obs.busy = busyShards(obs.jobs, obs.leases, obs.holders)
@@ -203,6 +203,14 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 	}
 	obs.containers = containers.Items
 	return obs, nil, nil
+}
+
+// judgeLease is the observer's judgement of a shard Lease, or renewTime against Clock without one.
+func (r *DesShardReconciler) judgeLease(l *coordinationv1.Lease, now time.Time) leaseState {
+	if r.Leases != nil {
+		return r.Leases.Observe(l, now).State
+	}
+	return classifyLease(l, now)
 }
 
 // inspectArchive counts pending rows per shard and, when a run was just scheduled, sweeps archive

@@ -8,8 +8,9 @@ import (
 	"github.com/datavision/des/internal/lease"
 )
 
-// Shard Leases are judged by internal/lease, the code the packer holds them with: busy by Classify on
-// the cached Lease, a writer gone by a lease.Observer on uncached reads (DesContainerReconciler.Leases).
+// Shard Leases are judged by internal/lease, the code the packer holds them with: by one lease.Observer
+// per process (what this controller saw change, on its own clock), busy on the cached Lease, a writer
+// gone on uncached reads; lease.Classify (renewTime against our clock) only where no observer is set.
 // These names exist because the reconcilers call their Lease variables "lease", which would hide the
 // package.
 

@@ -118,7 +118,7 @@ func Acquire(ctx context.Context, c client.Client, opts Options) (*Hold, error) 
 	} else if err != nil {
 		return nil, fmt.Errorf("get lease %s/%s: %w", opts.Namespace, opts.Name, err)
 	}
-	return claim(ctx, c, opts, existing)
+	return claim(ctx, c, opts, existing, true)
 }
 
 // Claim takes the Lease as read by the caller (nil: there is none, create it) if it is Free or
@@ -130,12 +130,27 @@ func Claim(ctx context.Context, c client.Client, opts Options, existing *coordin
 	if err != nil {
 		return nil, err
 	}
-	return claim(ctx, c, opts, existing)
+	return claim(ctx, c, opts, existing, true)
 }
 
-func claim(ctx context.Context, c client.Client, opts Options, existing *coordinationv1.Lease) (*Hold, error) {
+// TakeOver claims existing although its renewTime says it is held: the caller has itself seen it
+// unchanged for a whole Lease duration on its own clock (Observer), so its holder is gone whatever
+// that holder's clock wrote. The update carries existing's resourceVersion: a renewal since the
+// caller read it makes the take-over fail with an error matching ErrHeld.
+func TakeOver(ctx context.Context, c client.Client, opts Options, existing *coordinationv1.Lease) (*Hold, error) {
+	opts, err := opts.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if existing == nil {
+		return nil, errors.New("lease take-over: no Lease to take over")
+	}
+	return claim(ctx, c, opts, existing, false)
+}
+
+func claim(ctx context.Context, c client.Client, opts Options, existing *coordinationv1.Lease, judge bool) (*Hold, error) {
 	now := opts.Now()
-	if Classify(existing, now) == Held {
+	if judge && Classify(existing, now) == Held {
 		return nil, &HeldError{Holder: Holder(existing), Until: Expiry(existing)}
 	}
 	begun := time.Now()

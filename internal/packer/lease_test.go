@@ -8,6 +8,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -100,6 +101,34 @@ func TestLeaseLostStopsThePackerAtOnce(t *testing.T) {
 	}
 	if err := w.packer("pod-b", nil, packer.Tuning{}).Run(w.ctx); err != nil {
 		t.Fatal(err)
+	}
+	w.check(nil)
+}
+
+// TestPackerTakesOverALeaseItSawUnchanged: a packer died holding a shard Lease whose renewTime its
+// clock put ten minutes ahead. Judged by renewTime the Lease is held for ten more minutes; the next
+// packer watches it instead, sees it unchanged for a whole Lease duration on its own clock, takes it
+// over and packs the shard.
+func TestPackerTakesOverALeaseItSawUnchanged(t *testing.T) {
+	w := newWorld(t, worldOptions{shards: []int32{5}, threshold: threshold})
+	w.addRows(5, []int64{1000}, 20, nil)
+	future := metav1.NewMicroTime(time.Now().Add(10 * time.Minute))
+	w.create(&coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: protocol.LeaseName(w.ds.Name, 5), Namespace: w.ns,
+			Labels: map[string]string{protocol.LabelDesShard: w.ds.Name, protocol.LabelShard: "5"}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("ghost"), LeaseDurationSeconds: ptr.To(int32(2)),
+			AcquireTime: &future, RenewTime: &future},
+	})
+	tune := packer.Tuning{LeaseDuration: 2 * time.Second, LeaseRenewInterval: 500 * time.Millisecond, LeaseRenewDeadline: 1500 * time.Millisecond}
+	start := time.Now()
+	if err := w.packer("pod-a", nil, tune).Run(w.ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := w.counts(); n.Packed != 20 {
+		t.Fatalf("rows after the run: %+v, want all 20 packed (the dead holder's Lease taken over)", n)
+	}
+	if waited := time.Since(start); waited < 2*time.Second {
+		t.Fatalf("the Lease was taken over after %s, before a whole Lease duration of watching", waited)
 	}
 	w.check(nil)
 }

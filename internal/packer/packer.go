@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/semaphore"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,35 +61,113 @@ func New(cfg Config, d Deps) (*Packer, error) {
 // and returns ErrStopped. Errors of one shard do not stop the others; they are joined.
 func (p *Packer) Run(ctx context.Context) error {
 	var errs []error
+	var held []int32
 	for _, shard := range p.cfg.Shards {
 		if ctx.Err() != nil {
 			return errors.Join(append(errs, ErrStopped)...)
 		}
-		err := p.packShard(ctx, shard)
-		if errors.Is(err, ErrStopped) {
-			return errors.Join(append(errs, err)...)
+		log := p.d.Log.WithValues("shard", shard)
+		h, err := p.lock(ctx, shard, log)
+		if errors.Is(err, lease.ErrHeld) {
+			held = append(held, shard) // judged again below, by watching the Lease
+			continue
 		}
-		if err != nil {
-			p.d.Log.Error(err, "shard failed", "shard", shard)
+		if stop, err := p.shardDone(shard, p.packLocked(ctx, h, err, shard, log)); stop {
+			return errors.Join(append(errs, err)...)
+		} else if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, p.packHeld(ctx, held)...)...)
 }
 
-// packShard is step 1 and 7: lock the shard, write containers while rows remain and time allows,
-// release the lock.
-func (p *Packer) packShard(ctx context.Context, shard int32) error {
-	log := p.d.Log.WithValues("shard", shard)
-	held, err := p.lock(ctx, shard, log)
-	if errors.Is(err, lease.ErrHeld) {
-		log.Info("shard skipped: another packer holds its Lease", "reason", err.Error())
-		p.d.Metrics.ShardsSkipped.Inc()
-		return nil
+// shardDone logs a shard's failure and says whether the run must stop (ErrStopped).
+func (p *Packer) shardDone(shard int32, err error) (bool, error) {
+	if errors.Is(err, ErrStopped) {
+		return true, err
 	}
 	if err != nil {
+		p.d.Log.Error(err, "shard failed", "shard", shard)
+	}
+	return false, err
+}
+
+// packHeld deals with the shards whose Lease looked held when their turn came. A Lease's renewTime
+// is written with its holder's clock, which need not agree with ours, so it says nothing certain: the
+// packer watches the Leases instead, on its own clock, for one Lease duration. One that changes has a
+// live holder and its shard is skipped; one that stays unchanged for the whole duration has lost its
+// holder (client-go's leader election judges the same way), and its shard is taken over and packed.
+func (p *Packer) packHeld(ctx context.Context, shards []int32) []error {
+	if len(shards) == 0 {
+		return nil
+	}
+	watch := lease.NewObserver()
+	first := map[int32]string{} // resourceVersion when first seen
+	var errs []error
+	for len(shards) > 0 && ctx.Err() == nil && p.d.Now().Before(p.cfg.Deadline) {
+		var next []int32
+		for _, shard := range shards {
+			log := p.d.Log.WithValues("shard", shard)
+			l, err := p.readLease(ctx, shard)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			o := watch.Observe(l, time.Now())
+			if _, seen := first[shard]; !seen && l != nil {
+				first[shard] = l.ResourceVersion
+			}
+			switch {
+			case o.State == lease.Held && l.ResourceVersion != first[shard]:
+				log.Info("shard skipped: another packer holds its Lease and renews it", "holder", lease.Holder(l))
+				p.d.Metrics.ShardsSkipped.Inc()
+			case o.State == lease.Held:
+				next = append(next, shard)
+			default:
+				h, err := p.takeOver(ctx, shard, l, log)
+				if errors.Is(err, lease.ErrHeld) {
+					log.Info("shard skipped: another packer took its Lease first")
+					p.d.Metrics.ShardsSkipped.Inc()
+					continue
+				}
+				if stop, err := p.shardDone(shard, p.packLocked(ctx, h, err, shard, log)); stop {
+					return append(errs, err)
+				} else if err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if shards = next; len(shards) > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(p.tune.LeaseRenewInterval):
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, ErrStopped)
+	}
+	return errs
+}
+
+func (p *Packer) readLease(ctx context.Context, shard int32) (*coordinationv1.Lease, error) {
+	l := &coordinationv1.Lease{}
+	err := p.d.Kube.Get(ctx, client.ObjectKey{Namespace: p.cfg.DesShard.Namespace, Name: protocol.LeaseName(p.cfg.DesShard.Name, shard)}, l)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the Lease of shard %d: %w", shard, err)
+	}
+	return l, nil
+}
+
+// packLocked is the rest of step 1, and step 7: write containers while rows remain and time allows,
+// release the lock. lockErr is the failure to take the lock, if any.
+func (p *Packer) packLocked(ctx context.Context, held *lease.Hold, lockErr error, shard int32, log logr.Logger) error {
+	if lockErr != nil {
 		p.d.Metrics.Errors.WithLabelValues("lease").Inc()
-		return fmt.Errorf("lock shard %d: %w", shard, err)
+		return fmt.Errorf("lock shard %d: %w", shard, lockErr)
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -141,8 +220,22 @@ func (p *Packer) desShardWanted(ctx context.Context) error {
 }
 
 func (p *Packer) lock(ctx context.Context, shard int32, log logr.Logger) (*lease.Hold, error) {
+	return lease.Acquire(ctx, p.d.Kube, p.leaseOptions(shard, log))
+}
+
+// takeOver claims a Lease this packer watched unchanged for its whole duration (nil: none exists).
+func (p *Packer) takeOver(ctx context.Context, shard int32, l *coordinationv1.Lease, log logr.Logger) (*lease.Hold, error) {
+	opts := p.leaseOptions(shard, log)
+	if l == nil || lease.Holder(l) == "" {
+		return lease.Claim(ctx, p.d.Kube, opts, l)
+	}
+	log.Info("taking over a Lease nobody renewed for its whole duration", "holder", lease.Holder(l))
+	return lease.TakeOver(ctx, p.d.Kube, opts, l)
+}
+
+func (p *Packer) leaseOptions(shard int32, log logr.Logger) lease.Options {
 	ds := p.cfg.DesShard
-	return lease.Acquire(ctx, p.d.Kube, lease.Options{
+	return lease.Options{
 		Namespace: ds.Namespace,
 		Name:      protocol.LeaseName(ds.Name, shard),
 		Labels: map[string]string{
@@ -156,5 +249,5 @@ func (p *Packer) lock(ctx context.Context, shard int32, log logr.Logger) (*lease
 		RenewDeadline: p.tune.LeaseRenewDeadline,
 		Now:           p.d.Now,
 		Log:           log,
-	})
+	}
 }
