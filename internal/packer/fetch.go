@@ -98,8 +98,8 @@ func (p *Packer) fetch(ctx context.Context, it *item) {
 
 // sourceBackoff spaces the packer's own tries of a source object. The SDK already repeats a request
 // that fails before its answer (5xx, throttling, a refused connection); these tries also cover a body
-// cut in the middle (a reset) and an outage longer than the SDK's attempts, so that a row is marked
-// failed only for a cause that outlasted about ten seconds.
+// cut in the middle (a reset) and an outage a little longer than the SDK's attempts: three tries, 0.5 s
+// and then 1.5 s apart, before a row is marked failed (and retried much later, see catalog.RetryFailed).
 var sourceBackoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 3, Jitter: 0.2, Steps: 3}
 
 // retrySource runs op, a read of one source object, again while it fails for a transient cause.
