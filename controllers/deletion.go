@@ -42,8 +42,8 @@ func deletionWait(containers []desv1.DesContainer, heldLeases []string) string {
 		if c.Status.Phase.IsFinal() {
 			continue
 		}
-		item := fmt.Sprintf("%s (%s)", c.Name, phaseOrPending(c.Status.Phase))
-		if cond := meta.FindStatusCondition(c.Status.Conditions, desv1.ConditionDegraded); cond != nil && cond.Status == "True" {
+		item := fmt.Sprintf("%s (%s)", c.Name, c.Status.Phase.OrPending())
+		if cond := meta.FindStatusCondition(c.Status.Conditions, desv1.ConditionDegraded); cond != nil && cond.Status == metav1.ConditionTrue {
 			item += ": " + cond.Reason + ": " + cond.Message
 		}
 		unfinished = append(unfinished, item)
@@ -60,13 +60,6 @@ func deletionWait(containers []desv1.DesContainer, heldLeases []string) string {
 		return ""
 	}
 	return "deleting: waiting for " + strings.Join(parts, "; and ")
-}
-
-func phaseOrPending(p desv1.ContainerPhase) desv1.ContainerPhase {
-	if p == "" {
-		return desv1.PhasePending
-	}
-	return p
 }
 
 func firstN(items []string, n int) []string {

@@ -143,11 +143,7 @@ func containersByPhase(containers []desv1.DesContainer) map[string]int64 {
 	}
 	out := map[string]int64{}
 	for i := range containers {
-		phase := string(containers[i].Status.Phase)
-		if phase == "" {
-			phase = string(desv1.PhasePending)
-		}
-		out[phase]++
+		out[string(containers[i].Status.Phase.OrPending())]++
 	}
 	return out
 }

@@ -57,11 +57,7 @@ func (c *ContainerPhaseCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ ns, phase string }
 	counts := map[key]float64{}
 	for i := range list.Items {
-		phase := string(list.Items[i].Status.Phase)
-		if phase == "" {
-			phase = string(desv1.PhasePending)
-		}
-		counts[key{list.Items[i].Namespace, phase}]++
+		counts[key{list.Items[i].Namespace, string(list.Items[i].Status.Phase.OrPending())}]++
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, n, k.ns, k.phase)

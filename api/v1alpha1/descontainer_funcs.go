@@ -10,3 +10,12 @@ func (p ContainerPhase) IsFinal() bool {
 func RecoveredReason(phase ContainerPhase) ConditionReason {
 	return ConditionReason("Recovered" + string(phase))
 }
+
+// OrPending is the phase, with a container whose status has no phase yet (created, nothing recorded)
+// counted as Pending, as status, metrics and messages show it.
+func (p ContainerPhase) OrPending() ContainerPhase {
+	if p == "" {
+		return PhasePending
+	}
+	return p
+}
