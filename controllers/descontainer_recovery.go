@@ -9,6 +9,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/utils/ptr"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
@@ -149,11 +150,8 @@ func (rc *recoverer) checkOwned(ctx context.Context, c *desv1.DesContainer) (ref
 // rows this container claimed, so it cannot harm another container; leaving them claimed would stall
 // those files until a person acts. Nothing in the store is touched and the phase stays.
 func (rc *recoverer) refuse(ctx context.Context, c *desv1.DesContainer, refused error) (recoveryOutcome, error) {
-	if _, err := rc.cat.RollBack(ctx, c.Name); err != nil {
-		return recoveryOutcome{}, err
-	}
-	if done, err := rc.cat.IsCommitted(ctx, c.Name); err != nil || done {
-		return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "the writer committed before the roll-back"}, err
+	if _, won, err := rc.returnRows(ctx, c); err != nil || won != nil {
+		return ptr.Deref(won, recoveryOutcome{}), err
 	}
 	return recoveryOutcome{refused: fmt.Errorf("recovery deletes nothing at %s/%s (its claimed rows were returned to ready): %w",
 		c.Spec.Bucket, c.Spec.Key, refused)}, nil
@@ -208,14 +206,25 @@ func (rc *recoverer) verifyObject(ctx context.Context, c *desv1.DesContainer) (d
 	return summary, "", nil
 }
 
-func (rc *recoverer) rollBack(ctx context.Context, c *desv1.DesContainer, problem string, noObjectFound bool) (recoveryOutcome, error) {
-	n, err := rc.cat.RollBack(ctx, c.Name)
+// returnRows runs the roll-back statement for c and reports how many rows went back to ready. If
+// the writer committed between recovery's checks and the roll-back, the writer won: committed is the
+// outcome to record instead (the statement changed nothing).
+func (rc *recoverer) returnRows(ctx context.Context, c *desv1.DesContainer) (moved int64, committed *recoveryOutcome, err error) {
+	moved, err = rc.cat.RollBack(ctx, c.Name)
 	if err != nil {
-		return recoveryOutcome{}, err
+		return 0, nil, err
 	}
-	// The writer may have committed between our checks and the roll-back; then it won.
-	if done, err := rc.cat.IsCommitted(ctx, c.Name); err != nil || done {
-		return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "the writer committed before the roll-back"}, err
+	done, err := rc.cat.IsCommitted(ctx, c.Name)
+	if err != nil || !done {
+		return moved, nil, err
+	}
+	return moved, &recoveryOutcome{phase: desv1.PhaseCommitted, reason: "the writer committed before the roll-back"}, nil
+}
+
+func (rc *recoverer) rollBack(ctx context.Context, c *desv1.DesContainer, problem string, noObjectFound bool) (recoveryOutcome, error) {
+	n, won, err := rc.returnRows(ctx, c)
+	if err != nil || won != nil {
+		return ptr.Deref(won, recoveryOutcome{}), err
 	}
 	found, err := rc.removeObjects(ctx, c)
 	if err != nil {
