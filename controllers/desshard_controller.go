@@ -70,9 +70,10 @@ type shardObservation struct {
 }
 
 // Reconcile observes the DesShard's source, Jobs and Leases, checks that its packer image and
-// ServiceAccount are allowed, provides the packer ServiceAccount, starts a run when one is due, and records what it saw in the status. The status is patched in a
-// deferred call, so every way out of a pass that learned something (a problem a person must fix,
-// a refused Job) shows in `kubectl describe`, not only in the log.
+// ServiceAccount are allowed, provides the packer ServiceAccount, starts a run when one is due, and
+// records what it saw in the status. The status is patched in a deferred call, so every way out of a
+// pass that learned something (a problem a person must fix, a refused Job) shows in `kubectl
+// describe`, not only in the log. A deleted DesShard is torn down instead (desshard_delete.go).
 func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	ds := &desv1.DesShard{}
 	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {

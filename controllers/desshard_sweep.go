@@ -45,9 +45,10 @@ func orphans(items []archiveItem, dayPrefix string, shards map[string]bool, live
 // accountedKeys are the container keys the sweep must leave alone because a DesContainer of the
 // DesShard still stands for them: every unfinished container, and a Failed one (it waits for a person,
 // with its object as evidence). A rolled-back container's debris is the sweep's, and a committed
-// container's object is kept by the catalog's record (only a stray upload of its key is swept). Each container accounts for the key in its spec and for the key the
-// protocol derives from its name, day and shard, so a spec that names another key (which recovery
-// refuses to touch, KeyNotOwned) cannot expose the container's real object to the sweep.
+// container's object is kept by the catalog's record (only a stray upload of its key is swept). Each
+// container accounts for the key in its spec and for the key the protocol derives from its name, day
+// and shard, so a spec that names another key (which recovery refuses to touch, KeyNotOwned) cannot
+// expose the container's real object to the sweep.
 func accountedKeys(prefix string, containers []desv1.DesContainer) map[string]bool {
 	keys := map[string]bool{}
 	for i := range containers {
