@@ -211,7 +211,7 @@ func TestInvalidResourcesAreRefusedWithAClearMessage(t *testing.T) {
 		// Bucket names S3 refuses.
 		{"archive bucket with capitals", "DesShard", func(o map[string]any) { set(o, "Archive", "spec", "archive", "bucket") }, "spec.archive.bucket must be an S3 bucket name"},
 		{"archive bucket with ..", "DesShard", func(o map[string]any) { set(o, "my..archive", "spec", "archive", "bucket") }, "spec.archive.bucket must be an S3 bucket name"},
-		{"archive bucket like an IP", "DesShard", func(o map[string]any) { set(o, "192.168.1.10", "spec", "archive", "bucket") }, "spec.archive.bucket must be an S3 bucket name"},
+		{"archive bucket like an IP (a documentation address, RFC 5737; only a string here, never dialled)", "DesShard", func(o map[string]any) { set(o, "192.0.2.10", "spec", "archive", "bucket") }, "spec.archive.bucket must be an S3 bucket name"},
 		{"archive bucket ending in -", "DesShard", func(o map[string]any) { set(o, "archive-", "spec", "archive", "bucket") }, "spec.archive.bucket must be an S3 bucket name"},
 		{"source bucket with _", "DesSource", func(o map[string]any) { set(o, "my_scans", "spec", "store", "bucket") }, "spec.store.bucket must be an S3 bucket name"},
 		{"source bucket starting with .", "DesSource", func(o map[string]any) { set(o, ".scans", "spec", "store", "bucket") }, "spec.store.bucket must be an S3 bucket name"},
