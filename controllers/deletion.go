@@ -130,10 +130,7 @@ func (d *deletion) waitingFor(ctx context.Context) (string, error) {
 // still counts as held while it is renewed; one nobody renews is let go a Lease duration after this
 // controller first saw it.
 func (d *deletion) held(l *coordinationv1.Lease) bool {
-	if d.leases != nil {
-		return d.leases.Observe(l, d.now).State == lease.Held
-	}
-	return classifyLease(l, d.now) == leaseHeld
+	return observeLease(d.leases, l, d.now).State == leaseHeld
 }
 
 // reconcileDeletion runs one pass of obj's deletion: Jobs stopped, the finalizer removed when nothing

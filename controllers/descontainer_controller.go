@@ -133,10 +133,8 @@ func (r *DesContainerReconciler) observeLease(ctx context.Context, c *desv1.DesC
 		return nil, leaseObservation{State: lease.Free}, nil
 	case err != nil:
 		return nil, leaseObservation{}, fmt.Errorf("get shard Lease %s: %w", name, err)
-	case r.Leases == nil:
-		return l, leaseObservation{State: lease.Classify(l, now), Left: lease.Expiry(l).Sub(now)}, nil
 	}
-	return l, r.Leases.Observe(l, now), nil
+	return l, observeLease(r.Leases, l, now), nil
 }
 
 func (r *DesContainerReconciler) recover(ctx context.Context, c *desv1.DesContainer) (ctrl.Result, error) {

@@ -194,7 +194,7 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 		// saw change, never the holder's renewTime against our clock): a dead packer whose clock ran
 		// minutes ahead would otherwise keep its shard "busy" for those minutes. Calling a shard free a
 		// moment early only costs a Job whose packer watches the Lease and skips the shard.
-		obs.leases[int32(id)] = r.judgeLease(l, now)
+		obs.leases[int32(id)] = observeLease(r.Leases, l, now).State
 		obs.holders[int32(id)] = leaseHolder(l)
 	}
 	obs.busy = busyShards(obs.jobs, obs.leases, obs.holders)
@@ -204,14 +204,6 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 	}
 	obs.containers = containers.Items
 	return obs, nil, nil
-}
-
-// judgeLease is the observer's judgement of a shard Lease, or renewTime against Clock without one.
-func (r *DesShardReconciler) judgeLease(l *coordinationv1.Lease, now time.Time) leaseState {
-	if r.Leases != nil {
-		return r.Leases.Observe(l, now).State
-	}
-	return classifyLease(l, now)
 }
 
 // inspectArchive counts pending rows per shard and, when a run was just scheduled, sweeps archive

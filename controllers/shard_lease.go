@@ -27,3 +27,12 @@ const (
 func classifyLease(l *coordinationv1.Lease, now time.Time) leaseState { return lease.Classify(l, now) }
 
 func leaseHolder(l *coordinationv1.Lease) string { return lease.Holder(l) }
+
+// observeLease judges l with the process's observer o, or, without one (reconcilers built by tests),
+// by renewTime against now.
+func observeLease(o *lease.Observer, l *coordinationv1.Lease, now time.Time) leaseObservation {
+	if o != nil {
+		return o.Observe(l, now)
+	}
+	return leaseObservation{State: classifyLease(l, now), Left: lease.Expiry(l).Sub(now)}
+}
