@@ -303,20 +303,25 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 	return nil
 }
 
-func containerRecorded(ctx context.Context, tx pgx.Tx, m Mapping, container string) (bool, error) {
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// containerRecorded reports whether des_containers has container, through q (a pool or a transaction).
+func containerRecorded(ctx context.Context, q rowQuerier, m Mapping, container string) (bool, error) {
 	var n int
-	err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE container = $1`, m.containersIdent()), container).Scan(&n)
+	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE container = $1`, m.containersIdent()), container).Scan(&n)
 	return n > 0, err
 }
 
 // IsCommitted reports whether the container has a permanent record.
 func (c *Catalog) IsCommitted(ctx context.Context, container string) (bool, error) {
-	var n int
-	err := c.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE container = $1`, c.m.containersIdent()), container).Scan(&n)
+	done, err := containerRecorded(ctx, c.pool, c.m, container)
 	if err != nil {
 		return false, fmt.Errorf("look up container %s: %w", container, err)
 	}
-	return n > 0, nil
+	return done, nil
 }
 
 // RollBack closes container, so that it can claim, fail or commit nothing more, and returns every row
