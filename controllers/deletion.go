@@ -141,7 +141,7 @@ func reconcileDeletion(ctx context.Context, d *deletion, rec events.EventRecorde
 	if err != nil || waiting == "" {
 		return ctrl.Result{}, err
 	}
-	if err := recordDeleting(ctx, d.c, rec, obj, base, conds, obj.GetGeneration(), waiting); err != nil {
+	if err := recordDeleting(ctx, d.c, rec, obj, base, conds, waiting); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: deletionRecheck}, nil
@@ -180,10 +180,10 @@ func ensureFinalizer(ctx context.Context, c client.Client, obj client.Object) er
 
 // recordDeleting records in Ready what a deletion waits for, with a Normal event when it starts
 // waiting (deleting is what the user asked for, not trouble; the message says what holds it up).
-func recordDeleting(ctx context.Context, c client.Client, rec events.EventRecorder, obj, base client.Object, conds *[]metav1.Condition, gen int64, waiting string) error {
+func recordDeleting(ctx context.Context, c client.Client, rec events.EventRecorder, obj, base client.Object, conds *[]metav1.Condition, waiting string) error {
 	was := meta.FindStatusCondition(*conds, desv1.ConditionReady)
 	first := was == nil || was.Reason != string(desv1.ReasonDeleting)
-	setStatusCondition(conds, desv1.ConditionReady, false, desv1.ReasonDeleting, waiting, gen)
+	setStatusCondition(conds, desv1.ConditionReady, false, desv1.ReasonDeleting, waiting, obj.GetGeneration())
 	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("record deletion progress: %w", client.IgnoreNotFound(err))
 	}
