@@ -123,16 +123,15 @@ func (r *DesContainerReconciler) observeLease(ctx context.Context, c *desv1.DesC
 		reader = r.Client
 	}
 	name := protocol.LeaseName(c.Spec.ShardRef, c.Spec.Shard)
-	l := &coordinationv1.Lease{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, l)
+	l, err := lease.Read(ctx, reader, c.Namespace, name)
 	switch {
-	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, leaseObservation{}, err
+	case l == nil:
 		if r.Leases != nil {
 			r.Leases.Forget(c.Namespace, name)
 		}
 		return nil, leaseObservation{State: lease.Free}, nil
-	case err != nil:
-		return nil, leaseObservation{}, fmt.Errorf("get shard Lease %s: %w", name, err)
 	}
 	return l, observeLease(r.Leases, l, now), nil
 }

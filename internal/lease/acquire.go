@@ -111,14 +111,24 @@ func Acquire(ctx context.Context, c client.Client, opts Options) (*Hold, error) 
 	if err != nil {
 		return nil, err
 	}
-	existing := &coordinationv1.Lease{}
-	err = c.Get(ctx, client.ObjectKey{Namespace: opts.Namespace, Name: opts.Name}, existing)
-	if apierrors.IsNotFound(err) {
-		existing = nil
-	} else if err != nil {
-		return nil, fmt.Errorf("get lease %s/%s: %w", opts.Namespace, opts.Name, err)
+	existing, err := Read(ctx, c, opts.Namespace, opts.Name)
+	if err != nil {
+		return nil, err
 	}
 	return claim(ctx, c, opts, existing, true)
+}
+
+// Read returns the Lease namespace/name as r has it, or nil when there is none.
+func Read(ctx context.Context, r client.Reader, namespace, name string) (*coordinationv1.Lease, error) {
+	l := &coordinationv1.Lease{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, l)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get lease %s/%s: %w", namespace, name, err)
+	}
+	return l, nil
 }
 
 // Claim takes the Lease as read by the caller (nil: there is none, create it) if it is Free or

@@ -108,7 +108,7 @@ func (p *Packer) packHeld(ctx context.Context, shards []int32) []error {
 		var next []int32
 		for _, shard := range shards {
 			log := p.d.Log.WithValues("shard", shard)
-			l, err := p.readLease(ctx, shard)
+			l, err := lease.Read(ctx, p.d.Kube, p.cfg.DesShard.Namespace, protocol.LeaseName(p.cfg.DesShard.Name, shard))
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -148,18 +148,6 @@ func (p *Packer) packHeld(ctx context.Context, shards []int32) []error {
 		errs = append(errs, ErrStopped)
 	}
 	return errs
-}
-
-func (p *Packer) readLease(ctx context.Context, shard int32) (*coordinationv1.Lease, error) {
-	l := &coordinationv1.Lease{}
-	err := p.d.Kube.Get(ctx, client.ObjectKey{Namespace: p.cfg.DesShard.Namespace, Name: protocol.LeaseName(p.cfg.DesShard.Name, shard)}, l)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("read the Lease of shard %d: %w", shard, err)
-	}
-	return l, nil
 }
 
 // packLocked is the rest of step 1, and step 7: write containers while rows remain and time allows,
