@@ -123,6 +123,64 @@ func (w *crashWorld) archive(rows []catalog.Row) ([]byte, desformat.Summary) {
 	return buf.Bytes(), dw.Summary()
 }
 
+// placements pairs the claimed rows with where the archive data puts them, as a packer's commit does.
+func (w *crashWorld) placements(data []byte) []catalog.Placement {
+	w.t.Helper()
+	r, err := desformat.NewReader(bytes.NewReader(data), int64(len(data)), desformat.ReaderOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	locs, err := r.Locations(w.ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ids, err := w.cat.ClaimedIDs(w.ctx, w.con.Name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ps, err := catalog.PlaceClaimed(locs, ids)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ps
+}
+
+// checkPlacements: every row of a committed container is placed exactly where its object says, so
+// that a reader serves it with one ranged GET. Recovery's roll-forward must record this as the
+// packer's commit does.
+func (w *crashWorld) checkPlacements() {
+	w.t.Helper()
+	ra, _, err := w.store.OpenReaderAt(w.ctx, w.bucket, w.con.Spec.Key, 1<<20)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	r, err := desformat.NewReader(ra, ra.Size(), desformat.ReaderOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	locs, err := r.Locations(w.ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var names []string
+	for _, l := range locs {
+		names = append(names, l.Name)
+	}
+	got, err := w.cat.Locate(w.ctx, names)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if len(got) != len(w.rows) || len(locs) != len(w.rows) {
+		w.t.Fatalf("%d rows located, %d in the object, %d claimed", len(got), len(locs), len(w.rows))
+	}
+	for _, l := range locs {
+		want := catalog.FileLocation{Key: w.con.Spec.Key, Bucket: w.bucket, ObjectSize: ra.Size(), Placed: true, Location: l}
+		if got[l.Name] != want {
+			w.t.Errorf("row %s: placed at %+v, the object has %+v", l.Name, got[l.Name], want)
+		}
+	}
+}
+
 func (w *crashWorld) upload(data []byte) {
 	w.t.Helper()
 	if _, err := w.store.Put(w.ctx, w.bucket, w.con.Spec.Key, data, objstore.PutOptions{}); err != nil {
@@ -215,7 +273,8 @@ func TestRecoveryMatrix(t *testing.T) {
 			w.setStatus(w.summaryStatus(sum))
 			rec := catalog.Record{Key: w.con.Spec.Key, Container: w.con.Name, Bucket: w.bucket, Source: "src", Shard: crashShard,
 				Day: w.clock.Now(), Files: sum.Files, Bytes: sum.PayloadBytes, ObjectSize: sum.Size,
-				PayloadChecksum: sum.PayloadChecksum(), IndexChecksum: sum.IndexChecksum(), Writer: "packer-pod-1"}
+				PayloadChecksum: sum.PayloadChecksum(), IndexChecksum: sum.IndexChecksum(), Writer: "packer-pod-1",
+				Placements: w.placements(data)}
 			if err := w.cat.Commit(w.ctx, rec); err != nil {
 				w.t.Fatal(err)
 			}
@@ -255,6 +314,9 @@ func TestRecoveryMatrix(t *testing.T) {
 			}
 			if committed, _ := w.cat.IsCommitted(w.ctx, w.con.Name); committed != (tc.wantPhase == desv1.PhaseCommitted) {
 				t.Fatalf("des_containers record present = %v for phase %s", committed, tc.wantPhase)
+			}
+			if tc.wantPhase == desv1.PhaseCommitted {
+				w.checkPlacements()
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -106,14 +105,16 @@ func (rc *recoverer) recover(ctx context.Context, c *desv1.DesContainer) (recove
 		}
 		return rc.refuse(ctx, c, refused)
 	}
-	summary, problem, err := rc.verifyObject(ctx, c)
+	v, problem, err := rc.verifyObject(ctx, c)
 	if err != nil {
 		return recoveryOutcome{}, err
 	}
 	if problem == "" {
-		err := rc.cat.Commit(ctx, rc.record(summary))
+		rec := rc.record(v.summary)
+		rec.Placements = v.placements
+		err := rc.cat.Commit(ctx, rec)
 		if err == nil {
-			return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "rolled forward: the object verifies against the claimed rows", summary: &summary}, nil
+			return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "rolled forward: the object verifies against the claimed rows", summary: &v.summary}, nil
 		}
 		if !errors.Is(err, catalog.ErrRolledBack) {
 			return recoveryOutcome{}, err
@@ -168,42 +169,52 @@ func refusedReason(err error) desv1.ConditionReason {
 // noObject is verifyObject's problem when nothing is stored at the container's key.
 const noObject = "no object at its key"
 
+// verifiedObject is what recovery learnt from a container's object that verifies: its summary, and
+// the placement of each claimed row in it, which the roll-forward commit records.
+type verifiedObject struct {
+	summary    desformat.Summary
+	placements []catalog.Placement
+}
+
 // verifyObject checks the object at the container's key: it must open (footer, index checksum), its
 // summary must match what the writer recorded, and its names must be exactly the claimed rows. A
 // problem is returned as text; err is for failures to look at all (retry later).
-func (rc *recoverer) verifyObject(ctx context.Context, c *desv1.DesContainer) (desformat.Summary, string, error) {
+func (rc *recoverer) verifyObject(ctx context.Context, c *desv1.DesContainer) (verifiedObject, string, error) {
+	var v verifiedObject
 	ra, _, err := rc.store.OpenReaderAt(ctx, c.Spec.Bucket, c.Spec.Key, desformat.DefaultTailSize)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return desformat.Summary{}, noObject, nil
+		return v, noObject, nil
 	}
 	if err != nil {
-		return desformat.Summary{}, "", fmt.Errorf("open %s: %w", c.Spec.Key, err)
+		return v, "", fmt.Errorf("open %s: %w", c.Spec.Key, err)
 	}
 	r, err := desformat.NewReader(ra, ra.Size(), desformat.ReaderOptions{TailSize: desformat.DefaultTailSize})
 	if err != nil {
-		return desformat.Summary{}, fmt.Sprintf("the object does not verify: %v", err), nil
+		return v, fmt.Sprintf("the object does not verify: %v", err), nil
 	}
-	summary, err := r.Summary(ctx)
-	if err != nil {
-		return desformat.Summary{}, fmt.Sprintf("the object does not verify: %v", err), nil
+	if v.summary, err = r.Summary(ctx); err != nil {
+		return v, fmt.Sprintf("the object does not verify: %v", err), nil
 	}
+	summary := v.summary
 	if st := c.Status; st.IndexChecksum != "" && (st.IndexChecksum != summary.IndexChecksum() || st.PayloadChecksum != summary.PayloadChecksum()) {
-		return summary, fmt.Sprintf("the object's checksums %s/%s differ from the recorded %s/%s",
+		return v, fmt.Sprintf("the object's checksums %s/%s differ from the recorded %s/%s",
 			summary.IndexChecksum(), summary.PayloadChecksum(), st.IndexChecksum, st.PayloadChecksum), nil
 	}
-	claimed, err := rc.cat.ClaimedNames(ctx, c.Name)
+	claimed, err := rc.cat.ClaimedIDs(ctx, c.Name)
 	if err != nil {
-		return desformat.Summary{}, "", err
+		return v, "", err
 	}
-	names := make([]string, 0, r.Len())
-	for _, e := range r.Entries() {
-		names = append(names, e.Name)
+	locs, err := r.Locations(ctx)
+	if err != nil {
+		if ctx.Err() != nil || !errors.Is(err, desformat.ErrCorrupt) {
+			return v, "", fmt.Errorf("read the placements in %s: %w", c.Spec.Key, err)
+		}
+		return v, fmt.Sprintf("the object does not verify: %v", err), nil
 	}
-	slices.Sort(names)
-	if !slices.Equal(names, claimed) {
-		return summary, fmt.Sprintf("the object holds %d files but %d rows are claimed by the container", len(names), len(claimed)), nil
+	if v.placements, err = catalog.PlaceClaimed(locs, claimed); err != nil {
+		return v, fmt.Sprintf("the object holds %d files but %d rows are claimed by the container (%v)", len(locs), len(claimed), err), nil
 	}
-	return summary, "", nil
+	return v, "", nil
 }
 
 // returnRows runs the roll-back statement for c and reports how many rows went back to ready. If

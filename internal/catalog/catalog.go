@@ -22,10 +22,16 @@ const (
 	colClaimedAt    = "des_claimed_at"
 	colPackedAt     = "des_packed_at"
 	colFailedAt     = "des_failed_at"
+	// Where a packed row's payload is (placement.go): written by the commit, read by the reader.
+	colOffset      = "des_offset"
+	colLength      = "des_length"
+	colCRC32C      = "des_crc32c"
+	colExternalKey = "des_external_key"
 )
 
 // desColumns are the DES-owned columns, in the order the migration adds them.
-var desColumns = []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt}
+var desColumns = []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt,
+	colOffset, colLength, colCRC32C, colExternalKey}
 
 var (
 	// ErrTableMissing means the catalog table does not exist.
@@ -82,8 +88,13 @@ func (c *Catalog) migrationStatements() []string {
 			ADD COLUMN IF NOT EXISTS %s integer NOT NULL DEFAULT 0,
 			ADD COLUMN IF NOT EXISTS %s timestamptz,
 			ADD COLUMN IF NOT EXISTS %s timestamptz,
-			ADD COLUMN IF NOT EXISTS %s timestamptz`,
-			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt),
+			ADD COLUMN IF NOT EXISTS %s timestamptz,
+			ADD COLUMN IF NOT EXISTS %s bigint,
+			ADD COLUMN IF NOT EXISTS %s bigint,
+			ADD COLUMN IF NOT EXISTS %s bigint,
+			ADD COLUMN IF NOT EXISTS %s text`,
+			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt,
+			colOffset, colLength, colCRC32C, colExternalKey),
 		// Claims scan ready rows of one shard in id order.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = %s`,
 			index("_des_ready"), t, col(c.m.Shard), col(c.m.ID), col(c.m.Status), literal(c.m.Ready)),
@@ -98,6 +109,8 @@ func (c *Catalog) migrationStatements() []string {
 			index("_des_claimed"), t, colClaimedAt, col(c.m.Status), literal(c.m.Claimed)),
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = %s`,
 			index("_des_failed"), t, col(c.m.ID), col(c.m.Status), literal(c.m.Failed)),
+		// The reader finds a file's placement by its DES name (Locate).
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, index("_des_name"), t, col(c.m.DesName)),
 		c.fenceTableStatement(),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 			key text PRIMARY KEY,
@@ -253,19 +266,22 @@ type Record struct {
 	PayloadChecksum string
 	IndexChecksum   string
 	Writer          string
+	// Placements say where each file of the container is, one per claimed row (placement.go).
+	Placements []Placement
 }
 
-// Commit moves exactly the rows claimed by rec.Container to packed and records the container, in one
-// transaction. If the container was rolled back (its fence is closed) or fewer rows than rec.Files are
-// still claimed, nothing changes and the error is ErrRolledBack. Committing an already committed
-// container is a no-op.
+// Commit moves exactly the rows claimed by rec.Container to packed, writes each row's placement
+// (rec.Placements, one per file) and records the container, in one transaction. If the container was
+// rolled back (its fence is closed), or the rows claimed by it are not exactly the placed ones, nothing
+// changes and the error is ErrRolledBack. Committing an already committed container is a no-op.
 func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 	if rec.Files <= 0 {
 		return fmt.Errorf("commit %s: a container without files is never committed", rec.Container)
 	}
+	if int64(len(rec.Placements)) != rec.Files {
+		return fmt.Errorf("commit %s: %d placements for %d files", rec.Container, len(rec.Placements), rec.Files)
+	}
 	m := c.m
-	update := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = $2, %s = now() WHERE %s = $3 AND %s = $4`,
-		m.tableIdent(), col(m.Status), colContainerKey, colPackedAt, colContainer, col(m.Status))
 	insert := fmt.Sprintf(`INSERT INTO %s (key, container, bucket, source, shard, day, files, bytes,
 		object_size, payload_checksum, index_checksum, writer) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 		m.containersIdent())
@@ -282,12 +298,8 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 		case state != fenceOpen:
 			return fmt.Errorf("%w: the container is %s", ErrRolledBack, state)
 		}
-		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed)
-		if err != nil {
+		if err := c.packPlaced(ctx, tx, rec); err != nil {
 			return err
-		}
-		if moved := tag.RowsAffected(); moved != rec.Files {
-			return fmt.Errorf("%w: %d of %d rows still claimed", ErrRolledBack, moved, rec.Files)
 		}
 		_, err = tx.Exec(ctx, insert, rec.Key, rec.Container, rec.Bucket, rec.Source, rec.Shard,
 			rec.Day.UTC().Format(time.DateOnly), rec.Files, rec.Bytes, rec.ObjectSize,

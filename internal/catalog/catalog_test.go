@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -166,12 +167,20 @@ func TestClaimReturnsRowsInIDOrderWithBucket(t *testing.T) {
 	}
 }
 
-func record(container string, files int64) catalog.Record {
-	return catalog.Record{
+// record is the commit record of a container holding rows, each placed after the previous one.
+func record(container string, rows []catalog.Row) catalog.Record {
+	rec := catalog.Record{
 		Key: "archive/2026-11-26/000/" + container + ".des", Container: container, Bucket: "archive",
-		Source: "src", Shard: 0, Day: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Files: files,
+		Source: "src", Shard: 0, Day: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Files: int64(len(rows)),
 		Bytes: 10, ObjectSize: 100, PayloadChecksum: "p", IndexChecksum: "i", Writer: "pod-1",
 	}
+	off := int64(16)
+	for _, r := range rows {
+		rec.Placements = append(rec.Placements, catalog.Placement{ID: r.ID, Location: desformat.Location{
+			Name: r.Name, Offset: off, Size: r.Size, CRC32C: uint32(r.ID) * 2654435761, HasCRC: true}})
+		off += r.Size
+	}
+	return rec
 }
 
 // TestCommitAndRollBackRace checks the arbiter rule: whichever of commit and roll-back runs first wins
@@ -181,13 +190,13 @@ func TestCommitAndRollBackRace(t *testing.T) {
 	t.Run("commit first", func(t *testing.T) {
 		c, _ := newCatalog(t, 5, 1)
 		claimed, _ := c.Claim(ctx, 0, "c1", 5)
-		if err := c.Commit(ctx, record("c1", int64(len(claimed)))); err != nil {
+		if err := c.Commit(ctx, record("c1", claimed)); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := c.RollBack(ctx, "c1"); err != nil || n != 0 {
 			t.Fatalf("roll-back after commit moved %d rows (%v)", n, err)
 		}
-		if err := c.Commit(ctx, record("c1", int64(len(claimed)))); err != nil {
+		if err := c.Commit(ctx, record("c1", claimed)); err != nil {
 			t.Fatalf("repeated commit: %v", err)
 		}
 		assertCounts(t, c, catalog.Counts{Packed: 5})
@@ -201,7 +210,7 @@ func TestCommitAndRollBackRace(t *testing.T) {
 		if n, err := c.RollBack(ctx, "c1"); err != nil || n != 5 {
 			t.Fatalf("roll-back moved %d rows (%v)", n, err)
 		}
-		if err := c.Commit(ctx, record("c1", int64(len(claimed)))); !errors.Is(err, catalog.ErrRolledBack) {
+		if err := c.Commit(ctx, record("c1", claimed)); !errors.Is(err, catalog.ErrRolledBack) {
 			t.Fatalf("commit after roll-back: got %v, want ErrRolledBack", err)
 		}
 		assertCounts(t, c, catalog.Counts{Ready: 5})
@@ -211,10 +220,12 @@ func TestCommitAndRollBackRace(t *testing.T) {
 	})
 	t.Run("a commit of more files than claimed rows changes nothing", func(t *testing.T) {
 		c, _ := newCatalog(t, 5, 1)
-		if _, err := c.Claim(ctx, 0, "c1", 5); err != nil {
+		claimed, err := c.Claim(ctx, 0, "c1", 5)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Commit(ctx, record("c1", 6)); !errors.Is(err, catalog.ErrRolledBack) {
+		extra := append(claimed, catalog.Row{ID: 999, Name: "N_999", Size: 1})
+		if err := c.Commit(ctx, record("c1", extra)); !errors.Is(err, catalog.ErrRolledBack) {
 			t.Fatalf("commit of more files than claimed rows: got %v", err)
 		}
 		assertCounts(t, c, catalog.Counts{Claimed: 5})
@@ -239,7 +250,7 @@ func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) {
 	if msg != "source object missing" || retries != 1 {
 		t.Fatalf("failed row: error %q retries %d", msg, retries)
 	}
-	if err := c.Commit(ctx, record("c1", 2)); err != nil {
+	if err := c.Commit(ctx, record("c1", rows[1:])); err != nil {
 		t.Fatalf("commit of the two remaining rows: %v", err)
 	}
 	assertCounts(t, c, catalog.Counts{Packed: 2, Failed: 1})

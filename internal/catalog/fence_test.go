@@ -31,7 +31,7 @@ func TestRolledBackContainerChangesNothing(t *testing.T) {
 	if ok, err := c.MarkFailed(ctx, "ds-c1", first[0].ID, "late"); err != nil || ok {
 		t.Fatalf("late mark-failed changed a row (%v)", err)
 	}
-	if err := c.Commit(ctx, record("ds-c1", 4)); !errors.Is(err, catalog.ErrRolledBack) {
+	if err := c.Commit(ctx, record("ds-c1", first)); !errors.Is(err, catalog.ErrRolledBack) {
 		t.Fatalf("late commit: %v, want ErrRolledBack", err)
 	}
 	// A roll-back sticks even if the rows are claimed again by someone else, and the late writer's
@@ -39,7 +39,7 @@ func TestRolledBackContainerChangesNothing(t *testing.T) {
 	if _, err := c.Claim(ctx, 0, "ds-c2", 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Commit(ctx, record("ds-c1", 4)); !errors.Is(err, catalog.ErrRolledBack) {
+	if err := c.Commit(ctx, record("ds-c1", first)); !errors.Is(err, catalog.ErrRolledBack) {
 		t.Fatalf("late commit after another claim: %v", err)
 	}
 	assertCounts(t, c, catalog.Counts{Ready: 4, Claimed: 4})
@@ -186,13 +186,14 @@ func TestConcurrentCommitsOfOneContainer(t *testing.T) {
 	for round := range 10 {
 		c, _ := newCatalog(t, 5, 1)
 		name := fmt.Sprintf("ds-twice-%d", round)
-		if _, err := c.Claim(ctx, 0, name, 5); err != nil {
+		claimed, err := c.Claim(ctx, 0, name, 5)
+		if err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		for i := range errs {
-			wg.Go(func() { errs[i] = c.Commit(ctx, record(name, 5)) })
+			wg.Go(func() { errs[i] = c.Commit(ctx, record(name, claimed)) })
 		}
 		wg.Wait()
 		for i, err := range errs {

@@ -59,6 +59,7 @@ type writerEntry struct {
 	dOff, size uint64
 	mOff, mLen uint64
 	flags      Flags
+	crc        uint32 // the payload's CRC-32C, also patched into its meta
 }
 
 // writerOnly hides io.ReaderFrom of the destination, so bufio.Writer.ReadFrom
@@ -153,6 +154,7 @@ func (w *Writer) Add(ctx context.Context, fh FileHeader, r io.Reader) error {
 		return fmt.Errorf("desformat: add %q: %w", fh.Name, err)
 	}
 	patchCRC(w.meta, mf.crcPos, w.src.crc)
+	e.crc = w.src.crc
 	w.entries = append(w.entries, e)
 	w.names[fh.Name] = struct{}{}
 	return nil

@@ -48,7 +48,8 @@ type container struct {
 	files, bytes   int64
 	failed         int64
 	external       []string // keys of the big payloads written
-	sourceFailures int      // unreadable source objects in a row
+	placed         []catalog.Placement
+	sourceFailures int // unreadable source objects in a row
 	lastProgress   time.Time
 
 	result  objstore.Result
@@ -238,7 +239,7 @@ func (p *Packer) commit(ctx context.Context, held *lease.Hold, c *container) err
 		Key: c.obj.Spec.Key, Container: c.obj.Name, Bucket: c.obj.Spec.Bucket, Source: p.cfg.Source.Name,
 		Shard: int(c.shard), Day: c.day, Files: c.summary.Files, Bytes: c.summary.PayloadBytes, ObjectSize: c.summary.Size,
 		PayloadChecksum: c.summary.PayloadChecksum(), IndexChecksum: c.summary.IndexChecksum(),
-		Writer: p.writerName(),
+		Writer: p.writerName(), Placements: c.placed,
 	}
 	start := time.Now()
 	err := retryDB(ctx, func(ctx context.Context) error { return p.d.Catalog.Commit(ctx, rec) })

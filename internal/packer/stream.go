@@ -237,8 +237,12 @@ func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Ro
 	return fmt.Errorf("write %q into %s: %w", row.Name, c.obj.Spec.Key, err)
 }
 
-// added records a row written into C.
+// added records a row written into C, with where the writer put it (the commit records that in the
+// row).
 func (c *container) added(row catalog.Row, external bool) {
+	if l, ok := c.writer.Last(); ok {
+		c.placed = append(c.placed, catalog.Placement{ID: row.ID, Location: l})
+	}
 	c.files++
 	c.bytes += row.Size
 	c.sourceFailures = 0

@@ -360,6 +360,32 @@ func (w *world) check(failed map[string]bool) (committed int) {
 	return committed
 }
 
+// checkPlacements compares the placement the commit recorded in each row of c (read by the reader's
+// catalog path) with the container's own index and meta.
+func (w *world) checkPlacements(c *desv1.DesContainer, r *desformat.Reader) {
+	t, ctx := w.t, w.ctx
+	locs, err := r.Locations(ctx)
+	if err != nil {
+		t.Errorf("container %s: locations: %v", c.Name, err)
+		return
+	}
+	names := make([]string, len(locs))
+	for i, l := range locs {
+		names[i] = l.Name
+	}
+	got, err := w.cat.Locate(ctx, names)
+	if err != nil {
+		t.Errorf("container %s: %v", c.Name, err)
+		return
+	}
+	for _, l := range locs {
+		want := catalog.FileLocation{Key: c.Spec.Key, Bucket: c.Spec.Bucket, ObjectSize: r.Size(), Placed: true, Location: l}
+		if fl := got[l.Name]; fl != want {
+			t.Errorf("row %s: the catalog places it at %+v, the container at %+v", l.Name, fl, want)
+		}
+	}
+}
+
 // checkObject reads a committed container back and compares it with the sources and its records.
 func (w *world) checkObject(c *desv1.DesContainer, rec catalog.Record, referenced map[string]bool) []string {
 	t, ctx := w.t, w.ctx
@@ -382,6 +408,7 @@ func (w *world) checkObject(c *desv1.DesContainer, rec catalog.Record, reference
 	if err != nil {
 		t.Error(err)
 	}
+	w.checkPlacements(c, r)
 	var names []string
 	var payload int64
 	for _, e := range r.Entries() {

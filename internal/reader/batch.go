@@ -34,10 +34,12 @@ const (
 
 var errTooManyNames = errors.New("too many names in batch")
 
-// batchGroup is the names of one request that live in one container.
+// batchGroup is the names of one request that live in one container: either an opened container
+// (ct, names) or files placed by the catalog (placed), whose container is never opened.
 type batchGroup struct {
-	ct    *container
-	names []string
+	ct     *container
+	names  []string
+	placed []fileInfo
 }
 
 // handleBatch streams many files as multipart/mixed: parts are written as their ranges arrive, so
@@ -134,6 +136,12 @@ func (s *Server) groupBatch(ctx context.Context, req BatchRequest) ([]batchGroup
 		}
 		groups[i].names = append(groups[i].names, name)
 	}
+	if req.Container == "" && s.cfg.Catalog != nil {
+		if groups, missing, err := s.groupByCatalog(ctx, req.Names); err == nil || ctx.Err() != nil {
+			return groups, missing, err
+		}
+		// The catalog failed (counted and logged by lookup): search the archive instead.
+	}
 	if req.Container != "" {
 		ct, err := s.containerFor(ctx, req.Container)
 		if err != nil {
@@ -162,10 +170,103 @@ func (s *Server) groupBatch(ctx context.Context, req BatchRequest) ([]batchGroup
 	return groups, missing, nil
 }
 
+// groupByCatalog groups names by the container the catalog places them in, with one lookup for the
+// whole batch. Rows packed before placements were recorded open their container (never a search).
+// An error from the catalog itself is returned as is, for the caller to fall back.
+func (s *Server) groupByCatalog(ctx context.Context, names []string) ([]batchGroup, []string, error) {
+	locs, err := s.lookup(ctx, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	var groups []batchGroup
+	var missing []string
+	at := map[string]int{}
+	group := func(key string) *batchGroup {
+		i, ok := at[key]
+		if !ok {
+			i = len(groups)
+			at[key] = i
+			groups = append(groups, batchGroup{})
+		}
+		return &groups[i]
+	}
+	for _, name := range names {
+		fl, ok := locs[name]
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		err := s.checkLocation(fl)
+		switch {
+		case err == nil && fl.Placed:
+			g := group(fl.Key)
+			g.placed = append(g.placed, s.placedInfo(ctx, fl))
+			s.metrics.lookups.WithLabelValues(foundByCatalog).Inc()
+		case err == nil:
+			// Packed before placements were recorded: the catalog still names the container.
+			g := group(fl.Key)
+			if g.ct == nil {
+				g.ct, err = s.containerFor(ctx, fl.Key)
+			}
+			g.names = append(g.names, name)
+			s.metrics.lookups.WithLabelValues(foundByIndex).Inc()
+		case statusOf(err) == http.StatusNotFound:
+			missing = append(missing, name)
+			err = nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return groups, missing, nil
+}
+
+// streamPlaced sends files the catalog placed: small ones through coalesced ranges fetched in
+// parallel, each verified against its recorded CRC-32C before any of its bytes are written, then
+// empty ones, then large and external ones streamed one by one.
+func (s *Server) streamPlaced(ctx context.Context, bw *batchWriter, placed []fileInfo) error {
+	var planned []desformat.Location
+	var streamed []*fileInfo
+	for i := range placed {
+		fi := &placed[i]
+		switch {
+		case fi.IsExternal() || fi.Size > s.cfg.VerifyBuffer:
+			streamed = append(streamed, fi)
+		case fi.Size > 0:
+			planned = append(planned, desformat.Location{Name: fi.Name, Offset: fi.DataOffset, Size: fi.Size, CRC32C: fi.CRC, HasCRC: fi.HasCRC})
+		}
+	}
+	first := &placed[0]
+	if err := s.fetchRanges(ctx, bw, first.Key, first.obj.WithContext(ctx), desformat.PlanLocations(planned, s.cfg.Batch), nil); err != nil {
+		return err
+	}
+	for i := range placed {
+		if fi := &placed[i]; fi.Size == 0 && !fi.IsExternal() {
+			if err := bw.part(partHeader(fi.Key, defaultContentType, fi.Name, 0, fi.CRC, fi.HasCRC), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, fi := range streamed {
+		if err := s.streamInfo(ctx, bw, fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // streamGroup sends one container's files: small internal payloads through a coalesced plan fetched
 // in parallel, then empty ones, then large and external payloads streamed one by one (so that no
 // single payload is ever held in memory whole beyond VerifyBuffer).
 func (s *Server) streamGroup(ctx context.Context, bw *batchWriter, g batchGroup) error {
+	if len(g.placed) > 0 {
+		if err := s.streamPlaced(ctx, bw, g.placed); err != nil {
+			return err
+		}
+	}
+	if g.ct == nil {
+		return nil
+	}
 	var planned, streamed []string
 	for _, name := range g.names {
 		e, err := g.ct.r.Stat(name)
@@ -186,12 +287,12 @@ func (s *Server) streamGroup(ctx context.Context, bw *batchWriter, g batchGroup)
 	if err := plan.LoadChecksums(obj); err != nil {
 		return err
 	}
-	if err := s.fetchPlan(ctx, bw, g.ct, obj, plan); err != nil {
+	if err := s.fetchRanges(ctx, bw, g.ct.key, obj, plan.Data, g.ct.contentType); err != nil {
 		return err
 	}
 	emptyCRC := g.ct.r.Footer().HasPayloadChecksums() // CRC-32C of nothing is 0
 	for _, name := range plan.Empty {
-		if err := bw.part(s.partHeader(g.ct, name, 0, 0, emptyCRC), nil); err != nil {
+		if err := bw.part(partHeader(g.ct.key, g.ct.contentType(name), name, 0, 0, emptyCRC), nil); err != nil {
 			return err
 		}
 	}
@@ -203,21 +304,26 @@ func (s *Server) streamGroup(ctx context.Context, bw *batchWriter, g batchGroup)
 	return nil
 }
 
-// fetchPlan fetches the plan's data ranges with bounded concurrency and writes each file as its range
-// arrives, verified by Range.Deliver before any of its bytes are written.
-func (s *Server) fetchPlan(ctx context.Context, bw *batchWriter, ct *container, obj *objstore.ObjectReader, plan *desformat.Plan) error {
+// fetchRanges fetches data ranges of the container key with bounded concurrency and writes each file
+// as its range arrives, verified by Range.Deliver before any of its bytes are written. ctype gives a
+// file's content type (nil: the default).
+func (s *Server) fetchRanges(ctx context.Context, bw *batchWriter, key string, obj *objstore.ObjectReader, data []desformat.Range, ctype func(string) string) error {
 	crcs := map[string]desformat.Span{}
-	ranges := make([]objstore.Range, len(plan.Data))
-	for i, rg := range plan.Data {
+	ranges := make([]objstore.Range, len(data))
+	for i, rg := range data {
 		ranges[i] = objstore.Range{Off: rg.Offset, Len: rg.Length}
 		for _, sp := range rg.Spans {
 			crcs[sp.Name] = sp
 		}
 	}
-	return objstore.FetchRanges(ctx, obj, ranges, s.cfg.FetchConcurrency, func(i int, data []byte) error {
-		err := plan.Data[i].Deliver(data, func(name string, b []byte) error {
+	return objstore.FetchRanges(ctx, obj, ranges, s.cfg.FetchConcurrency, func(i int, buf []byte) error {
+		err := data[i].Deliver(buf, func(name string, b []byte) error {
 			sp := crcs[name]
-			return bw.part(s.partHeader(ct, name, int64(len(b)), sp.CRC32C, sp.HasCRC), b)
+			t := defaultContentType
+			if ctype != nil {
+				t = ctype(name)
+			}
+			return bw.part(partHeader(key, t, name, int64(len(b)), sp.CRC32C, sp.HasCRC), b)
 		})
 		if err != nil {
 			return err
@@ -226,18 +332,23 @@ func (s *Server) fetchPlan(ctx context.Context, bw *batchWriter, ct *container, 
 	})
 }
 
-// streamPart sends a large or external payload with one streamed GET, verified on the way.
+// streamPart sends a large or external payload of an opened container.
 func (s *Server) streamPart(ctx context.Context, bw *batchWriter, ct *container, name string) error {
 	fi, err := ct.stat(name)
 	if err != nil {
 		return err
 	}
-	body, err := s.openStream(ctx, ct, &fi, byteRange{n: fi.Size})
+	return s.streamInfo(ctx, bw, &fi)
+}
+
+// streamInfo sends one payload with one streamed GET, verified on the way.
+func (s *Server) streamInfo(ctx context.Context, bw *batchWriter, fi *fileInfo) error {
+	body, err := s.openStream(ctx, fi, byteRange{n: fi.Size})
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	pw, err := bw.begin(s.partHeader(ct, name, fi.Size, fi.CRC, fi.HasCRC))
+	pw, err := bw.begin(partHeader(fi.Key, fi.ContentType, fi.Name, fi.Size, fi.CRC, fi.HasCRC))
 	if err != nil {
 		return err
 	}
@@ -249,22 +360,26 @@ func (s *Server) streamPart(ctx context.Context, bw *batchWriter, ct *container,
 	return bw.flush()
 }
 
-// partHeader describes one file of the batch. The content type needs the file's meta, which is used
-// only when cached (reading it would cost a request per file).
-func (s *Server) partHeader(ct *container, name string, size int64, crc uint32, hasCRC bool) textproto.MIMEHeader {
-	h := textproto.MIMEHeader{}
-	ctype := defaultContentType
-	if ct.metaCached {
-		if fi, err := ct.stat(name); err == nil {
-			ctype = fi.ContentType
+// contentType is a file's type from its meta when the meta is in memory, the default otherwise
+// (reading it would cost a request per file).
+func (c *container) contentType(name string) string {
+	if c.metaCached {
+		if fi, err := c.stat(name); err == nil {
+			return fi.ContentType
 		}
 	}
+	return defaultContentType
+}
+
+// partHeader describes one file of the batch.
+func partHeader(key, ctype, name string, size int64, crc uint32, hasCRC bool) textproto.MIMEHeader {
+	h := textproto.MIMEHeader{}
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	h.Set(HeaderName, url.PathEscape(name))
 	h.Set(HeaderStatus, "200")
-	h.Set(HeaderContainer, ct.key)
+	h.Set(HeaderContainer, key)
 	if hasCRC {
 		h.Set(HeaderChecksum, fmt.Sprintf("crc32c=%08x", crc))
 	}

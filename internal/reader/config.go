@@ -30,6 +30,7 @@ const (
 	DefaultMissRefresh      = 2 * time.Second
 	DefaultOpenTimeout      = time.Minute
 	DefaultLookAheadDays    = 1
+	DefaultCatalogTimeout   = 3 * time.Second
 	DefaultShardBits        = int(desv1.DefaultShardBits)
 )
 
@@ -71,9 +72,19 @@ type Config struct {
 	// list is refreshed early because a name was not found in it.
 	ListTTL     time.Duration
 	MissRefresh time.Duration
-	// LookAheadDays is how many days after a name's day are searched too (DefaultLookAheadDays when 0,
-	// none when negative).
+	// LookAheadDays is how many days after a name's day are searched at least (DefaultLookAheadDays
+	// when 0, none when negative); every day up to today is searched in any case, since a backlog can
+	// pack a name days after it was issued. It matters only for names dated in the future of this
+	// clock.
 	LookAheadDays int
+
+	// Catalog, when set, is asked first where a file is (the DesSource's catalog: a read-only role is
+	// enough): a placed file then costs one ranged GET, with no listing and no index. When it fails,
+	// the reader falls back to searching the archive.
+	Catalog Locator
+	// CatalogTimeout bounds one catalog lookup (DefaultCatalogTimeout when 0), so that a hung
+	// database turns into a fallback quickly instead of a hung request.
+	CatalogTimeout time.Duration
 
 	// Kube, when set, lists DesContainer resources of Namespace to find a name's containers (listing
 	// the bucket remains the fallback, since DesContainers are deleted after retention).
@@ -95,6 +106,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.ListTTL, DefaultListTTL)
 	setDefault(&c.MissRefresh, DefaultMissRefresh)
 	setDefault(&c.ShardBits, DefaultShardBits)
+	setDefault(&c.CatalogTimeout, DefaultCatalogTimeout)
 	switch {
 	case c.LookAheadDays == 0:
 		c.LookAheadDays = DefaultLookAheadDays

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime"
 	"sync/atomic"
 
@@ -85,13 +84,19 @@ func metaCoverage(f desformat.Footer, size, tailSize, maxMeta int64) (cached boo
 	return int64(f.MetaLength) <= maxMeta, prefetched
 }
 
-// fileInfo is what serving one file needs to know.
+// fileInfo is what serving one file needs to know, whether it came from an opened container's index
+// or from the catalog's placement of the file.
 type fileInfo struct {
 	desformat.Entry
 	CRC         uint32
 	HasCRC      bool
 	ContentType string
 	ExternalKey string
+	// Key is the container object; obj reads its payload ranges (use obj.WithContext per request).
+	Key string
+	obj *objstore.ObjectReader
+	// foundBy says how the file was found (foundByCatalog, foundByIndex or foundBySearch).
+	foundBy string
 }
 
 // stat describes name; it costs a request only when the container's meta is not cached.
@@ -100,7 +105,7 @@ func (c *container) stat(name string) (fileInfo, error) {
 	if err != nil {
 		return fileInfo{}, err
 	}
-	fi := fileInfo{Entry: e, ContentType: defaultContentType}
+	fi := fileInfo{Entry: e, ContentType: defaultContentType, Key: c.key, obj: c.obj}
 	crc, has, err := c.r.Checksum(name)
 	if err != nil {
 		return fileInfo{}, err
@@ -141,15 +146,3 @@ func contentType(v any) string {
 	}
 	return defaultContentType
 }
-
-// section streams [off, off+n) of an internal payload with one GET bound to ctx.
-func (c *container) section(ctx context.Context, fi *fileInfo, off, n int64) (io.ReadCloser, error) {
-	if n == 0 {
-		return io.NopCloser(eofReader{}), nil
-	}
-	return c.obj.WithContext(ctx).OpenRange(objstore.Range{Off: fi.DataOffset + off, Len: n})
-}
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

@@ -33,7 +33,7 @@ func (s *Server) handleContainerFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.serveFile(w, r, routeContainerFile, ct, name)
+	s.serveFile(w, r, routeContainerFile, ct, name, foundByIndex)
 }
 
 // splitContainerPath extracts key and name from an escaped /v1/containers/KEY/files/NAME path.
@@ -52,19 +52,20 @@ func splitContainerPath(escaped string) (key, name string, err error) {
 	return key, name, nil
 }
 
-// handleFile serves GET/HEAD /v1/files/{name}, finding the container from the name's day and shard.
+// handleFile serves GET/HEAD /v1/files/{name}: from the catalog's placement when the reader has a
+// catalog (one ranged GET, no index), otherwise from the container found by the name's day and shard.
 func (s *Server) handleFile(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if err := desformat.ValidateName(name); err != nil {
 		s.fail(w, r, fmt.Errorf("%w: %w", errBadName, err))
 		return
 	}
-	ct, err := s.locate(r.Context(), name)
+	fi, err := s.find(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.serveFile(w, r, routeFile, ct, name)
+	s.serveInfo(w, r, routeFile, &fi)
 }
 
 // etag is the strong validator of a payload: its CRC-32C. Payloads of v1 archives have none.
@@ -75,23 +76,55 @@ func etag(fi *fileInfo) string {
 	return fmt.Sprintf(`"%08x"`, fi.CRC)
 }
 
-// serveFile answers one file (or one range of it) with exact bytes, never unverified full payloads.
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, route string, ct *container, name string) {
+// serveFile answers one file of an opened container.
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, route string, ct *container, name, foundBy string) {
 	fi, err := ct.stat(name)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	h := w.Header()
-	tag := etag(&fi)
+	fi.foundBy = foundBy
+	s.serveInfo(w, r, route, &fi)
+}
+
+// Response headers describing where a file was read (see docs/reader.md).
+const (
+	HeaderDesContainer = "X-Des-Container"
+	HeaderDesOffset    = "X-Des-Offset"
+	HeaderDesLength    = "X-Des-Length"
+	HeaderDesCRC32C    = "X-Des-Crc32c"
+	HeaderDesExternal  = "X-Des-External-Key"
+	HeaderDesFoundBy   = "X-Des-Found-By"
+)
+
+// setFileHeaders describes fi in the response: validators, type and where the bytes are.
+func setFileHeaders(h http.Header, fi *fileInfo, tag string) {
 	h.Set("Content-Type", fi.ContentType)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Des-Container", ct.key)
+	h.Set(HeaderDesContainer, fi.Key)
+	h.Set(HeaderDesLength, strconv.FormatInt(fi.Size, 10))
+	if fi.IsExternal() {
+		h.Set(HeaderDesExternal, fi.ExternalKey)
+	} else {
+		h.Set(HeaderDesOffset, strconv.FormatInt(fi.DataOffset, 10))
+	}
+	if fi.foundBy != "" {
+		h.Set(HeaderDesFoundBy, fi.foundBy)
+	}
 	if tag != "" {
 		h.Set("ETag", tag)
+		h.Set(HeaderDesCRC32C, strings.Trim(tag, `"`))
 		h.Set("X-Des-Checksum", "crc32c="+strings.Trim(tag, `"`))
 	}
+}
+
+// serveInfo answers one file (or one range of it) with exact bytes, never unverified full payloads.
+// HEAD and conditional requests are answered from fi alone, without a request to the store.
+func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request, route string, fi *fileInfo) {
+	h := w.Header()
+	tag := etag(fi)
+	setFileHeaders(h, fi, tag)
 	if tag != "" && etagListMatches(r.Header.Get("If-None-Match"), tag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -112,7 +145,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, route string,
 		w.WriteHeader(status)
 		return
 	}
-	n, err := s.writePayload(r.Context(), w, status, ct, &fi, rng)
+	n, err := s.writePayload(r.Context(), w, status, fi, rng)
 	if n > 0 {
 		s.metrics.bytes.WithLabelValues(route).Add(float64(n))
 	}
@@ -124,7 +157,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, route string,
 		s.fail(w, r, err)
 		return
 	}
-	s.abort(r, fmt.Errorf("%s: %w", name, err))
+	s.abort(r, fmt.Errorf("%s: %w", fi.Name, err))
 }
 
 // abort cuts a response whose headers are gone: net/http closes the connection (HTTP/1) or resets the
@@ -138,15 +171,15 @@ func (s *Server) abort(r *http.Request, err error) {
 
 // writePayload sends the header and the bytes of rng. It returns -1 with the error when it failed
 // before sending anything, otherwise the payload bytes written.
-func (s *Server) writePayload(ctx context.Context, w http.ResponseWriter, status int, ct *container, fi *fileInfo, rng byteRange) (int64, error) {
+func (s *Server) writePayload(ctx context.Context, w http.ResponseWriter, status int, fi *fileInfo, rng byteRange) (int64, error) {
 	switch {
 	case rng.n == 0:
 		w.WriteHeader(status)
 		return 0, nil
 	case !fi.IsExternal() && fi.Size <= s.cfg.VerifyBuffer:
-		return s.writeVerified(ctx, w, status, ct, fi, rng)
+		return s.writeVerified(ctx, w, status, fi, rng)
 	}
-	body, err := s.openStream(ctx, ct, fi, rng)
+	body, err := s.openStream(ctx, fi, rng)
 	if err != nil {
 		return -1, err
 	}
@@ -185,9 +218,9 @@ func copyHeld(w io.Writer, r io.Reader) (int64, error) {
 
 // writeVerified fetches a small payload whole with one GET, checks it, and only then answers, so a
 // damaged payload gives a 502 even for a range request.
-func (s *Server) writeVerified(ctx context.Context, w http.ResponseWriter, status int, ct *container, fi *fileInfo, rng byteRange) (int64, error) {
+func (s *Server) writeVerified(ctx context.Context, w http.ResponseWriter, status int, fi *fileInfo, rng byteRange) (int64, error) {
 	buf := make([]byte, fi.Size)
-	if _, err := ct.obj.WithContext(ctx).ReadAt(buf, fi.DataOffset); err != nil {
+	if _, err := fi.obj.WithContext(ctx).ReadAt(buf, fi.DataOffset); err != nil {
 		return -1, fmt.Errorf("read %q: %w", fi.Name, err)
 	}
 	if fi.HasCRC {
@@ -203,37 +236,40 @@ func (s *Server) writeVerified(ctx context.Context, w http.ResponseWriter, statu
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// openStream opens rng of a large or external payload. A whole payload with a checksum is verified as
-// it streams (the error surfaces at the end, before the last bytes count as delivered).
-func (s *Server) openStream(ctx context.Context, ct *container, fi *fileInfo, rng byteRange) (io.ReadCloser, error) {
-	full := !rng.partial
+// openStream opens rng of a large or external payload with one GET. A whole payload is checked as it
+// streams, its length always and its CRC-32C when it has one: the error surfaces with the last bytes,
+// before they count as delivered.
+func (s *Server) openStream(ctx context.Context, fi *fileInfo, rng byteRange) (io.ReadCloser, error) {
+	var body io.ReadCloser
+	var err error
 	if fi.IsExternal() {
-		// The key comes from the archive: still, read nothing outside the archive prefixes.
+		// The key comes from the archive or the catalog: still, read nothing outside the prefixes.
 		if err := s.cfg.checkKey(fi.ExternalKey); err != nil {
 			return nil, fmt.Errorf("external payload of %q: %w", fi.Name, err)
 		}
-		if full {
-			// desformat verifies size and checksum of external payloads itself.
-			return ct.r.Open(ctx, fi.Name)
+		var r *objstore.Range
+		if rng.partial {
+			r = &objstore.Range{Off: rng.off, Len: rng.n}
 		}
-		body, _, err := s.cfg.Store.Get(ctx, s.cfg.Bucket, fi.ExternalKey, &objstore.Range{Off: rng.off, Len: rng.n})
+		body, _, err = s.cfg.Store.Get(ctx, s.cfg.Bucket, fi.ExternalKey, r)
+	} else {
+		body, err = fi.obj.WithContext(ctx).OpenRange(objstore.Range{Off: fi.DataOffset + rng.off, Len: rng.n})
+	}
+	if err != nil || rng.partial {
 		return body, err
 	}
-	body, err := ct.section(ctx, fi, rng.off, rng.n)
-	if err != nil || !full || !fi.HasCRC {
-		return body, err
-	}
-	return &verifyingReader{rc: body, h: crc32.New(castagnoli), want: fi.CRC, left: fi.Size, name: fi.Name}, nil
+	return &verifyingReader{rc: body, h: crc32.New(castagnoli), check: fi.HasCRC, want: fi.CRC, left: fi.Size, name: fi.Name}, nil
 }
 
 // verifyingReader checks a payload's length and CRC-32C; on mismatch the final Read fails instead of
 // returning io.EOF.
 type verifyingReader struct {
-	rc   io.ReadCloser
-	h    hash.Hash32
-	want uint32
-	left int64
-	name string
+	rc    io.ReadCloser
+	h     hash.Hash32
+	check bool // the payload has a CRC-32C (v1 payloads have none: only the length is checked)
+	want  uint32
+	left  int64
+	name  string
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
@@ -242,10 +278,13 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	v.left -= int64(n)
 	if errors.Is(err, io.EOF) {
 		switch {
-		case v.left != 0:
+		case v.left > 0:
 			return n, &desformat.CorruptError{Region: desformat.RegionData, Err: desformat.ErrSizeMismatch,
 				Reason: fmt.Sprintf("%q: %d bytes missing", v.name, v.left)}
-		case v.h.Sum32() != v.want:
+		case v.left < 0:
+			return n, &desformat.CorruptError{Region: desformat.RegionData, Err: desformat.ErrSizeMismatch,
+				Reason: fmt.Sprintf("%q: %d bytes more than its recorded length", v.name, -v.left)}
+		case v.check && v.h.Sum32() != v.want:
 			return n, &desformat.CorruptError{Region: desformat.RegionData, Err: desformat.ErrChecksum,
 				Reason: fmt.Sprintf("%q has crc32c %08x, meta says %08x", v.name, v.h.Sum32(), v.want)}
 		}

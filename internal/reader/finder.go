@@ -3,6 +3,7 @@ package reader
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 type Finder interface {
 	// Containers returns container keys, using cached answers no older than maxAge.
 	Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error)
+	// Days returns the days (UTC midnights) on which the finder knows containers, in any order.
+	Days(ctx context.Context, maxAge time.Duration) ([]time.Time, error)
 }
 
 // ttlCache caches values per key for a while, with concurrent refreshes of one key collapsed.
@@ -116,6 +119,44 @@ func (f *ListFinder) Containers(ctx context.Context, day time.Time, shard int32,
 	return out, nil
 }
 
+// Days lists the day folders directly below each prefix (one delimited LIST per prefix, cached).
+func (f *ListFinder) Days(ctx context.Context, maxAge time.Duration) ([]time.Time, error) {
+	var out []time.Time
+	for _, p := range f.prefixes {
+		dir := p + "/"
+		days, err := f.cache.get(ctx, "days:"+dir, maxAge, func(ctx context.Context) ([]string, error) {
+			return f.listDays(ctx, dir)
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range days {
+			if t, err := time.Parse(time.DateOnly, d); err == nil {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
+// listDays returns the names of the YYYY-MM-DD folders directly below dir.
+func (f *ListFinder) listDays(ctx context.Context, dir string) ([]string, error) {
+	var days []string
+	for obj, err := range f.store.List(ctx, f.bucket, objstore.ListOptions{Prefix: dir, Delimiter: "/"}) {
+		if err != nil {
+			return nil, fmt.Errorf("list days under %s: %w", dir, err)
+		}
+		if !obj.IsPrefix {
+			continue
+		}
+		d := strings.TrimSuffix(strings.TrimPrefix(obj.Key, dir), "/")
+		if _, err := time.Parse(time.DateOnly, d); err == nil {
+			days = append(days, d)
+		}
+	}
+	return days, nil
+}
+
 func (f *ListFinder) list(ctx context.Context, dir string) ([]string, error) {
 	var keys []string
 	for obj, err := range f.store.List(ctx, f.bucket, objstore.ListOptions{Prefix: dir, Delimiter: "/"}) {
@@ -141,6 +182,7 @@ type KubeFinder struct {
 // kubeIndex is one listing of a namespace's DesContainers.
 type kubeIndex struct {
 	committed map[string][]string // day/shard → keys of Committed containers
+	days      []time.Time         // the days of committed containers
 	// unaccounted are keys whose DesContainer is not Committed (being written, uploaded but not yet
 	// committed, rolled back, failed): an object there is not, or not yet, what the catalog packed,
 	// and the listing must not offer it.
@@ -175,9 +217,19 @@ func (f *KubeFinder) Unaccounted(ctx context.Context, key string, maxAge time.Du
 	return idx.unaccounted[key], nil
 }
 
+// Days returns the days that have Committed containers.
+func (f *KubeFinder) Days(ctx context.Context, maxAge time.Duration) ([]time.Time, error) {
+	idx, err := f.cache.get(ctx, "", maxAge, f.list)
+	if err != nil {
+		return nil, err
+	}
+	return idx.days, nil
+}
+
 func (f *KubeFinder) list(ctx context.Context) (kubeIndex, error) {
 	m := map[string][]string{}
 	unaccounted := map[string]bool{}
+	days := map[time.Time]bool{}
 	var list desv1.DesContainerList
 	opts := []client.ListOption{client.InNamespace(f.namespace), client.Limit(500)}
 	for {
@@ -193,10 +245,17 @@ func (f *KubeFinder) list(ctx context.Context) (kubeIndex, error) {
 			default:
 				k := dayShardKey(c.Spec.Day, c.Spec.Shard)
 				m[k] = append(m[k], c.Spec.Key)
+				if d, err := time.Parse(time.DateOnly, c.Spec.Day); err == nil {
+					days[d] = true
+				}
 			}
 		}
 		if list.Continue == "" {
-			return kubeIndex{committed: m, unaccounted: unaccounted}, nil
+			idx := kubeIndex{committed: m, unaccounted: unaccounted}
+			for d := range days {
+				idx.days = append(idx.days, d)
+			}
+			return idx, nil
 		}
 		opts = []client.ListOption{client.InNamespace(f.namespace), client.Limit(500), client.Continue(list.Continue)}
 	}

@@ -22,6 +22,10 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	files    *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
+	// lookups counts files found by name, by how (catalog, index, search); catalogFallbacks counts
+	// catalog lookups that failed and fell back to searching the archive.
+	lookups          *prometheus.CounterVec
+	catalogFallbacks prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -41,6 +45,14 @@ func newMetrics(s *Server) *metrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "payload_bytes_served_total", Help: "Payload bytes written to clients, by route.",
 		}, []string{"route"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "lookups_total",
+			Help: "Files found by name, by how: catalog (exact placement, no index read), index (container from the catalog, index read), search (candidate containers of the name's day and shard).",
+		}, []string{"by"}),
+		catalogFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "catalog_fallbacks_total",
+			Help: "Catalog lookups that failed (database unreachable, timeout), after which the archive was searched instead.",
+		}),
 	}
 	cache := func(f func(CacheStats) float64) func() float64 {
 		return func() float64 { return f(s.cache.snapshot()) }
@@ -49,7 +61,7 @@ func newMetrics(s *Server) *metrics {
 		return func() float64 { return f(s.cfg.Store.Stats()) }
 	}
 	m.reg.MustRegister(
-		m.requests, m.duration, m.files, m.bytes,
+		m.requests, m.duration, m.files, m.bytes, m.lookups, m.catalogFallbacks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		counterFunc("index_cache_hits_total", "Container lookups answered from the index cache.", cache(func(c CacheStats) float64 { return float64(c.Hits) })),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ type Server struct {
 	metrics *metrics
 	mux     *http.ServeMux
 	ready   readiness
+	// fallbackLog spaces out the log lines of catalog fallbacks.
+	fallbackLog rateLog
+	now         func() time.Time
 
 	ctx    context.Context // lifetime: cancelled by Close
 	cancel context.CancelFunc
@@ -38,7 +42,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
+	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, fallbackLog: rateLog{every: fallbackLogEvery}, now: time.Now}
 	s.cache = newIndexCache(ctx, cfg.CacheBytes, cfg.OpenTimeout, func(octx context.Context, key string) (*container, error) {
 		return openContainer(octx, ctx, cfg.Store, cfg.Bucket, key, cfg.TailSize, cfg.MaxMetaCache)
 	})
@@ -153,13 +157,20 @@ func (s *Server) locate(ctx context.Context, name string) (*container, error) {
 	return nil, openErr
 }
 
-// searchDays looks for name in the containers of day and the LookAheadDays following days.
+// searchDays looks for name in the containers of its day and of every later day that has any, up to
+// tomorrow: a container's key carries the day it was written, which follows the name's day by however
+// long the name waited to be packed (a suspended DesShard or an outage can make that days). Days
+// within LookAheadDays of the name's day are searched even when no finder lists them.
 func (s *Server) searchDays(ctx context.Context, day time.Time, shard int32, name string, maxAge time.Duration) (*container, error) {
+	days, err := s.candidateDays(ctx, day, maxAge)
+	if err != nil {
+		return nil, err
+	}
 	var broken error
 	seen := map[string]bool{}
-	for d := 0; d <= s.cfg.LookAheadDays; d++ {
+	for _, d := range days {
 		for _, f := range s.finders {
-			keys, err := f.Containers(ctx, day.AddDate(0, 0, d), shard, maxAge)
+			keys, err := f.Containers(ctx, d, shard, maxAge)
 			if err != nil {
 				return nil, err
 			}
@@ -198,6 +209,35 @@ func (s *Server) searchDays(ctx context.Context, day time.Time, shard int32, nam
 	return nil, errNotInArchive
 }
 
+// candidateDays are the days to search for a name of day, in order: the LookAheadDays window, then
+// every later day up to tomorrow on which some finder knows containers.
+func (s *Server) candidateDays(ctx context.Context, day time.Time, maxAge time.Duration) ([]time.Time, error) {
+	day = day.UTC().Truncate(24 * time.Hour)
+	window := day.AddDate(0, 0, s.cfg.LookAheadDays)
+	last := s.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	want := map[time.Time]bool{}
+	for d := day; !d.After(window); d = d.AddDate(0, 0, 1) {
+		want[d] = true
+	}
+	for _, f := range s.finders {
+		known, err := f.Days(ctx, maxAge)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range known {
+			if !d.Before(day) && !d.After(last) {
+				want[d] = true
+			}
+		}
+	}
+	days := make([]time.Time, 0, len(want))
+	for d := range want {
+		days = append(days, d)
+	}
+	slices.SortFunc(days, func(a, b time.Time) int { return a.Compare(b) })
+	return days, nil
+}
+
 // unaccounted reports whether a finder knows key as an object no committed container accounts for
 // (its DesContainer is rolled back, or not committed yet): such an object is never served.
 func (s *Server) unaccounted(ctx context.Context, key string, maxAge time.Duration) (bool, error) {
@@ -229,6 +269,8 @@ func statusOf(err error) int {
 		errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
 	case errors.Is(err, errNotInArchive) && !errors.Is(err, desformat.ErrCorrupt) && !isStoreFailure(err):
+		return http.StatusNotFound
+	case errors.Is(err, errNotPacked), errors.Is(err, errOtherBucket):
 		return http.StatusNotFound
 	case errors.Is(err, desformat.ErrNotFound), errors.Is(err, objstore.ErrNotFound):
 		return http.StatusNotFound
