@@ -15,9 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/cli"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/reader"
+	"github.com/datavision/des/internal/resolve"
 )
 
 // readerFlags are the flags of `manager reader`.
@@ -38,6 +42,10 @@ type readerFlags struct {
 	namespace      string
 	shutdownGrace  time.Duration
 	credentialsDir string
+	// source names the DesSource whose catalog answers where files are; catalogDSN is its read-only DSN.
+	source         string
+	catalogDSN     *connect.DSNSource
+	catalogTimeout time.Duration
 }
 
 func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -80,6 +88,10 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 	fs.IntVar(&f.lookAheadDays, "lookahead-days", reader.DefaultLookAheadDays, "days after a name's day whose containers are searched too")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("DES_NAMESPACE"), "namespace of DesContainers to find containers by (needs in-cluster or kubeconfig access); empty: listing only")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time given to in-flight requests on SIGTERM")
+	fs.StringVar(&f.source, "source", os.Getenv("DES_SOURCE"),
+		"DesSource (in --namespace) whose catalog says where each file is: a read by name is then one ranged GET; empty: search the archive (env DES_SOURCE)")
+	f.catalogDSN = connect.BindDSN(fs)
+	fs.DurationVar(&f.catalogTimeout, "catalog-timeout", reader.DefaultCatalogTimeout, "bound on one catalog lookup; after it the archive is searched instead")
 	return c, f
 }
 
@@ -114,6 +126,9 @@ func (f *readerFlags) check() error {
 	if f.bucket == "" || len(f.prefixes) == 0 {
 		return errors.New("--bucket and at least one --archive-prefix are required")
 	}
+	if f.source != "" && f.namespace == "" {
+		return errors.New("--source needs --namespace: the DesSource is read from the API server")
+	}
 	return nil
 }
 
@@ -135,6 +150,15 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 			return err
 		}
 		cfg.Namespace = f.namespace
+	}
+	if f.source != "" {
+		cat, closeCat, err := openReaderCatalog(ctx, cfg.Kube, f)
+		if err != nil {
+			return err
+		}
+		defer closeCat()
+		cfg.Catalog, cfg.CatalogTimeout = cat, f.catalogTimeout
+		log.Info("catalog lookups enabled", "source", f.source, "table", cat.table)
 	}
 	srv, err := reader.New(cfg)
 	if err != nil {
@@ -164,6 +188,46 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	err = srv.Serve(ctx, ln, srv.Handler(), f.shutdownGrace)
 	cancel()
 	return errors.Join(err, <-errc)
+}
+
+// readerCatalog is the DesSource's catalog as the reader uses it: lookups only, errors redacted.
+type readerCatalog struct {
+	cat   *catalog.Catalog
+	dsn   string
+	table string
+}
+
+func (c *readerCatalog) Locate(ctx context.Context, names []string) (map[string]catalog.FileLocation, error) {
+	locs, err := c.cat.Locate(ctx, names)
+	if err != nil {
+		return nil, connect.RedactError(err, c.dsn)
+	}
+	return locs, nil
+}
+
+// openReaderCatalog reads the DesSource's catalog mapping and opens a small pool on the reader's DSN
+// (a role with SELECT on the catalog table and des_containers is enough). Nothing is queried yet: a
+// catalog that is down at start only makes the reader search the archive until it answers.
+func openReaderCatalog(ctx context.Context, kube client.Reader, f readerFlags) (*readerCatalog, func(), error) {
+	src := &desv1.DesSource{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: f.namespace, Name: f.source}, src); err != nil {
+		return nil, nil, fmt.Errorf("--source: read DesSource %s/%s: %w", f.namespace, f.source, err)
+	}
+	dsn, err := f.catalogDSN.Read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--source %s: %w", f.source, err)
+	}
+	pool, err := connect.Open(ctx, dsn, connect.PoolOptions{MaxConns: 8, ConnectTimeout: 2 * time.Second})
+	if err != nil {
+		return nil, nil, err
+	}
+	m := resolve.Mapping(src)
+	cat, err := catalog.New(pool, m)
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("DesSource %s: %w", f.source, err)
+	}
+	return &readerCatalog{cat: cat, dsn: dsn, table: m.Table}, pool.Close, nil
 }
 
 // kubeReader is an uncached client: DesContainers are listed at most once per --list-ttl.

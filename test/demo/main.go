@@ -95,6 +95,14 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 		return err
 	}
 	names := sample(seed, 25)
+	cold, err := reader.ReadCold(ctx, seed, names)
+	if err != nil {
+		return fmt.Errorf("read back through the reader sidecar: %w", err)
+	}
+	logf("%s: byte-exact", cold)
+	if cold.Requests != cold.Files || cold.FoundBy["catalog"] != cold.Files {
+		return fmt.Errorf("cold reads by name should cost one S3 request each, through the catalog: %s", cold)
+	}
 	if err := reader.VerifyFiles(ctx, seed, names); err != nil {
 		return fmt.Errorf("read back through the reader sidecar: %w", err)
 	}

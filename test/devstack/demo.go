@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,6 +166,8 @@ func (s *Stack) progress(ctx context.Context, cat *catalog.Catalog, ns string) (
 type Reader struct {
 	URL string
 	Pod string
+	// MetricsURL is the sidecar's probe listener's /metrics.
+	MetricsURL string
 }
 
 // readerOverlay points the sample pod at this stack: the local images, never pulled, the node's
@@ -191,7 +197,7 @@ patches:
       path: /spec/initContainers/0/args
       value: [reader, --listen-address=127.0.0.1:8090, --probe-address=:8091, --endpoint=%[6]s, --region=%[7]s,
         --path-style, --bucket=%[8]s, --archive-prefix=scans, --shard-bits=%[9]d, --credentials-dir=/var/run/des/archive,
-        "--namespace=$(POD_NAMESPACE)", --cache-size=64Mi]
+        "--namespace=$(POD_NAMESPACE)", --source=scans, --catalog-dsn-file=/var/run/des/catalog/dsn, --cache-size=64Mi]
 `
 
 // StartReader applies the reader sidecar sample with kubectl and waits until its pod is Ready (the
@@ -223,7 +229,7 @@ func (s *Stack) StartReader(ctx context.Context, seed *Seed, shardBits int) (*Re
 	if out, err := s.Kubectl(ctx, "apply", "-k", dir); err != nil {
 		return nil, fmt.Errorf("kubectl apply -k %s: %w\n%s", dir, err, out)
 	}
-	r := &Reader{URL: "http://127.0.0.1:8090", Pod: "scans-viewer"}
+	r := &Reader{URL: "http://127.0.0.1:8090", Pod: "scans-viewer", MetricsURL: "http://127.0.0.1:8091/metrics"}
 	err = poll(ctx, 2*time.Minute, func() (bool, string, error) {
 		pod := &corev1.Pod{}
 		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: seed.Namespace, Name: r.Pod}, pod); err != nil {
@@ -237,6 +243,90 @@ func (s *Stack) StartReader(ctx context.Context, seed *Seed, shardBits int) (*Re
 		return nil, fmt.Errorf("reader sidecar: %w\n%s\nlogs:\n%s", err, out, logs)
 	}
 	return r, nil
+}
+
+// ColdReads is what reading files by name for the first time cost the sidecar.
+type ColdReads struct {
+	Files, Requests, MaxRequests int
+	FoundBy                      map[string]int // by the X-Des-Found-By header
+}
+
+func (c ColdReads) String() string {
+	return fmt.Sprintf("%d cold reads by name cost %d S3 requests (%.2f per read, at most %d), found by %v",
+		c.Files, c.Requests, float64(c.Requests)/float64(max(c.Files, 1)), c.MaxRequests, c.FoundBy)
+}
+
+// ReadCold reads each name once by name, as an application would, before anything else read it,
+// and counts the S3 requests each read cost the sidecar (its des_reader_s3_requests_total). Every
+// file is compared with the original.
+func (r *Reader) ReadCold(ctx context.Context, seed *Seed, names []string) (ColdReads, error) {
+	out := ColdReads{FoundBy: map[string]int{}}
+	for _, name := range names {
+		before, err := r.s3Requests(ctx)
+		if err != nil {
+			return out, err
+		}
+		data, foundBy, err := r.get(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		if err := seed.same("read", name, data); err != nil {
+			return out, err
+		}
+		after, err := r.s3Requests(ctx)
+		if err != nil {
+			return out, err
+		}
+		n := int(after - before)
+		out.Files++
+		out.Requests += n
+		out.MaxRequests = max(out.MaxRequests, n)
+		out.FoundBy[foundBy]++
+	}
+	return out, nil
+}
+
+func (r *Reader) get(ctx context.Context, name string) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/v1/files/"+url.PathEscape(name), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d: %s", resp.StatusCode, data)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", name, err)
+	}
+	return data, resp.Header.Get("X-Des-Found-By"), nil
+}
+
+// s3Requests reads the sidecar's count of requests sent to the object store.
+func (r *Reader) s3Requests(ctx context.Context) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.MetricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("sidecar metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("sidecar metrics: %w", err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "des_reader_s3_requests_total "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("sidecar metrics: no des_reader_s3_requests_total")
 }
 
 // VerifyFiles reads names through the sidecar with the Go client users get, pkg/client: one by one

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +25,8 @@ type Seed struct {
 	SourceBucket  string
 	ArchiveBucket string
 	DSN           string
+	// ReaderDSN connects as a role that may only read the catalog (the reader sidecar's).
+	ReaderDSN string
 	// Files maps each DES name to the SHA-256 of its content.
 	Files map[string][32]byte
 	// Unnamed maps the source keys of rows seeded without a DES name (the marker names them) to the
@@ -77,7 +81,7 @@ type SeedOptions struct {
 
 // SeedSource creates the source bucket with opts.Files objects (mostly 1–16 KiB, some empty, some
 // big), the archive bucket, a catalog database whose table lists the objects as ready rows, and the
-// Secrets the samples name: catalog-dsn, scans-s3, archive-s3 and archive-s3-readonly.
+// Secrets the samples name: catalog-dsn, catalog-readonly, scans-s3, archive-s3 and archive-s3-readonly.
 func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error) {
 	seed := &Seed{Namespace: opts.Namespace, SourceBucket: "scans", ArchiveBucket: "archive",
 		Files: map[string][32]byte{}, Unnamed: map[string][32]byte{}}
@@ -101,6 +105,9 @@ func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error)
 		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL, status text,
 		des_name text UNIQUE, shard integer, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, fmt.Errorf("create catalog table: %w", err)
+	}
+	if seed.ReaderDSN, err = createReadOnlyRole(ctx, conn, dsn); err != nil {
+		return nil, err
 	}
 	gen, err := naming.NewGenerator(naming.Config{Prefix: opts.Prefix, Node: 1})
 	if err != nil {
@@ -195,6 +202,7 @@ func (s *Stack) createSecrets(ctx context.Context, seed *Seed) error {
 	// sidecar sample reads with its own (here: the same) credentials.
 	for name, data := range map[string]map[string]string{
 		"catalog-dsn":         {"dsn": seed.DSN},
+		"catalog-readonly":    {"dsn": seed.ReaderDSN},
 		"scans-s3":            creds,
 		"archive-s3":          creds,
 		"archive-s3-readonly": creds,
@@ -205,4 +213,28 @@ func (s *Stack) createSecrets(ctx context.Context, seed *Seed) error {
 		}
 	}
 	return nil
+}
+
+// createReadOnlyRole makes the reader sidecar's catalog role, as config/samples/reader-sidecar-pod.yaml
+// tells users to: SELECT on the catalog table and on the tables DES's migration creates later (default
+// privileges of the catalog's owner), nothing else. It returns the role's DSN for the same database.
+func createReadOnlyRole(ctx context.Context, conn *pgx.Conn, dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("catalog DSN: %w", err)
+	}
+	owner := u.User.Username()
+	role := "des_reader_" + strings.TrimPrefix(u.Path, "/")
+	for _, stmt := range []string{
+		fmt.Sprintf(`CREATE ROLE %s LOGIN`, pgx.Identifier{role}.Sanitize()),
+		fmt.Sprintf(`GRANT SELECT ON objects TO %s`, pgx.Identifier{role}.Sanitize()),
+		fmt.Sprintf(`ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT ON TABLES TO %s`,
+			pgx.Identifier{owner}.Sanitize(), pgx.Identifier{role}.Sanitize()),
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return "", fmt.Errorf("read-only catalog role: %s: %w", stmt, err)
+		}
+	}
+	u.User = url.User(role)
+	return u.String(), nil
 }

@@ -118,7 +118,18 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reader.VerifyFiles(ctx, seed, someNames(seed, 80)); err != nil {
+	names := someNames(seed, 80)
+	cold, err := reader.ReadCold(ctx, seed, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reader: %s", cold)
+	// Issue 13: through the catalog, a cold read by name is exactly one ranged GET, even for containers
+	// recovery rolled forward after the faults above.
+	if cold.Requests != cold.Files || cold.FoundBy["catalog"] != cold.Files {
+		t.Errorf("cold reads: %s; want one S3 request each, all found through the catalog", cold)
+	}
+	if err := reader.VerifyFiles(ctx, seed, names); err != nil {
 		t.Fatal(err)
 	}
 	checkRestricted(t, s)
