@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,13 +28,15 @@ type catalogWorld struct {
 	bucket string
 	pool   *pgxpool.Pool
 	cat    *catalog.Catalog
+	// readOnly is the same catalog through a role that may only SELECT, as the reader gets it.
+	readOnly *catalog.Catalog
 	files  map[string][]byte // name → payload
 	keyOf  map[string]string // name → container key
 }
 
 func newCatalogWorld(t testing.TB, s *objstore.Store) *catalogWorld {
 	t.Helper()
-	pool, _ := testworld.PG(t).NewDatabase(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `CREATE TABLE objects (
 		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL, status text NOT NULL,
@@ -48,7 +51,42 @@ func newCatalogWorld(t testing.TB, s *objstore.Store) *catalogWorld {
 		t.Fatal(err)
 	}
 	return &catalogWorld{t: t, bucket: testworld.S3Store(t).NewBucket(t), pool: pool, cat: cat,
-		files: map[string][]byte{}, keyOf: map[string]string{}}
+		readOnly: readOnlyCatalog(t, pool, dsn), files: map[string][]byte{}, keyOf: map[string]string{}}
+}
+
+// readOnlyCatalog makes the role docs/reader.md tells users to make (SELECT on the catalog table and
+// des_containers, nothing else) and returns the catalog seen through it.
+func readOnlyCatalog(t testing.TB, pool *pgxpool.Pool, dsn string) *catalog.Catalog {
+	t.Helper()
+	ctx := context.Background()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := "reader_" + strings.TrimPrefix(u.Path, "/")
+	for _, stmt := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT SELECT ON objects, des_containers TO " + role,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	u.User = url.User(role)
+	ro, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ro.Close)
+	cat, err := catalog.New(ro, catalog.DefaultMapping("objects", "source"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The role really is read-only: DES's own statements are refused.
+	if err := cat.Migrate(ctx); err == nil {
+		t.Fatal("the read-only role could migrate the catalog")
+	}
+	return cat
 }
 
 // pack writes files into a container written on day (big ones external) and commits their rows.
@@ -138,7 +176,7 @@ func catalogFixture(t testing.TB, s *objstore.Store) (*catalogWorld, []string, [
 func TestReadByNameFromCatalogIsOneRequest(t *testing.T) {
 	s := newStore(t)
 	cw, early, late := catalogFixture(t, s)
-	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.cat})
+	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.readOnly})
 	for _, name := range []string{early[0], early[3], early[4], early[5], late[2]} {
 		for _, temp := range []string{"cold", "warm"} {
 			before := w.requests()
