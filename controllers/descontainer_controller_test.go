@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,14 +173,26 @@ func (w *crashWorld) state() string {
 		w.con.Status.Phase, counts, committed, objects, uploads, w.con.Finalizers)
 }
 
+// legacyKey gives a container the key containers had before the object moved inside its own
+// prefix (protocol.LegacyContainerKey): such containers must still be recovered.
+func legacyKey(c *desv1.DesContainer, _ string) {
+	day, err := time.Parse(time.DateOnly, c.Spec.Day)
+	id, ok := protocol.ContainerIDOf(c.Spec.ShardRef, c.Name)
+	if err != nil || !ok {
+		panic(fmt.Sprintf("container %s/%s is not as newCrashWorld makes it", c.Name, c.Spec.Day)) // a broken test, not input
+	}
+	c.Spec.Key = protocol.LegacyContainerKey("arch", day, c.Spec.Shard, id)
+}
+
 func TestRecoveryMatrix(t *testing.T) {
-	cases := []struct {
+	type recoveryCase struct {
 		name      string
 		crash     func(w *crashWorld)
 		wantPhase desv1.ContainerPhase
 		want      catalog.Counts
 		objects   int // objects left in the bucket
-	}{
+	}
+	cases := []recoveryCase{
 		{"before upload", func(*crashWorld) {}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
 		{"during multipart", func(w *crashWorld) {
 			up := w.store.NewUploader(w.ctx, w.bucket, w.con.Spec.Key, objstore.UploadOptions{PartSize: objstore.MinPartSize,
@@ -221,9 +234,32 @@ func TestRecoveryMatrix(t *testing.T) {
 			}
 		}, desv1.PhaseCommitted, catalog.Counts{Packed: 5}, 4},
 	}
-	for _, tc := range cases {
+	// Containers written before the current layout: rolled back with their big payloads (the same
+	// per-container prefix), and rolled forward.
+	type run struct {
+		recoveryCase
+		legacy bool // the container has a protocol.LegacyContainerKey
+	}
+	var runs []run
+	for _, c := range cases {
+		runs = append(runs, run{recoveryCase: c})
+	}
+	for _, name := range []string{"during multipart", "after upload of an object that lacks a claimed row", "after upload, before commit"} {
+		i := slices.IndexFunc(cases, func(c recoveryCase) bool { return c.name == name })
+		legacy := run{recoveryCase: cases[i], legacy: true}
+		legacy.name = "legacy key, " + name
+		runs = append(runs, legacy)
+	}
+	for _, tc := range runs {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newCrashWorld(t, desv1.PhaseWriting)
+			var mutate func(*desv1.DesContainer, string)
+			if tc.legacy {
+				mutate = legacyKey
+			}
+			w := newCrashWorldWith(t, desv1.PhaseWriting, mutate)
+			if tc.legacy != (w.con.Spec.Key == protocol.LegacyContainerKey("arch", w.clock.Now(), crashShard, w.con.Name[len("daily-"):])) {
+				t.Fatalf("key %s: legacy = %v", w.con.Spec.Key, !tc.legacy)
+			}
 			tc.crash(w)
 			r := w.reconciler()
 			w.reconcile(r, w.con.Name)
