@@ -50,8 +50,8 @@ type DesContainerSpec struct {
 	// DesShard's spec.archive.prefix.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*)*/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{4}/(c[0-9a-f]{16}/)?c[0-9a-f]{16}[.]des$')",message="spec.key must be a container key <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>.des), its prefix made of segments of letters, digits, '.', '_' and '-', none empty, '.' or '..'"
-// +kubebuilder:validation:XValidation:rule="!self.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') || self.substring(self.size() - 39, self.size() - 22) == self.substring(self.size() - 21, self.size() - 4)",message="spec.key must name its container's id twice, as its folder and its object: <prefix>/<day>/<shard hex>/c<16 hex digits>/c<the same 16 hex digits>.des"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*)*/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{4}/(c[0-9a-f]{16}/)?c[0-9a-f]{16}[.]des$')",message="spec.key must be a container key <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>.des), its prefix made of segments of letters, digits, '.', '_' and '-', none empty, '.' or '..'"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') || self.substring(self.size() - 39, self.size() - 22) == self.substring(self.size() - 21, self.size() - 4)",message="spec.key must name its container's id twice, as its folder and its object: <prefix>/<day>/<shard hex>/c<16 hex digits>/c<the same 16 hex digits>.des"
 	Key string `json:"key"`
 }
 
