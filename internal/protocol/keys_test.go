@@ -206,3 +206,26 @@ func TestIsContainerID(t *testing.T) {
 		}
 	}
 }
+
+func TestIsContainerKey(t *testing.T) {
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	const id = "c0123456789abcdef"
+	cases := []struct {
+		key  string
+		want bool
+	}{
+		{ContainerKey("des", day, 1, id), true},
+		{LegacyContainerKey("des", day, 1, id), true},
+		{"archive/f.des", true}, // archives named by hand are read too
+		{BigFilesPrefix(ContainerKey("des", day, 1, id)) + "N_1.pdf", false},
+		{ContainerPrefix("des", day, 1, id), false},
+		{ContainerPrefix("des", day, 1, id) + "/", false},
+		{".des", false},
+		{"", false},
+	}
+	for _, c := range cases {
+		if got := IsContainerKey(c.key); got != c.want {
+			t.Errorf("IsContainerKey(%q) = %v, want %v", c.key, got, c.want)
+		}
+	}
+}
