@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -230,14 +231,26 @@ func (w *crashWorld) state() string {
 		w.con.Status.Phase, counts, committed, objects, uploads, w.con.Finalizers)
 }
 
+// legacyKey gives a container the key containers had before the object moved inside its own
+// prefix (protocol.LegacyContainerKey): such containers must still be recovered.
+func legacyKey(c *desv1.DesContainer, _ string) {
+	day, err := time.Parse(time.DateOnly, c.Spec.Day)
+	id, ok := protocol.ContainerIDOf(c.Spec.ShardRef, c.Name)
+	if err != nil || !ok {
+		panic(fmt.Sprintf("container %s/%s is not as newCrashWorld makes it", c.Name, c.Spec.Day)) // a broken test, not input
+	}
+	c.Spec.Key = protocol.LegacyContainerKey("arch", day, c.Spec.Shard, id)
+}
+
 func TestRecoveryMatrix(t *testing.T) {
-	cases := []struct {
+	type recoveryCase struct {
 		name      string
 		crash     func(w *crashWorld)
 		wantPhase desv1.ContainerPhase
 		want      catalog.Counts
 		objects   int // objects left in the bucket
-	}{
+	}
+	cases := []recoveryCase{
 		{"before upload", func(*crashWorld) {}, desv1.PhaseRolledBack, catalog.Counts{Ready: 5}, 0},
 		{"during multipart", func(w *crashWorld) {
 			up := w.store.NewUploader(w.ctx, w.bucket, w.con.Spec.Key, objstore.UploadOptions{PartSize: objstore.MinPartSize,
@@ -280,9 +293,32 @@ func TestRecoveryMatrix(t *testing.T) {
 			}
 		}, desv1.PhaseCommitted, catalog.Counts{Packed: 5}, 4},
 	}
-	for _, tc := range cases {
+	// Containers written before the current layout: rolled back with their big payloads (the same
+	// per-container prefix), and rolled forward.
+	type run struct {
+		recoveryCase
+		legacy bool // the container has a protocol.LegacyContainerKey
+	}
+	var runs []run
+	for _, c := range cases {
+		runs = append(runs, run{recoveryCase: c})
+	}
+	for _, name := range []string{"during multipart", "after upload of an object that lacks a claimed row", "after upload, before commit"} {
+		i := slices.IndexFunc(cases, func(c recoveryCase) bool { return c.name == name })
+		legacy := run{recoveryCase: cases[i], legacy: true}
+		legacy.name = "legacy key, " + name
+		runs = append(runs, legacy)
+	}
+	for _, tc := range runs {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newCrashWorld(t, desv1.PhaseWriting)
+			var mutate func(*desv1.DesContainer, string)
+			if tc.legacy {
+				mutate = legacyKey
+			}
+			w := newCrashWorldWith(t, desv1.PhaseWriting, mutate)
+			if tc.legacy != (w.con.Spec.Key == protocol.LegacyContainerKey("arch", w.clock.Now(), crashShard, w.con.Name[len("daily-"):])) {
+				t.Fatalf("key %s: legacy = %v", w.con.Spec.Key, !tc.legacy)
+			}
 			tc.crash(w)
 			r := w.reconciler()
 			w.reconcile(r, w.con.Name)
@@ -530,29 +566,43 @@ func TestRecoveryDeletesOnlyWhatTheContainerOwns(t *testing.T) {
 	otherBucket := testworld.S3Store(t).NewBucket(t)
 	id := func(c *desv1.DesContainer) string { return c.Name[len("daily-"):] }
 	day := func(c *desv1.DesContainer) time.Time { d, _ := time.Parse(time.DateOnly, c.Spec.Day); return d }
+	// otherLayout is the key of c's prefix in the layout c's spec does not use.
+	otherLayout := func(c *desv1.DesContainer) string {
+		key, legacy := protocol.ContainerKeysOf(protocol.PrefixOfContainerKey(c.Spec.Key))
+		if c.Spec.Key == key {
+			return legacy
+		}
+		return key
+	}
+	ownKey := func(c *desv1.DesContainer) string { return c.Spec.Key }
 	cases := []struct {
-		name   string
-		mutate func(c *desv1.DesContainer, bucket string)
-		reason desv1.ConditionReason
+		name      string
+		mutate    func(c *desv1.DesContainer, bucket string)
+		reason    desv1.ConditionReason
+		committed func(c *desv1.DesContainer) string // a key the catalog records for another container
 	}{
 		{"key under another prefix", func(c *desv1.DesContainer, _ string) {
 			c.Spec.Key = protocol.ContainerKey("precious", day(c), crashShard, id(c))
-		}, desv1.ReasonKeyNotOwned},
-		{"another bucket", func(c *desv1.DesContainer, _ string) { c.Spec.Bucket = otherBucket }, desv1.ReasonKeyNotOwned},
+		}, desv1.ReasonKeyNotOwned, nil},
+		{"another bucket", func(c *desv1.DesContainer, _ string) { c.Spec.Bucket = otherBucket }, desv1.ReasonKeyNotOwned, nil},
 		// A key of another shard or day than spec.shard and spec.day is refused by the CRD already
 		// (TestInvalidResourcesAreRefusedWithAClearMessage); TestCheckContainerKey covers the check.
 		{"key of another container", func(c *desv1.DesContainer, _ string) {
 			c.Spec.Key = protocol.ContainerKey("arch", day(c), crashShard, protocol.NewContainerID(day(c).Add(time.Hour)))
-		}, desv1.ReasonKeyNotOwned},
-		{"its own key, recorded as committed by another container", nil, desv1.ReasonKeyCommitted},
+		}, desv1.ReasonKeyNotOwned, nil},
+		{"its own key, recorded as committed by another container", nil, desv1.ReasonKeyCommitted, ownKey},
+		{"its legacy key, recorded as committed by another container", legacyKey, desv1.ReasonKeyCommitted, ownKey},
+		// Both keys share the prefix whose _bigFiles/ a roll-back deletes.
+		{"its key, the legacy key of its prefix recorded as committed", nil, desv1.ReasonKeyCommitted, otherLayout},
+		{"its legacy key, the current key of its prefix recorded as committed", legacyKey, desv1.ReasonKeyCommitted, otherLayout},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCrashWorldWith(t, desv1.PhaseWriting, tc.mutate)
-			if tc.mutate == nil {
+			if tc.committed != nil {
 				mustExec(t, w.pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes,
 					object_size, payload_checksum, index_checksum, writer) VALUES ($1, 'daily-c0000000000000001', $2, 'src', $3, now(), 5, 1, 1, 'x', 'y', 'other-pod')`,
-					w.con.Spec.Key, w.bucket, crashShard)
+					tc.committed(w.con), w.bucket, crashShard)
 			}
 			// Someone's object at the named location, and an upload of it that is not ours either.
 			if _, err := w.store.Put(w.ctx, w.con.Spec.Bucket, w.con.Spec.Key, []byte("not a container"), objstore.PutOptions{}); err != nil {

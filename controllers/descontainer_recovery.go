@@ -125,10 +125,10 @@ func (rc *recoverer) recover(ctx context.Context, c *desv1.DesContainer) (recove
 }
 
 // checkOwned returns, as refused, why the container's bucket and key are not its own to delete: not
-// the DesShard's archive bucket, not exactly the key the protocol gives its name, day and shard
-// under the DesShard's prefix, or a key the catalog records as committed. A DesContainer's spec is
-// written by whoever may create DesContainers; recovery must not be a way to delete arbitrary
-// objects. err is for failing to ask the catalog.
+// the DesShard's archive bucket, not exactly a key the protocol gives its name, day and shard under
+// the DesShard's prefix, or a key of its prefix (either layout) that the catalog records as
+// committed. A DesContainer's spec is written by whoever may create DesContainers; recovery must not
+// be a way to delete arbitrary objects. err is for failing to ask the catalog.
 func (rc *recoverer) checkOwned(ctx context.Context, c *desv1.DesContainer) (refused, err error) {
 	if err := protocol.CheckContainerBucket(rc.bucket, c.Spec.Bucket); err != nil {
 		return err, nil
@@ -136,12 +136,17 @@ func (rc *recoverer) checkOwned(ctx context.Context, c *desv1.DesContainer) (ref
 	if err := protocol.CheckContainerKey(rc.prefix, c.Spec.ShardRef, c.Spec.Day, c.Spec.Shard, c.Name, c.Spec.Key); err != nil {
 		return err, nil
 	}
-	recorded, err := rc.cat.RecordedKeys(ctx, []string{c.Spec.Key})
+	// Both keys of the container's prefix: they share its _bigFiles/, which a roll-back deletes, so
+	// a commit recorded under either (by another container) makes the prefix not this one's to clear.
+	key, legacy := protocol.ContainerKeysOf(protocol.PrefixOfContainerKey(c.Spec.Key))
+	recorded, err := rc.cat.RecordedKeys(ctx, []string{key, legacy})
 	if err != nil {
 		return nil, err
 	}
-	if recorded[c.Spec.Key] {
-		return fmt.Errorf("%w: %s", errKeyCommitted, c.Spec.Key), nil
+	for _, k := range []string{key, legacy} {
+		if recorded[k] {
+			return fmt.Errorf("%w: %s", errKeyCommitted, k), nil
+		}
 	}
 	return nil, nil
 }

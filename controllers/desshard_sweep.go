@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -26,11 +28,13 @@ type archiveItem struct {
 
 // orphans picks the items that no committed container (committed) and no unfinished DesContainer
 // (live) accounts for, and that are older than grace. Items of shards not in shards are left to
-// the DesShard that owns them.
+// the DesShard that owns them. Both sets hold per-container prefixes (protocol.OwnerPrefix): an item
+// belongs to the container whose prefix it is under, whichever layout that container's object has,
+// so a committed container's big payloads are kept with it.
 func orphans(items []archiveItem, dayPrefix string, shards map[string]bool, live, committed map[string]bool, now time.Time, grace time.Duration) []archiveItem {
 	var out []archiveItem
 	for _, it := range items {
-		owner := protocol.OwnerKey(it.Key)
+		owner := protocol.OwnerPrefix(it.Key)
 		if owner == "" || !shards[protocol.ShardOfKey(it.Key, dayPrefix)] || live[owner] || now.Sub(it.Time) < grace {
 			continue
 		}
@@ -42,27 +46,27 @@ func orphans(items []archiveItem, dayPrefix string, shards map[string]bool, live
 	return out
 }
 
-// accountedKeys are the container keys the sweep must leave alone because a DesContainer of the
-// DesShard still stands for them: every unfinished container, and a Failed one (it waits for a person,
-// with its object as evidence). A rolled-back container's debris is the sweep's, and a committed
-// container's object is kept by the catalog's record (only a stray upload of its key is swept). Each
-// container accounts for the key in its spec and for the key the protocol derives from its name, day
-// and shard, so a spec that names another key (which recovery refuses to touch, KeyNotOwned) cannot
-// expose the container's real object to the sweep.
-func accountedKeys(prefix string, containers []desv1.DesContainer) map[string]bool {
-	keys := map[string]bool{}
+// accountedPrefixes are the per-container prefixes the sweep must leave alone because a DesContainer
+// of the DesShard still stands for them: every unfinished container, and a Failed one (it waits for
+// a person, with its object as evidence). A rolled-back container's debris is the sweep's, and a
+// committed container's objects are kept by the catalog's record (only a stray upload of its key is
+// swept). Each container accounts for the prefix of the key in its spec and for the prefix the
+// protocol derives from its name, day and shard, so a spec that names another key (which recovery
+// refuses to touch, KeyNotOwned) cannot expose the container's real objects to the sweep.
+func accountedPrefixes(prefix string, containers []desv1.DesContainer) map[string]bool {
+	prefixes := map[string]bool{}
 	for i := range containers {
 		c := &containers[i]
 		if c.Status.Phase == desv1.PhaseRolledBack || c.Status.Phase == desv1.PhaseCommitted {
 			continue
 		}
-		keys[c.Spec.Key] = true
+		prefixes[protocol.PrefixOfContainerKey(c.Spec.Key)] = true
 		day, err := time.Parse(time.DateOnly, c.Spec.Day)
 		if id, ok := protocol.ContainerIDOf(c.Spec.ShardRef, c.Name); ok && err == nil {
-			keys[protocol.ContainerKey(prefix, day, c.Spec.Shard, id)] = true
+			prefixes[protocol.ContainerPrefix(prefix, day, c.Spec.Shard, id)] = true
 		}
 	}
-	return keys
+	return prefixes
 }
 
 // sweeper removes what crashed or partitioned packers left in the archive that recovery could not
@@ -81,7 +85,7 @@ func (s *sweeper) sweep(ctx context.Context, shards []int32, containers []desv1.
 	for _, id := range shards {
 		want[protocol.ShardHex(id)] = true
 	}
-	live := accountedKeys(s.prefix, containers)
+	live := accountedPrefixes(s.prefix, containers)
 	removed := 0
 	for _, day := range []time.Time{now, now.Add(-24 * time.Hour)} {
 		dayPrefix := protocol.DayPrefix(s.prefix, day)
@@ -120,17 +124,29 @@ func (s *sweeper) list(ctx context.Context, dayPrefix string) ([]archiveItem, er
 	return items, nil
 }
 
+// committed is the set of per-container prefixes of items whose container the catalog records as
+// committed. The catalog records a container's key, which is either of the two keys of its prefix
+// (protocol.ContainerKeysOf): both are asked for.
 func (s *sweeper) committed(ctx context.Context, items []archiveItem) (map[string]bool, error) {
-	var keys []string
+	prefixOf := map[string]string{}
 	for _, it := range items {
-		if k := protocol.OwnerKey(it.Key); k != "" {
-			keys = append(keys, k)
+		if p := protocol.OwnerPrefix(it.Key); p != "" {
+			key, legacy := protocol.ContainerKeysOf(p)
+			prefixOf[key], prefixOf[legacy] = p, p
 		}
 	}
-	if len(keys) == 0 {
+	if len(prefixOf) == 0 {
 		return nil, nil
 	}
-	return s.cat.RecordedKeys(ctx, keys)
+	recorded, err := s.cat.RecordedKeys(ctx, slices.Collect(maps.Keys(prefixOf)))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(recorded))
+	for k := range recorded {
+		out[prefixOf[k]] = true
+	}
+	return out, nil
 }
 
 func (s *sweeper) remove(ctx context.Context, it archiveItem) error {

@@ -11,7 +11,7 @@
 //     the catalog decides; only the location it owns is touched) and ends its life after retention.
 //
 // deletion.go is what a DesShard's and a DesSource's deletion share. Decisions are pure functions
-// (runDue, planRun, busyShards, judgeWriter, findOverlap, accountedKeys, strayClaim, deletionWait,
+// (runDue, planRun, busyShards, judgeWriter, findOverlap, accountedPrefixes, strayClaim, deletionWait,
 // lastOutcomes, ...) tested without servers; status is patched in a deferred call; every failure a
 // person must act on is a condition reason (api/v1alpha1) and a Warning event. Connections come from
 // internal/connect.

@@ -16,7 +16,7 @@ func TestContainerPhaseCollector(t *testing.T) {
 	e := newTestEnv(t)
 	for i, phase := range []desv1.ContainerPhase{desv1.PhaseCommitted, desv1.PhaseCommitted, desv1.PhaseWriting} {
 		c := &desv1.DesContainer{ObjectMeta: metav1.ObjectMeta{Name: "c" + string(rune('a'+i))},
-			Spec: desv1.DesContainerSpec{ShardRef: "d", Day: "2026-11-26", Bucket: "archive", Key: fmt.Sprintf("k/2026-11-26/0000/c%016x.des", i)}}
+			Spec: desv1.DesContainerSpec{ShardRef: "d", Day: "2026-11-26", Bucket: "archive", Key: fmt.Sprintf("k/2026-11-26/0000/c%016x/c%016x.des", i, i)}}
 		e.create(c)
 		c.Status.Phase = phase
 		if err := e.c.Status().Update(e.ctx, c); err != nil {

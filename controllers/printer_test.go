@@ -19,7 +19,7 @@ func TestKubectlGetDesContainers(t *testing.T) {
 	con := &desv1.DesContainer{
 		ObjectMeta: metav1.ObjectMeta{Name: "daily-c018f3a2b4c5d6e7f"},
 		Spec: desv1.DesContainerSpec{ShardRef: "daily", Shard: 42, Day: "2026-11-26", Bucket: "archive",
-			Key: "scans/2026-11-26/002a/c018f3a2b4c5d6e7f.des"},
+			Key: "scans/2026-11-26/002a/c018f3a2b4c5d6e7f/c018f3a2b4c5d6e7f.des"},
 	}
 	e.create(con)
 	con.Status = desv1.DesContainerStatus{Phase: desv1.PhaseCommitted, Files: 1234, Bytes: 5 << 20, Job: "daily-r7-g2",

@@ -21,10 +21,11 @@ const (
 
 // DesContainerSpec identifies one archive object. It never changes once created. Recovery reads,
 // aborts and deletes what the key names, so the key must be a container key of the spec's day and
-// shard (protocol.ContainerKey), nothing else in the bucket.
+// shard (protocol.ContainerKey, or protocol.LegacyContainerKey for containers written before the
+// object moved inside its own prefix), nothing else in the bucket.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a DesContainer's spec is immutable"
-// +kubebuilder:validation:XValidation:rule="self.key.size() < 38 || self.key.substring(self.key.size() - 37, self.key.size() - 27) == self.day",message="spec.key must be a key of spec.day: <prefix>/<spec.day>/<shard hex>/c<16 hex digits>.des"
-// +kubebuilder:validation:XValidation:rule="self.key.size() < 38 || self.key.substring(self.key.size() - 26, self.key.size() - 22) == ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard / 4096] + ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard / 256 % 16] + ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard / 16 % 16] + ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard % 16]",message="spec.key must be a key of spec.shard: <prefix>/<day>/<spec.shard as 4 hex digits>/c<16 hex digits>.des"
+// +kubebuilder:validation:XValidation:rule="self.key.size() < (self.key.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') ? 56 : 38) || self.key.substring(self.key.size() - (self.key.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') ? 55 : 37), self.key.size() - (self.key.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') ? 45 : 27)) == self.day",message="spec.key must be a key of spec.day: <prefix>/<spec.day>/<shard hex>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<spec.day>/<shard hex>/c<16 hex digits>.des)"
+// +kubebuilder:validation:XValidation:rule="self.key.size() < (self.key.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') ? 56 : 38) || self.key.substring(self.key.size() - (self.key.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') ? 44 : 26), self.key.size() - (self.key.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') ? 40 : 22)) == ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard / 4096] + ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard / 256 % 16] + ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard / 16 % 16] + ['0','1','2','3','4','5','6','7','8','9','a','b','c','d','e','f'][self.shard % 16]",message="spec.key must be a key of spec.shard: <prefix>/<day>/<spec.shard as 4 hex digits>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<day>/<spec.shard as 4 hex digits>/c<16 hex digits>.des)"
 type DesContainerSpec struct {
 	// ShardRef names the DesShard that wrote the container.
 	// +kubebuilder:validation:MinLength=1
@@ -43,11 +44,14 @@ type DesContainerSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$') && !self.contains('..') && !self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')",message="spec.bucket must be an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit, without '..', not an IP address"
 	Bucket string `json:"bucket"`
-	// Key of the object: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des, its prefix
-	// following the rule of a DesShard's spec.archive.prefix.
+	// Key of the object: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>/<container-id>.des (or,
+	// for containers written before the object moved inside its own prefix,
+	// <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des), its prefix following the rule of a
+	// DesShard's spec.archive.prefix.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*)*/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{4}/c[0-9a-f]{16}[.]des$')",message="spec.key must be a container key <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>.des, its prefix made of segments of letters, digits, '.', '_' and '-', none empty, '.' or '..'"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*)*/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{4}/(c[0-9a-f]{16}/)?c[0-9a-f]{16}[.]des$')",message="spec.key must be a container key <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>.des), its prefix made of segments of letters, digits, '.', '_' and '-', none empty, '.' or '..'"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$') || self.substring(self.size() - 39, self.size() - 22) == self.substring(self.size() - 21, self.size() - 4)",message="spec.key must name its container's id twice, as its folder and its object: <prefix>/<day>/<shard hex>/c<16 hex digits>/c<the same 16 hex digits>.des"
 	Key string `json:"key"`
 }
 

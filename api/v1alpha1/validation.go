@@ -15,11 +15,19 @@ const (
 	// ArchivePrefixPattern is spec.archive.prefix of a DesShard: segments separated by single '/'.
 	ArchivePrefixPattern = `^` + prefixSegment + `(/` + prefixSegment + `)*$`
 
-	// ContainerKeyPattern is the key of a container object as protocol.ContainerKey builds it:
-	// <prefix>/<YYYY-MM-DD>/<4 hex digits of the shard>/c<16 hex digits>.des (protocol.ShardHex,
-	// protocol.NewContainerID). Recovery deletes a container's key and its _bigFiles/, so a
-	// DesContainer may name nothing else.
-	ContainerKeyPattern = `^` + prefixSegment + `(/` + prefixSegment + `)*/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{4}/c[0-9a-f]{16}[.]des$`
+	// ContainerKeyPattern is the key of a container object as protocol.ContainerKey builds it,
+	// <prefix>/<YYYY-MM-DD>/<4 hex digits of the shard>/c<16 hex digits>/c<16 hex digits>.des
+	// (protocol.ShardHex, protocol.NewContainerID; the object inside its own folder), or as
+	// protocol.LegacyContainerKey built it before: <prefix>/<YYYY-MM-DD>/<shard hex>/c<16 hex>.des.
+	// Recovery deletes a container's key and its _bigFiles/, so a DesContainer may name nothing
+	// else. RE2 has no back-references: that the two ids of a nested key are one is a second rule
+	// (NestedContainerKeyPattern).
+	ContainerKeyPattern = `^` + prefixSegment + `(/` + prefixSegment + `)*/[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9a-f]{4}/(c[0-9a-f]{16}/)?c[0-9a-f]{16}[.]des$`
+
+	// NestedContainerKeyPattern is the end of a protocol.ContainerKey: the object c<id>.des inside
+	// its folder c<id>/. A key matching it has its day and shard 18 characters further from the end
+	// than a legacy key ("c<16 hex digits>/"), which the DesContainer's day and shard rules use.
+	NestedContainerKeyPattern = `/c[0-9a-f]{16}/c[0-9a-f]{16}[.]des$`
 
 	// BucketNamePattern is the shape of an S3 bucket name: 3 to 63 lower-case letters, digits, dots
 	// and hyphens, beginning and ending with a letter or digit. The rules also refuse two adjacent

@@ -103,9 +103,10 @@ func TestSamplesApplyAndGetDefaults(t *testing.T) {
 // Refusals shared by several cases.
 const (
 	prefixRefusal = "spec.archive.prefix must be segments of letters, digits, '.', '_' and '-' separated by single '/', none of them empty, '.' or '..'"
-	keyRefusal    = "spec.key must be a container key <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>.des"
-	dayMismatch   = "spec.key must be a key of spec.day: <prefix>/<spec.day>/<shard hex>/c<16 hex digits>.des"
-	shardMismatch = "spec.key must be a key of spec.shard: <prefix>/<day>/<spec.shard as 4 hex digits>/c<16 hex digits>.des"
+	keyRefusal    = "spec.key must be a container key <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<YYYY-MM-DD>/<4 hex digits>/c<16 hex digits>.des)"
+	dayMismatch   = "spec.key must be a key of spec.day: <prefix>/<spec.day>/<shard hex>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<spec.day>/<shard hex>/c<16 hex digits>.des)"
+	shardMismatch = "spec.key must be a key of spec.shard: <prefix>/<day>/<spec.shard as 4 hex digits>/c<16 hex digits>/c<16 hex digits>.des (or the legacy <prefix>/<day>/<spec.shard as 4 hex digits>/c<16 hex digits>.des)"
+	idMismatch    = "spec.key must name its container's id twice, as its folder and its object"
 )
 
 // sampleContainer is a DesContainer as the packer creates it (config/samples has none: people never
@@ -115,7 +116,7 @@ func sampleContainer() *unstructured.Unstructured {
 		"apiVersion": desv1.GroupVersion.String(), "kind": "DesContainer",
 		"metadata": map[string]any{"name": "scans-all-c018f3a2b4c5d6e7f"},
 		"spec": map[string]any{"shardRef": "scans-all", "shard": int64(42), "day": "2026-11-26", "bucket": "archive",
-			"key": "scans/2026-11-26/002a/c018f3a2b4c5d6e7f.des"},
+			"key": "scans/2026-11-26/002a/c018f3a2b4c5d6e7f/c018f3a2b4c5d6e7f.des"},
 	}}
 }
 
@@ -225,6 +226,26 @@ func TestInvalidResourcesAreRefusedWithAClearMessage(t *testing.T) {
 		{"container key with upper-case hex", "DesContainer", func(o map[string]any) { set(o, "scans/2026-11-26/002A/c018f3a2b4c5d6e7f.des", "spec", "key") }, keyRefusal},
 		{"container key of another day", "DesContainer", func(o map[string]any) { set(o, "2026-11-27", "spec", "day") }, dayMismatch},
 		{"container key of another shard", "DesContainer", func(o map[string]any) { set(o, int64(43), "spec", "shard") }, shardMismatch},
+		{"legacy container key of another day", "DesContainer", func(o map[string]any) {
+			set(o, "scans/2026-11-26/002a/c018f3a2b4c5d6e7f.des", "spec", "key")
+			set(o, "2026-11-27", "spec", "day")
+		}, dayMismatch},
+		{"legacy container key of another shard", "DesContainer", func(o map[string]any) {
+			set(o, "scans/2026-11-26/002a/c018f3a2b4c5d6e7f.des", "spec", "key")
+			set(o, int64(43), "spec", "shard")
+		}, shardMismatch},
+		{"container key whose folder is another container's", "DesContainer", func(o map[string]any) {
+			set(o, "scans/2026-11-26/002a/c0000000000000001/c018f3a2b4c5d6e7f.des", "spec", "key")
+		}, idMismatch},
+		{"container key one folder too deep", "DesContainer", func(o map[string]any) {
+			set(o, "scans/2026-11-26/002a/c018f3a2b4c5d6e7f/x/c018f3a2b4c5d6e7f.des", "spec", "key")
+		}, keyRefusal},
+		{"container key nested twice", "DesContainer", func(o map[string]any) {
+			set(o, "scans/2026-11-26/002a/c018f3a2b4c5d6e7f/c018f3a2b4c5d6e7f/c018f3a2b4c5d6e7f.des", "spec", "key")
+		}, keyRefusal},
+		{"container key naming a big payload", "DesContainer", func(o map[string]any) {
+			set(o, "scans/2026-11-26/002a/c018f3a2b4c5d6e7f/_bigFiles/c018f3a2b4c5d6e7f.des", "spec", "key")
+		}, keyRefusal},
 		{"container day that is no date", "DesContainer", func(o map[string]any) { set(o, "2026-13-01", "spec", "day") }, "spec.day must be a date YYYY-MM-DD"},
 		{"container bucket with capitals", "DesContainer", func(o map[string]any) { set(o, "Archive", "spec", "bucket") }, "spec.bucket must be an S3 bucket name"},
 		{"container without its DesShard", "DesContainer", func(o map[string]any) { set(o, "", "spec", "shardRef") }, "spec.shardRef in body should be at least 1 chars long"},
@@ -284,12 +305,12 @@ func TestImmutableFields(t *testing.T) {
 	con := &desv1.DesContainer{
 		ObjectMeta: metav1.ObjectMeta{Name: "c1", Namespace: ns},
 		Spec: desv1.DesContainerSpec{ShardRef: "scans-all", Shard: 1, Day: "2026-11-26", Bucket: "archive",
-			Key: "scans/2026-11-26/0001/c018f3a2b4c5d6e7f.des"},
+			Key: "scans/2026-11-26/0001/c018f3a2b4c5d6e7f/c018f3a2b4c5d6e7f.des"},
 	}
 	if err := c.Create(ctx, con); err != nil {
 		t.Fatal(err)
 	}
-	con.Spec.Key = "elsewhere/2026-11-26/0001/c018f3a2b4c5d6e7f.des" // a valid key: only immutability refuses it
+	con.Spec.Key = "scans/2026-11-26/0001/c018f3a2b4c5d6e7f.des" // a valid (legacy) key: only immutability refuses it
 	if err := c.Update(ctx, con); err == nil || !strings.Contains(err.Error(), "a DesContainer's spec is immutable") {
 		t.Fatalf("changing a DesContainer's key: %v", err)
 	}
@@ -350,6 +371,21 @@ func TestEdgeValuesAreAccepted(t *testing.T) {
 			set(o, day.Format(time.DateOnly), "spec", "day")
 			set(o, protocol.ContainerKey("a.b-c_d/x", day, 0, id), "spec", "key")
 		}},
+		{"legacy container of the highest shard", "DesContainer", func(o map[string]any) {
+			set(o, int64(protocol.MaxShard), "spec", "shard")
+			set(o, day.Format(time.DateOnly), "spec", "day")
+			set(o, protocol.LegacyContainerKey("archive/v1", day, protocol.MaxShard, id), "spec", "key")
+		}},
+		{"legacy container of shard 0 under a dotted prefix", "DesContainer", func(o map[string]any) {
+			set(o, int64(0), "spec", "shard")
+			set(o, day.Format(time.DateOnly), "spec", "day")
+			set(o, protocol.LegacyContainerKey("a.b-c_d/x", day, 0, id), "spec", "key")
+		}},
+		{"container under a prefix whose last segment looks like a container id", "DesContainer", func(o map[string]any) {
+			set(o, int64(0), "spec", "shard")
+			set(o, day.Format(time.DateOnly), "spec", "day")
+			set(o, protocol.ContainerKey("scans/"+id, day, 0, id), "spec", "key")
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -381,6 +417,7 @@ func TestMarkersUseTheGoPatterns(t *testing.T) {
 		{"dessources", "spec.store.bucket", bucketRule, 0},
 		{"descontainers", "spec.bucket", bucketRule, 0},
 		{"descontainers", "spec.key", "self.matches('" + desv1.ContainerKeyPattern + "')", 0},
+		{"descontainers", "spec.key", "!self.matches('" + desv1.NestedContainerKeyPattern + "') || self.substring(self.size() - 39, self.size() - 22) == self.substring(self.size() - 21, self.size() - 4)", 0},
 		{"descontainers", "spec.day", "self.matches('" + desv1.DayPattern + "')", 0},
 	}
 	for _, tc := range cases {
@@ -401,6 +438,26 @@ func TestMarkersUseTheGoPatterns(t *testing.T) {
 			}
 			t.Fatalf("rules %q\ndo not include %q", rules, tc.rule)
 		})
+	}
+}
+
+// TestKeyRulesUseTheNestedPattern: the DesContainer's day and shard rules find those segments 18
+// characters further from the end for a key that matches NestedContainerKeyPattern (the current
+// layout) than for a legacy key; each must test that pattern, not a copy that could drift from it.
+func TestKeyRulesUseTheNestedPattern(t *testing.T) {
+	test := "self.key.matches('" + desv1.NestedContainerKeyPattern + "')"
+	found := 0
+	for _, v := range crdSchema(t, "descontainers", "spec").XValidations {
+		if !strings.HasPrefix(v.Message, "spec.key must be a key of spec.") {
+			continue
+		}
+		found++
+		if n := strings.Count(v.Rule, "matches("); n != 3 || strings.Count(v.Rule, test) != 3 {
+			t.Errorf("rule %q has %d matches(), want 3, each %s", v.Rule, n, test)
+		}
+	}
+	if found != 2 {
+		t.Fatalf("%d day/shard rules on the DesContainer spec, want 2", found)
 	}
 }
 

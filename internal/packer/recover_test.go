@@ -1,7 +1,7 @@
 package packer_test
 
 import (
-	"strings"
+	"path"
 	"testing"
 	"time"
 
@@ -80,9 +80,10 @@ func shardBusy(t *testing.T, w *world, c *desv1.DesContainer) (bool, string) {
 	return lease.Classify(l, time.Now()) == lease.Held, lease.Holder(l)
 }
 
-// decide rolls C forward when that is right and possible, and says why not otherwise.
+// containerPrefix is where C's big payloads must be, by the v1 reader's rule rather than the
+// protocol's functions: the folder of the container's key (<dir(key)>/_bigFiles/<name>).
 func containerPrefix(c *desv1.DesContainer) string {
-	return strings.TrimSuffix(c.Spec.Key, ".des")
+	return path.Dir(c.Spec.Key)
 }
 
 func removeFinalizer(t *testing.T, w *world, c *desv1.DesContainer) {

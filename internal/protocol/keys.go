@@ -19,32 +19,83 @@ func IsContainerKey(key string) bool {
 	return strings.HasSuffix(key, ContainerSuffix) && len(key) > len(ContainerSuffix)
 }
 
-// PrefixOfContainerKey is the per-container prefix of a container key (the key without
-// ContainerSuffix): the ContainerPrefix its big payloads live under.
+// PrefixOfContainerKey is the per-container prefix of a container key, the ContainerPrefix its big
+// payloads live under: the key's folder when the object sits inside a folder named after it
+// (ContainerKey: .../<id>/<id>.des), else the key without ContainerSuffix (LegacyContainerKey:
+// .../<id>.des, and archives named by hand). A key that is not a container key is returned as is.
 func PrefixOfContainerKey(key string) string {
-	if IsContainerKey(key) {
-		return strings.TrimSuffix(key, ContainerSuffix)
+	if !IsContainerKey(key) {
+		return key
 	}
-	return key
+	dir, file := path.Split(key)
+	stem := strings.TrimSuffix(file, ContainerSuffix)
+	if stem != "" && (dir == stem+"/" || strings.HasSuffix(dir, "/"+stem+"/")) {
+		return strings.TrimSuffix(dir, "/")
+	}
+	return strings.TrimSuffix(key, ContainerSuffix)
 }
 
 // BigFilesPrefix is the prefix of the big payloads of the container with key containerKey:
-// <container prefix>/_bigFiles/ (the format's external layout, desformat.ExternalKey).
+// <container prefix>/_bigFiles/ (the format's external layout, desformat.ExternalKey). For a
+// ContainerKey that is path.Dir(key)+"/_bigFiles/", where a v1 reader looks.
 func BigFilesPrefix(containerKey string) string {
 	return PrefixOfContainerKey(containerKey) + "/" + desformat.BigFilesDir + "/"
 }
 
-// OwnerKey is the container key an archive key belongs to: the key itself for a container, the
-// container of a big payload under its _bigFiles/, and "" for anything DES did not write (which no
-// sweep or recovery may touch).
-func OwnerKey(key string) string {
-	if i := strings.Index(key, "/"+desformat.BigFilesDir+"/"); i > 0 {
-		return key[:i] + ContainerSuffix
+// OwnerPrefix is the per-container prefix (ContainerPrefix) an archive key belongs to, for the keys
+// DES writes under a shard folder <...>/<YYYY-MM-DD>/<shard-hex>/: a container object in either
+// layout (<id>/<id>.des or the legacy <id>.des), an upload of one, or a big payload
+// <id>/_bigFiles/<name>. It is "" for anything else, which no sweep may touch. The prefix, not a
+// container key, is the owner: a big payload of <id>/ belongs to whichever of the two keys
+// (ContainerKeysOf) holds the container, and both layouts put big payloads under the same prefix.
+func OwnerPrefix(key string) string {
+	dir, file := path.Split(key)
+	folder, last := path.Split(strings.TrimSuffix(dir, "/"))
+	var owner string
+	switch id, isObject := strings.CutSuffix(file, ContainerSuffix); {
+	case last == desformat.BigFilesDir && file != "" && folder != "":
+		owner = strings.TrimSuffix(folder, "/")
+	case isObject && IsContainerID(id) && last == id:
+		owner = strings.TrimSuffix(dir, "/")
+	case isObject && IsContainerID(id):
+		owner = dir + id
 	}
-	if IsContainerKey(key) {
-		return key
+	if !isContainerPrefix(owner) {
+		return ""
 	}
-	return ""
+	return owner
+}
+
+// isContainerPrefix reports whether p is shaped <...>/<YYYY-MM-DD>/<shard-hex>/<container-id>, as
+// ContainerPrefix makes it (the archive prefix may be empty).
+func isContainerPrefix(p string) bool {
+	rest, id := path.Split(p)
+	rest, shard := path.Split(strings.TrimSuffix(rest, "/"))
+	_, day := path.Split(strings.TrimSuffix(rest, "/"))
+	if !IsContainerID(id) || !isShardHex(shard) {
+		return false
+	}
+	_, err := time.Parse(time.DateOnly, day)
+	return err == nil
+}
+
+// isShardHex reports whether s is a shard id as ShardHex writes it: 4 lower-case hex digits.
+func isShardHex(s string) bool {
+	if len(s) != 4 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ContainerKeysOf are the keys the object of the container with per-container prefix p may have:
+// ContainerKey's (inside p) and LegacyContainerKey's (next to p). The catalog records one of them.
+func ContainerKeysOf(p string) (key, legacy string) {
+	return p + "/" + path.Base(p) + ContainerSuffix, p + ContainerSuffix
 }
 
 // ShardOfKey is the shard hex of a key laid out <prefix>/<day>/<shard-hex>/..., given the day's
@@ -123,9 +174,11 @@ func CheckContainerBucket(archiveBucket, bucket string) error {
 	return nil
 }
 
-// CheckContainerKey is nil when key is exactly the key the protocol gives the DesContainer name of
+// CheckContainerKey is nil when key is exactly a key the protocol gives the DesContainer name of
 // DesShard desShard with archive prefix prefix, day (YYYY-MM-DD) and shard:
-// ContainerKey(prefix, day, shard, id) where name is ContainerName(desShard, id). Otherwise it says,
+// ContainerKey(prefix, day, shard, id) where name is ContainerName(desShard, id), or
+// LegacyContainerKey of the same, which containers written before the current layout have (both
+// have the same per-container prefix, so recovery deletes the same big payloads). Otherwise it says,
 // with an error matching ErrKeyNotOwned, the first part that differs. Recovery checks this before
 // deleting anything a DesContainer names: a container's spec is written by whoever may create
 // DesContainers, and must not be a way to delete arbitrary objects.
@@ -138,9 +191,9 @@ func CheckContainerKey(prefix, desShard, day string, shard int32, name, key stri
 	if !ok {
 		return fmt.Errorf("%w: name %q is not %s-<container-id>", ErrOtherContainer, name, desShard)
 	}
-	want := ContainerKey(prefix, d, shard, id)
+	want, legacy := ContainerKey(prefix, d, shard, id), LegacyContainerKey(prefix, d, shard, id)
 	switch shardPrefix := ShardPrefix(prefix, d, shard) + "/"; {
-	case key == want:
+	case key == want, key == legacy:
 		return nil
 	case !strings.HasPrefix(key, under(prefix)):
 		return fmt.Errorf("%w: key %q is not under %q", ErrOutsidePrefix, key, under(prefix))
@@ -149,7 +202,7 @@ func CheckContainerKey(prefix, desShard, day string, shard int32, name, key stri
 	case !strings.HasPrefix(key, shardPrefix):
 		return fmt.Errorf("%w: key %q is not under %q", ErrOtherShard, key, shardPrefix)
 	default:
-		return fmt.Errorf("%w: key %q is not %q", ErrOtherContainer, key, want)
+		return fmt.Errorf("%w: key %q is neither %q nor the legacy %q", ErrOtherContainer, key, want, legacy)
 	}
 }
 

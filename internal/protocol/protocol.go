@@ -58,14 +58,26 @@ func LeaseName(desShard string, shard int32) string {
 func ShardHex(shard int32) string { return fmt.Sprintf("%04x", shard) }
 
 // ShardPrefix is the key prefix of one shard's containers for one day: <prefix>/<YYYY-MM-DD>/<shard-hex>.
-// Big payloads of those containers live under ShardPrefix/_bigFiles/.
+// Each container has its own folder under it (ContainerPrefix).
 func ShardPrefix(prefix string, day time.Time, shard int32) string {
 	return path.Join(prefix, day.UTC().Format(time.DateOnly), ShardHex(shard))
 }
 
-// ContainerKey is the object key of a container: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des.
+// ContainerKey is the object key of a container, inside its own prefix:
+// <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>/<container-id>.des. The object sits next to its
+// _bigFiles/ folder because the v1 reader looks for big payloads at <folder of the key>/_bigFiles/,
+// and a folder per container keeps roll-back safe: deleting one container's prefix never touches
+// another's payloads. Containers written before this layout keep LegacyContainerKey.
 func ContainerKey(prefix string, day time.Time, shard int32, containerID string) string {
-	return ShardPrefix(prefix, day, shard) + "/" + containerID + ".des"
+	return ContainerPrefix(prefix, day, shard, containerID) + "/" + containerID + ContainerSuffix
+}
+
+// LegacyContainerKey is the key containers had before ContainerKey put them inside their prefix:
+// <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.des, next to (not inside) the container's prefix.
+// Nothing writes it any more; it is here so recovery, the sweep and the reader still know such
+// containers as DES's.
+func LegacyContainerKey(prefix string, day time.Time, shard int32, containerID string) string {
+	return ShardPrefix(prefix, day, shard) + "/" + containerID + ContainerSuffix
 }
 
 // FinalizerRecovery is set by the packer on every DesContainer it creates and removed by the controller
@@ -78,8 +90,9 @@ const FinalizerRecovery = "des.datavision.io/recovery"
 // recovery needs still exist.
 const FinalizerContainers = "des.datavision.io/containers"
 
-// ContainerPrefix is the per-container key prefix under which its big payloads live
-// (ContainerPrefix/_bigFiles/<name>).
+// ContainerPrefix is the per-container key prefix: <prefix>/<YYYY-MM-DD>/<shard-hex>/<container-id>.
+// The container's object (ContainerKey) and its big payloads (ContainerPrefix/_bigFiles/<name>) are
+// under it; so are the big payloads of a container with a LegacyContainerKey.
 func ContainerPrefix(prefix string, day time.Time, shard int32, containerID string) string {
 	return ShardPrefix(prefix, day, shard) + "/" + containerID
 }

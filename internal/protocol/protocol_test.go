@@ -12,7 +12,9 @@ func TestNames(t *testing.T) {
 		{LeaseName("daily", 0x2a), "des-daily-002a"},
 		{ShardHex(4095), "0fff"},
 		{ShardPrefix("scans", day, 7), "scans/2026-11-26/0007"},
-		{ContainerKey("a/b", day, 0xffff, "c1"), "a/b/2026-11-26/ffff/c1.des"},
+		{ContainerKey("a/b", day, 0xffff, "c1"), "a/b/2026-11-26/ffff/c1/c1.des"},
+		{LegacyContainerKey("a/b", day, 0xffff, "c1"), "a/b/2026-11-26/ffff/c1.des"},
+		{ContainerPrefix("a/b", day, 0xffff, "c1"), "a/b/2026-11-26/ffff/c1"},
 	}
 	for _, c := range cases {
 		if c.got != c.want {

@@ -3,6 +3,7 @@ package reader
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,7 +89,8 @@ func (c *ttlCache[V]) evictLocked() {
 
 const maxListCacheEntries = 4096
 
-// ListFinder finds containers by listing <prefix>/<day>/<shard-hex>/ in the bucket.
+// ListFinder finds containers by listing <prefix>/<day>/<shard-hex>/ in the bucket, in both layouts
+// (protocol.ContainerKey and protocol.LegacyContainerKey).
 type ListFinder struct {
 	store    *objstore.Store
 	bucket   string
@@ -102,8 +104,7 @@ func NewListFinder(base context.Context, store *objstore.Store, bucket string, p
 		cache: newTTLCache[[]string](base, ttl, timeout, maxListCacheEntries)}
 }
 
-// Containers lists the *.des keys directly below each prefix's shard folder; the per-container
-// _bigFiles folders are skipped by the delimiter.
+// Containers lists the containers directly below each prefix's shard folder (see list).
 func (f *ListFinder) Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error) {
 	var out []string
 	for _, p := range f.prefixes {
@@ -157,17 +158,34 @@ func (f *ListFinder) listDays(ctx context.Context, dir string) ([]string, error)
 	return days, nil
 }
 
+// list returns the container keys of one shard folder from a single delimited LIST, in listing
+// order. A container of the current layout is a folder <dir><id>/ holding <id>/<id>.des, so a
+// common prefix whose last segment is a container id stands for that key (no LIST of the folder).
+// A legacy container is an object <dir><id>.des, and its big payloads make a folder <dir><id>/ as
+// well: when both are listed, the folder belongs to the object and adds no key.
 func (f *ListFinder) list(ctx context.Context, dir string) ([]string, error) {
 	var keys []string
+	objects := map[string]bool{}
+	nested := map[string]string{} // key inside a listed folder → the legacy key of the same container
 	for obj, err := range f.store.List(ctx, f.bucket, objstore.ListOptions{Prefix: dir, Delimiter: "/"}) {
 		if err != nil {
 			return nil, fmt.Errorf("list containers under %s: %w", dir, err)
 		}
-		if !obj.IsPrefix && protocol.IsContainerKey(obj.Key) {
+		switch {
+		case obj.IsPrefix:
+			folder := strings.TrimSuffix(obj.Key, "/")
+			if !protocol.IsContainerID(strings.TrimPrefix(folder, dir)) {
+				continue // not a container's folder (a person's, or v1's shard-wide _bigFiles/)
+			}
+			key, legacy := protocol.ContainerKeysOf(folder)
+			nested[key] = legacy
+			keys = append(keys, key)
+		case protocol.IsContainerKey(obj.Key):
+			objects[obj.Key] = true
 			keys = append(keys, obj.Key)
 		}
 	}
-	return keys, nil
+	return slices.DeleteFunc(keys, func(k string) bool { return objects[nested[k]] }), nil
 }
 
 // KubeFinder finds containers from the Committed DesContainer resources of one namespace. The whole

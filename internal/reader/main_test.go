@@ -49,7 +49,8 @@ type file struct {
 }
 
 // putContainer writes files into a container at key (external payloads of at least extThreshold
-// bytes under the container's own prefix, as the packer does) and returns the archive bytes.
+// bytes under the container's own prefix, as the packer does: protocol.PrefixOfContainerKey) and
+// returns the archive bytes.
 func putContainer(t testing.TB, s *objstore.Store, bucket, key string, files []file, extThreshold int64) []byte {
 	t.Helper()
 	ctx := context.Background()
@@ -58,7 +59,7 @@ func putContainer(t testing.TB, s *objstore.Store, bucket, key string, files []f
 	if extThreshold > 0 {
 		opts.External = s.Blobs(bucket, objstore.UploadOptions{})
 		opts.ExternalThreshold = extThreshold
-		opts.ExternalPrefix = strings.TrimSuffix(key, ".des")
+		opts.ExternalPrefix = protocol.PrefixOfContainerKey(key)
 	}
 	w, err := desformat.NewWriter(&buf, opts)
 	if err != nil {

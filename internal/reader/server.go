@@ -190,6 +190,11 @@ func (s *Server) searchDays(ctx context.Context, day time.Time, shard int32, nam
 				if ctxErr := ctx.Err(); ctxErr != nil {
 					return nil, ctxErr
 				}
+				if errors.Is(err, objstore.ErrNotFound) {
+					// A container folder whose object is not written yet (big payloads go first).
+					s.log.V(1).Info("candidate container has no object yet", "key", key)
+					continue
+				}
 				if err != nil {
 					// One unreadable container must not hide the name in another; report it only if
 					// the name is found nowhere.

@@ -40,7 +40,7 @@ func ExampleReader_Batch() {
 		fmt.Println(err)
 		return
 	}
-	req := client.BatchRequest{Container: "scans/2026-02-24/0a1f/c0190a2b3c4d5e6f7.des", Names: []string{"a.pdf", "b.pdf"}}
+	req := client.BatchRequest{Container: "scans/2026-02-24/0a1f/c0190a2b3c4d5e6f7/c0190a2b3c4d5e6f7.des", Names: []string{"a.pdf", "b.pdf"}}
 	for part, err := range c.Batch(context.Background(), req) {
 		switch {
 		case part == nil: // the stream failed: every file not yet seen is unread

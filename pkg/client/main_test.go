@@ -5,7 +5,6 @@ import (
 	"context"
 	"hash/crc32"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +54,7 @@ type file struct {
 func putContainer(t testing.TB, s *objstore.Store, bucket, key string, files []file) {
 	t.Helper()
 	opts := des.WriterOptions{External: s.Blobs(bucket, objstore.UploadOptions{}),
-		ExternalThreshold: extThreshold, ExternalPrefix: strings.TrimSuffix(key, ".des")}
+		ExternalThreshold: extThreshold, ExternalPrefix: protocol.PrefixOfContainerKey(key)}
 	putObject(t, s, bucket, key, writeArchive(t, files, opts))
 }
 

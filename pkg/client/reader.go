@@ -32,7 +32,7 @@ func NewReader(baseURL string, hc *http.Client) (*Reader, error) {
 // Ref says which file to read: by DES name alone (Container empty: the sidecar finds the container
 // from the name's day and shard) or by container key and any valid archive name.
 type Ref struct {
-	Container string // object key of the container, e.g. "scans/2026-02-24/0a1f/c0190a2b3c4d5e6f7.des"
+	Container string // object key of the container, e.g. "scans/2026-02-24/0a1f/c0190a2b3c4d5e6f7/c0190a2b3c4d5e6f7.des"
 	Name      string
 }
 
