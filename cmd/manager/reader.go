@@ -38,6 +38,7 @@ type readerFlags struct {
 	namespace      string
 	shutdownGrace  time.Duration
 	credentialsDir string
+	svc            readServiceFlags
 }
 
 func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -80,6 +81,7 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 	fs.IntVar(&f.lookAheadDays, "lookahead-days", reader.DefaultLookAheadDays, "days after a name's day whose containers are searched too")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("DES_NAMESPACE"), "namespace of DesContainers to find containers by (needs in-cluster or kubeconfig access); empty: listing only")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 10*time.Second, "time given to in-flight requests on SIGTERM")
+	f.svc.register(fs)
 	return c, f
 }
 
@@ -108,13 +110,13 @@ func (f *readerFlags) check() error {
 	}
 	ip := net.ParseIP(host)
 	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	if !loopback && !f.allowRemote {
+	if !loopback && !f.allowRemote && !f.svc.authEnabled() {
 		return fmt.Errorf("--listen-address %q is not a loopback address; add --allow-remote to serve beyond the pod", f.listen)
 	}
 	if f.bucket == "" || len(f.prefixes) == 0 {
 		return errors.New("--bucket and at least one --archive-prefix are required")
 	}
-	return nil
+	return f.svc.check(f.namespace)
 }
 
 func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
@@ -136,6 +138,9 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 		}
 		cfg.Namespace = f.namespace
 	}
+	if cfg.Auth, err = f.svc.authConfig(f.namespace); err != nil {
+		return err
+	}
 	srv, err := reader.New(cfg)
 	if err != nil {
 		return err
@@ -144,6 +149,9 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if ln, err = f.svc.wrapTLS(ln, log); err != nil {
+		return err
 	}
 	// The store config's String names the credential source, never the credentials.
 	log.Info("reader serving", "address", ln.Addr().String(), "bucket", f.bucket, "prefixes", []string(f.prefixes),
