@@ -138,7 +138,7 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 		}
 		cfg.Namespace = f.namespace
 	}
-	if cfg.Auth, err = f.svc.authConfig(f.namespace); err != nil {
+	if cfg.Auth, err = f.svc.authConfig(f.namespace, log); err != nil {
 		return err
 	}
 	srv, err := reader.New(cfg)

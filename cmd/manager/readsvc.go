@@ -90,7 +90,7 @@ func (f *readServiceFlags) check(desNamespace string) error {
 }
 
 // authConfig connects to the API server for the reviews when authentication is on.
-func (f *readServiceFlags) authConfig(desNamespace string) (reader.AuthConfig, error) {
+func (f *readServiceFlags) authConfig(desNamespace string, log logr.Logger) (reader.AuthConfig, error) {
 	if !f.authEnabled() {
 		return reader.AuthConfig{}, nil
 	}
@@ -98,10 +98,13 @@ func (f *readServiceFlags) authConfig(desNamespace string) (reader.AuthConfig, e
 	if err != nil {
 		return reader.AuthConfig{}, fmt.Errorf("--auth=kubernetes needs the API server: %w", err)
 	}
-	return reader.AuthConfig{
+	cfg := reader.AuthConfig{
 		Reviews: c, Audiences: f.audiences, Namespace: f.namespace(desNamespace), Source: f.authSource,
 		CacheTTL: f.authCacheTTL,
-	}, nil
+	}
+	log.Info("file API needs Kubernetes bearer tokens", "namespace", cfg.Namespace, "source", cfg.Source,
+		"audiences", []string(f.audiences), "tls", f.tlsEnabled())
+	return cfg, nil
 }
 
 // wrapTLS serves ln with TLS when a certificate is configured (closing ln if it cannot be loaded).

@@ -263,6 +263,10 @@ func (a *authenticator) decide(ctx context.Context, token string) (decision, boo
 		return d, true, nil
 	}
 	d, _, err := a.flights.do(ctx, a.base, string(key[:]), func(base context.Context) (decision, error) {
+		// A flight for this token may have ended (and filled the cache) between our lookup and this one.
+		if d, ok := a.cache.get(key, a.now()); ok {
+			return d, nil
+		}
 		rctx, cancel := context.WithTimeout(base, authReviewTimeout)
 		defer cancel()
 		d, err := a.review(rctx, token)

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -368,6 +369,30 @@ func TestReadServiceAuthCache(t *testing.T) {
 		if !bytes.Contains(metrics, []byte(line+"\n")) {
 			t.Errorf("metrics lack %q", line)
 		}
+	}
+
+	// Concurrent first requests with one token share one pair of reviews (later ones find the cache).
+	fresh, before := "Bearer "+sw.token(t, saAllowed, nil), sw.reviews.total()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", sw.url+path, nil)
+			req.Header.Set("Authorization", fresh)
+			resp, err := sw.client.Do(req)
+			if err != nil {
+				t.Errorf("concurrent request: %v", err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("concurrent request: status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if got := sw.reviews.total() - before; got != 2 {
+		t.Errorf("8 concurrent first requests sent %d reviews, want 2", got)
 	}
 }
 
