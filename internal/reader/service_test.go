@@ -3,14 +3,9 @@ package reader_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
@@ -515,10 +510,9 @@ func bumpMtime(t *testing.T, path string, at time.Time) {
 	}
 }
 
-// testCerts is a CA and a serving certificate for 127.0.0.1 signed by it, as files.
+// testCerts is a CA and its serving certificate for loopback, as files.
 type testCerts struct {
-	caKey             *ecdsa.PrivateKey
-	ca                *x509.Certificate
+	ca                *testworld.CA
 	pool              *x509.CertPool
 	certFile, keyFile string
 	serial            *big.Int
@@ -526,66 +520,16 @@ type testCerts struct {
 
 func newTestCerts(t *testing.T) *testCerts {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "des test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testCerts{caKey: key, ca: ca, pool: x509.NewCertPool()}
-	c.pool.AddCert(ca)
-	dir := t.TempDir()
-	c.certFile, c.keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	c.serial = c.rotate(t)
+	c := &testCerts{ca: testworld.NewCA(t)}
+	c.pool = c.ca.Pool
+	c.certFile, c.keyFile, c.serial = c.ca.ServingFiles(t)
 	return c
 }
 
 // rotate writes a new serving certificate and key and returns its serial number.
 func (c *testCerts) rotate(t *testing.T) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: "des-reader"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca, &key.PublicKey, c.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, c.certFile, "CERTIFICATE", der)
-	writePEM(t, c.keyFile, "PRIVATE KEY", keyDER)
-	return serial
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return c.ca.WriteServing(t, c.certFile, c.keyFile)
 }
 
 // readerManifests renders config/reader with the kubectl of the test world (its built-in kustomize).
