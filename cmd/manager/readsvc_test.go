@@ -38,7 +38,8 @@ func parseReader(t *testing.T, args []string) (*readerFlags, error) {
 	if _, _, ok := c.Parse(args); !ok {
 		t.Fatalf("parse %v: %s", args, stderr.String())
 	}
-	return f, f.complete()
+	err := f.complete()
+	return f, err
 }
 
 func TestReadServiceFlags(t *testing.T) {
@@ -212,7 +213,7 @@ func TestReaderCommandAsReadService(t *testing.T) {
 	fileURL := "https://" + fileAddr + "/v1/containers/" + key + "/files/" + name
 	get := func(u, bearer string) (int, []byte) {
 		t.Helper()
-		req, err := http.NewRequest("GET", u, nil)
+		req, err := http.NewRequest("GET", u, http.NoBody)
 		if err != nil {
 			t.Fatal(err)
 		}

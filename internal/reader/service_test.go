@@ -79,7 +79,7 @@ const (
 
 // newServiceWorld starts a read service. readerRBAC false leaves the reader's account without the
 // auth-delegator binding, so that the API server refuses its reviews.
-func newServiceWorld(t *testing.T, auth reader.AuthConfig, readerRBAC bool) *serviceWorld {
+func newServiceWorld(t testing.TB, auth reader.AuthConfig, readerRBAC bool) *serviceWorld {
 	t.Helper()
 	ctx := context.Background()
 	k := testworld.K8s(t)
@@ -136,7 +136,8 @@ func newServiceWorld(t *testing.T, auth reader.AuthConfig, readerRBAC bool) *ser
 	return sw
 }
 
-func testLogger(t *testing.T) logr.Logger {
+func testLogger(t testing.TB) logr.Logger {
+	t.Helper()
 	if testing.Verbose() {
 		return testr.NewWithInterface(t, testr.Options{})
 	}
@@ -144,7 +145,7 @@ func testLogger(t *testing.T) logr.Logger {
 }
 
 // serveTLS serves srv's handler with TLS on loopback and returns its URL and a client trusting pool.
-func serveTLS(t *testing.T, srv *reader.Server, certs *reader.CertReloader, pool *x509.CertPool) (string, *http.Client) {
+func serveTLS(t testing.TB, srv *reader.Server, certs *reader.CertReloader, pool *x509.CertPool) (string, *http.Client) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -167,7 +168,7 @@ func serveTLS(t *testing.T, srv *reader.Server, certs *reader.CertReloader, pool
 }
 
 // token mints a token of sa in the world's namespace with the TokenRequest API.
-func (sw *serviceWorld) token(t *testing.T, sa string, audiences []string) string {
+func (sw *serviceWorld) token(t testing.TB, sa string, audiences []string) string {
 	t.Helper()
 	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{Audiences: audiences}}
 	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: sw.ns}}
@@ -180,7 +181,7 @@ func (sw *serviceWorld) token(t *testing.T, sa string, audiences []string) strin
 func (sw *serviceWorld) user(sa string) string { return "system:serviceaccount:" + sw.ns + ":" + sa }
 
 // get sends a request with the Authorization header auth ("" for none).
-func (sw *serviceWorld) do(t *testing.T, method, path, auth string, body io.Reader) (*http.Response, []byte) {
+func (sw *serviceWorld) do(t testing.TB, method, path, auth string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, sw.url+path, body)
 	if err != nil {
@@ -202,7 +203,7 @@ func (sw *serviceWorld) do(t *testing.T, method, path, auth string, body io.Read
 }
 
 // clientWithToken is a client of the API server that authenticates with token only.
-func clientWithToken(t *testing.T, k *testworld.KubeServer, token string) client.Client {
+func clientWithToken(t testing.TB, k *testworld.KubeServer, token string) client.Client {
 	t.Helper()
 	cfg := rest.AnonymousClientConfig(k.Config)
 	cfg.BearerToken = token
@@ -214,7 +215,7 @@ func clientWithToken(t *testing.T, k *testworld.KubeServer, token string) client
 }
 
 // reviewError is what the API server answers a TokenReview of token with, asked directly.
-func reviewError(t *testing.T, k *testworld.KubeServer, token string, audiences []string) string {
+func reviewError(t testing.TB, k *testworld.KubeServer, token string, audiences []string) string {
 	t.Helper()
 	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: audiences}}
 	if err := k.Client.Create(context.Background(), tr); err != nil {
@@ -371,7 +372,7 @@ func TestReadServiceAuthCache(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			req, _ := http.NewRequest("GET", sw.url+path, nil)
+			req, _ := http.NewRequest("GET", sw.url+path, http.NoBody)
 			req.Header.Set("Authorization", fresh)
 			resp, err := sw.client.Do(req)
 			if err != nil {
@@ -503,7 +504,7 @@ func TestReadServiceTLSReload(t *testing.T) {
 
 // bumpMtime sets a file's modification time explicitly: the test must not depend on the clock
 // granularity of the file system.
-func bumpMtime(t *testing.T, path string, at time.Time) {
+func bumpMtime(t testing.TB, path string, at time.Time) {
 	t.Helper()
 	if err := os.Chtimes(path, at, at); err != nil {
 		t.Fatal(err)
@@ -518,7 +519,7 @@ type testCerts struct {
 	serial            *big.Int
 }
 
-func newTestCerts(t *testing.T) *testCerts {
+func newTestCerts(t testing.TB) *testCerts {
 	t.Helper()
 	c := &testCerts{ca: testworld.NewCA(t)}
 	c.pool = c.ca.Pool
@@ -527,13 +528,13 @@ func newTestCerts(t *testing.T) *testCerts {
 }
 
 // rotate writes a new serving certificate and key and returns its serial number.
-func (c *testCerts) rotate(t *testing.T) *big.Int {
+func (c *testCerts) rotate(t testing.TB) *big.Int {
 	t.Helper()
 	return c.ca.WriteServing(t, c.certFile, c.keyFile)
 }
 
 // readerManifests renders config/reader with the kubectl of the test world (its built-in kustomize).
-func readerManifests(t *testing.T) []*unstructured.Unstructured {
+func readerManifests(t testing.TB) []*unstructured.Unstructured {
 	t.Helper()
 	root, err := testworld.RepoRoot()
 	if err != nil {
@@ -562,7 +563,7 @@ func readerManifests(t *testing.T) []*unstructured.Unstructured {
 	return objs
 }
 
-func manifest(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+func manifest(t testing.TB, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	t.Helper()
 	for _, u := range objs {
 		if u.GetKind() == kind && u.GetName() == name {
@@ -574,7 +575,7 @@ func manifest(t *testing.T, objs []*unstructured.Unstructured, kind, name string
 }
 
 // apply applies u server-side (creating or updating it), with the options given (e.g. dry run).
-func apply(t *testing.T, c client.Client, u *unstructured.Unstructured, opts ...client.ApplyOption) {
+func apply(t testing.TB, c client.Client, u *unstructured.Unstructured, opts ...client.ApplyOption) {
 	t.Helper()
 	opts = append([]client.ApplyOption{client.FieldOwner("des-test"), client.ForceOwnership}, opts...)
 	if err := c.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), opts...); err != nil {
