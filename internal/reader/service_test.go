@@ -153,7 +153,7 @@ func serveTLS(t testing.TB, srv *reader.Server, certs *reader.CertReloader, pool
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, tls.NewListener(ln, certs.TLSConfig()), srv.Handler(), time.Second) }()
+	go func() { done <- srv.Serve(ctx, tls.NewListener(ln, certs.TLSConfig()), srv.Handler(), 5*time.Second) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -467,6 +467,21 @@ func TestReadServiceTLSReload(t *testing.T) {
 	if serial.Cmp(certs.serial) != 0 || !bytes.Equal(body, f.files[f.desA[0]].data) {
 		t.Fatalf("serial %v (want %v), %d bytes", serial, certs.serial, len(body))
 	}
+	// The certificate advertises h2 (ALPN): a client that takes it up must be served HTTP/2.
+	h2 := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+		TLSClientConfig: &tls.Config{RootCAs: certs.pool, MinVersion: tls.VersionTLS12}}}
+	if resp, err := h2.Get(url + "/v1/files/" + f.desA[0]); err != nil {
+		t.Fatalf("HTTP/2: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !bytes.Equal(b, f.files[f.desA[0]].data) {
+			t.Fatalf("HTTP/2: status %d, proto %s, %d bytes", resp.StatusCode, resp.Proto, len(b))
+		}
+	}
+	// An open HTTP/2 connection is active to net/http: closing it lets the shutdown at the end finish
+	// at once rather than after HTTP/2's GOAWAY timeout.
+	h2.CloseIdleConnections()
 	// Plain HTTP to the TLS port gets no file.
 	if resp, err := http.Get(strings.Replace(url, "https://", "http://", 1) + "/v1/files/" + f.desA[0]); err == nil {
 		b, _ := io.ReadAll(resp.Body)
