@@ -46,6 +46,7 @@ type readerFlags struct {
 	source         string
 	catalogDSN     *connect.DSNSource
 	catalogTimeout time.Duration
+	svc            readServiceFlags
 }
 
 func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -70,7 +71,7 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 	fs := c.Flags
 	fs.StringVar(&f.listen, "listen-address", "127.0.0.1:8090", "address to serve on; loopback unless --allow-remote")
 	fs.StringVar(&f.probeListen, "probe-address", "", "optional address serving only /healthz, /readyz and /metrics (e.g. :8091 for kubelet probes and Prometheus)")
-	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a non-loopback --listen-address (the API has no authentication)")
+	fs.BoolVar(&f.allowRemote, "allow-remote", false, "allow a non-loopback --listen-address without --auth=kubernetes (the API then has no authentication)")
 	fs.StringVar(&f.bucket, "bucket", os.Getenv("DES_BUCKET"), "bucket holding the containers (env DES_BUCKET)")
 	fs.Var(&f.prefixes, "archive-prefix", "archive key prefix that may be read; repeatable (env DES_ARCHIVE_PREFIXES, comma-separated)")
 	fs.StringVar(&f.s3.Endpoint, "endpoint", os.Getenv("DES_S3_ENDPOINT"), "S3 endpoint URL; empty for AWS (env DES_S3_ENDPOINT)")
@@ -92,6 +93,7 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 		"DesSource (in --namespace) whose catalog says where each file is: a read by name is then one ranged GET; empty: search the archive (env DES_SOURCE)")
 	f.catalogDSN = connect.BindDSN(fs)
 	fs.DurationVar(&f.catalogTimeout, "catalog-timeout", reader.DefaultCatalogTimeout, "bound on one catalog lookup; after it the archive is searched instead")
+	f.svc.register(fs)
 	return c, f
 }
 
@@ -111,8 +113,9 @@ func (f *readerFlags) complete() error {
 	return nil
 }
 
-// check refuses a listener reachable from outside the pod unless asked for explicitly: the API has no
-// authentication and serves whatever the sidecar's credentials can read.
+// check refuses a listener reachable from outside the pod unless asked for explicitly or protected by
+// --auth=kubernetes: without it the API has no authentication and serves whatever the reader's
+// credentials can read.
 func (f *readerFlags) check() error {
 	host, _, err := net.SplitHostPort(f.listen)
 	if err != nil {
@@ -120,7 +123,7 @@ func (f *readerFlags) check() error {
 	}
 	ip := net.ParseIP(host)
 	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	if !loopback && !f.allowRemote {
+	if !loopback && !f.allowRemote && !f.svc.authEnabled() {
 		return fmt.Errorf("--listen-address %q is not a loopback address; add --allow-remote to serve beyond the pod", f.listen)
 	}
 	if f.bucket == "" || len(f.prefixes) == 0 {
@@ -129,7 +132,7 @@ func (f *readerFlags) check() error {
 	if f.source != "" && f.namespace == "" {
 		return errors.New("--source needs --namespace: the DesSource is read from the API server")
 	}
-	return nil
+	return f.svc.check(f.namespace)
 }
 
 func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
@@ -160,6 +163,9 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 		cfg.Catalog, cfg.CatalogTimeout = cat, f.catalogTimeout
 		log.Info("catalog lookups enabled", "source", f.source, "table", cat.table)
 	}
+	if cfg.Auth, err = f.svc.authConfig(f.namespace, f.source, log); err != nil {
+		return err
+	}
 	srv, err := reader.New(cfg)
 	if err != nil {
 		return err
@@ -168,6 +174,9 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if ln, err = f.svc.wrapTLS(ln, log); err != nil {
+		return err
 	}
 	// The store config's String names the credential source, never the credentials.
 	log.Info("reader serving", "address", ln.Addr().String(), "bucket", f.bucket, "prefixes", []string(f.prefixes),

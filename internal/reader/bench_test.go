@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,4 +149,67 @@ func parallel(n, workers int, fn func(i int)) {
 		})
 	}
 	wg.Wait()
+}
+
+// BenchmarkAuthOverhead measures what the read service's authentication costs once a token's decision
+// is cached, against the same reader without authentication, in the same run (handlers called
+// directly, so that neither TLS nor the network hide it):
+//
+//	reject: GET /v1/files/ of an invalid name, answered 400 without S3 (the handler's cheapest work)
+//	file:   GET of one 4 KiB file of a cached container (one S3 GET)
+//
+// One op is authOverheadBurst requests without authentication then as many with a cached token, timed
+// separately, so that load from other processes affects both alike; it reports ns per request of each
+// and their ratio (auth/no-auth).
+func BenchmarkAuthOverhead(b *testing.B) {
+	const authOverheadBurst = 32
+	sw := newServiceWorld(b, reader.AuthConfig{CacheTTL: time.Hour}, true)
+	plain, err := reader.New(reader.Config{Store: newStore(b), Bucket: sw.f.bucket, Prefixes: []string{testPrefix}, ShardBits: testShardBits})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(plain.Close)
+	bearer := "Bearer " + sw.token(b, saAllowed, nil)
+	routes := []struct {
+		name, path string
+		status     int
+	}{
+		{"reject", "/v1/files/" + "a%5Cb", 400},
+		{"file", "/v1/containers/" + escapeKey(sw.f.keyA) + "/files/" + sw.f.desA[0], 200},
+	}
+	for _, rt := range routes {
+		b.Run(rt.name, func(b *testing.B) {
+			serve := func(h http.Handler, auth string) {
+				req := httptest.NewRequest("GET", rt.path, http.NoBody)
+				if auth != "" {
+					req.Header.Set("Authorization", auth)
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != rt.status {
+					b.Fatalf("%s: status %d: %s", rt.path, rec.Code, rec.Body.Bytes())
+				}
+			}
+			timed := func(h http.Handler, auth string) time.Duration {
+				start := time.Now()
+				for range authOverheadBurst {
+					serve(h, auth)
+				}
+				return time.Since(start)
+			}
+			plainH, authH := plain.Handler(), sw.srv.Handler()
+			serve(plainH, "")    // opens the container
+			serve(authH, bearer) // fills the decision cache
+			var base, auth time.Duration
+			n := 0
+			for b.Loop() {
+				base += timed(plainH, "")
+				auth += timed(authH, bearer)
+				n += authOverheadBurst
+			}
+			b.ReportMetric(float64(base.Nanoseconds())/float64(n), "ns/req-no-auth")
+			b.ReportMetric(float64(auth.Nanoseconds())/float64(n), "ns/req-auth")
+			b.ReportMetric(float64(auth)/float64(base), "auth/no-auth")
+		})
+	}
 }

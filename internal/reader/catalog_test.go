@@ -30,8 +30,8 @@ type catalogWorld struct {
 	cat    *catalog.Catalog
 	// readOnly is the same catalog through a role that may only SELECT, as the reader gets it.
 	readOnly *catalog.Catalog
-	files  map[string][]byte // name → payload
-	keyOf  map[string]string // name → container key
+	files    map[string][]byte // name → payload
+	keyOf    map[string]string // name → container key
 }
 
 func newCatalogWorld(t testing.TB, s *objstore.Store) *catalogWorld {

@@ -91,6 +91,10 @@ type Config struct {
 	Kube      client.Reader
 	Namespace string
 
+	// Auth, when enabled, requires a Kubernetes bearer token allowed to read this reader's files on
+	// every route but the probes and /metrics (the read service; see auth.go).
+	Auth AuthConfig
+
 	// Logger receives structured logs (ctrl.Log named "reader" when unset). Credentials are never logged.
 	Logger logr.Logger
 }

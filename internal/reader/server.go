@@ -30,6 +30,7 @@ type Server struct {
 	// fallbackLog spaces out the log lines of catalog fallbacks.
 	fallbackLog rateLog
 	now         func() time.Time
+	auth        *authenticator // nil: no authentication
 
 	ctx    context.Context // lifetime: cancelled by Close
 	cancel context.CancelFunc
@@ -52,14 +53,19 @@ func New(cfg Config) (*Server, error) {
 	s.finders = append(s.finders, NewListFinder(ctx, cfg.Store, cfg.Bucket, cfg.Prefixes, cfg.ListTTL, cfg.OpenTimeout))
 	s.metrics = newMetrics(s)
 	s.mux = s.routes()
+	var err error
+	if s.auth, err = newAuthenticator(ctx, cfg.Auth, s.log, s.metrics.reg); err != nil {
+		cancel()
+		return nil, fmt.Errorf("reader: invalid configuration: %w", err)
+	}
 	return s, nil
 }
 
 // Close stops background work (opens and listings in flight are cancelled).
 func (s *Server) Close() { s.cancel() }
 
-// Handler returns the HTTP handler with every route.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the HTTP handler with every route, behind authentication when Config.Auth enables it.
+func (s *Server) Handler() http.Handler { return s.auth.wrap(s.mux) }
 
 // CacheStats returns the index cache counters.
 func (s *Server) CacheStats() CacheStats { return s.cache.snapshot() }
