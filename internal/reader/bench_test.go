@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,10 +27,12 @@ const (
 //	direct-GET:      1000 GETs of the payloads stored as standalone objects (the baseline)
 //	sidecar-single:  1000 GET /v1/containers/{key}/files/{name} from one container (index cached)
 //	sidecar-lookup:  1000 GET /v1/files/{name} (container found by day and shard; cached)
+//	sidecar-catalog: 1000 GET /v1/files/{name} placed by the catalog (real PostgreSQL; no index at all)
 //	sidecar-batch:   one POST /v1/batch with the 1000 names
 //
-// The one-file variants keep benchWorkers requests in flight. Each reports s3-requests/op; the parent
-// logs time and request ratios against direct-GET.
+// The one-file variants keep benchWorkers requests in flight. Each reports s3-requests/op and the CPU
+// time of this process per file (client and reader; versitygw and PostgreSQL run apart); the parent
+// logs time, CPU and request ratios against direct-GET.
 func BenchmarkSidecarVsDirect(b *testing.B) {
 	writer := newStore(b)
 	bucket := testworld.S3Store(b).NewBucket(b)
@@ -38,29 +41,32 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 	for i, n := range names {
 		files[i] = file{name: n, data: randomBytes(benchSize, uint64(i))}
 	}
-	key := shardKey(testDay.Time(), testShard, "cbench")
+	key := shardKey(testDay.Time(), testShard, "c00000000000000b0")
 	putContainer(b, writer, bucket, key, files, 0)
 	parallel(benchFiles, 16, func(i int) { putObject(b, writer, bucket, "direct/"+names[i], files[i].data) })
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	type result struct {
-		perOp time.Duration
-		reqs  float64
+		perOp   time.Duration
+		reqs    float64
+		cpuFile time.Duration
 	}
 	results := map[string]result{}
 	measure := func(name string, requests func() int64, warm, op func(b *testing.B)) {
 		b.Run(name, func(b *testing.B) {
 			warm(b)
-			before, start, n := requests(), time.Now(), 0
+			before, start, cpu0, n := requests(), time.Now(), processCPU(b), 0
 			for b.Loop() {
 				op(b)
 				n++
 			}
-			elapsed := time.Since(start)
+			elapsed, cpu := time.Since(start), processCPU(b)-cpu0
 			reqs := float64(requests()-before) / float64(n)
+			cpuFile := cpu / time.Duration(n*benchFiles)
 			b.ReportMetric(reqs, "s3-requests/op")
 			b.ReportMetric(float64(benchFiles)/elapsed.Seconds()*float64(n), "files/s")
-			results[name] = result{perOp: elapsed / time.Duration(n), reqs: reqs}
+			b.ReportMetric(float64(cpuFile)/float64(time.Microsecond), "cpu-µs/file")
+			results[name] = result{perOp: elapsed / time.Duration(n), reqs: reqs, cpuFile: cpuFile}
 		})
 	}
 
@@ -103,6 +109,15 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 			b.Helper()
 			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.http.URL+"/v1/files/"+names[i]) })
 		})
+	cw := newCatalogWorld(b, writer)
+	cw.pack(writer, testDay.Time(), "c00000000000000f1", files)
+	wc := newWorld(b, cw.bucket, reader.Config{Catalog: cw.readOnly})
+	measure("sidecar-catalog", wc.requests,
+		func(b *testing.B) { b.Helper(); get(b, wc.http.URL+"/v1/files/"+names[0]) },
+		func(b *testing.B) {
+			b.Helper()
+			parallel(benchFiles, benchWorkers, func(i int) { get(b, wc.http.URL+"/v1/files/"+names[i]) })
+		})
 	measure("sidecar-batch", w.requests, warmContainer, func(b *testing.B) {
 		b.Helper()
 		resp, err := client.Post(w.http.URL+"/v1/batch", "application/json", batchBody(key, names))
@@ -119,12 +134,22 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 	if !ok {
 		return
 	}
-	for _, name := range []string{"sidecar-single", "sidecar-lookup", "sidecar-batch"} {
+	for _, name := range []string{"sidecar-single", "sidecar-lookup", "sidecar-catalog", "sidecar-batch"} {
 		if r, ok := results[name]; ok {
-			b.Logf("%-15s time %8.2fms = %.3f × direct (%.2fms); S3 requests %6.0f = %.4f × direct (%.0f)",
-				name, ms(r.perOp), float64(r.perOp)/float64(base.perOp), ms(base.perOp), r.reqs, r.reqs/base.reqs, base.reqs)
+			b.Logf("%-15s time %8.2fms = %.3f × direct (%.2fms); S3 requests %6.0f = %.4f × direct (%.0f); CPU %5.0fµs/file = %.2f × direct (%.0fµs)",
+				name, ms(r.perOp), float64(r.perOp)/float64(base.perOp), ms(base.perOp), r.reqs, r.reqs/base.reqs, base.reqs,
+				float64(r.cpuFile)/1e3, float64(r.cpuFile)/float64(base.cpuFile), float64(base.cpuFile)/1e3)
 		}
 	}
+}
+
+// processCPU is the user plus system CPU time this process has used.
+func processCPU(b testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
