@@ -183,6 +183,7 @@ func (s *Server) streamGroup(ctx context.Context, bw *batchWriter, g batchGroup)
 		return err
 	}
 	obj := g.ct.obj.WithContext(ctx)
+	g.ct.fillChecksums(plan)
 	if err := plan.LoadChecksums(obj); err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (s *Server) streamPart(ctx context.Context, bw *batchWriter, ct *container,
 func (s *Server) partHeader(ct *container, name string, size int64, crc uint32, hasCRC bool) textproto.MIMEHeader {
 	h := textproto.MIMEHeader{}
 	ctype := defaultContentType
-	if ct.metaCached {
+	if ct.metaFree(name) {
 		if fi, err := ct.stat(name); err == nil {
 			ctype = fi.ContentType
 		}

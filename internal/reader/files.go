@@ -214,7 +214,7 @@ func (s *Server) openStream(ctx context.Context, ct *container, fi *fileInfo, rn
 		}
 		if full {
 			// desformat verifies size and checksum of external payloads itself.
-			return ct.r.Open(ctx, fi.Name)
+			return ct.open(ctx, fi)
 		}
 		body, _, err := s.cfg.Store.Get(ctx, s.cfg.Bucket, fi.ExternalKey, &objstore.Range{Off: rng.off, Len: rng.n})
 		return body, err
