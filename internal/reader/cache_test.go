@@ -1,0 +1,53 @@
+package reader
+
+import "testing"
+
+func TestAdmit(t *testing.T) {
+	r := func(cost int64, freq uint32) resident { return resident{cost: cost, freq: freq} }
+	tests := []struct {
+		name      string
+		freq      uint32
+		cost      int64
+		used, max int64
+		victims   []resident
+		evict     int
+		ok        bool
+	}{
+		{"fits without evicting", 1, 10, 50, 100, nil, 0, true},
+		{"fits exactly", 1, 50, 50, 100, nil, 0, true},
+		{"tie with the victim: rejected", 3, 40, 80, 100, []resident{r(40, 3)}, 0, false},
+		{"asked more often than the victim", 4, 40, 80, 100, []resident{r(40, 3)}, 1, true},
+		{"less often than the victim", 1, 40, 80, 100, []resident{r(40, 9)}, 0, false},
+		{"needs two victims, beats both", 5, 70, 80, 100, []resident{r(40, 1), r(40, 4)}, 2, true},
+		{"needs two victims, loses to the second", 5, 70, 80, 100, []resident{r(40, 1), r(40, 5)}, 0, false},
+		{"one victim frees enough: the hotter second is not consulted", 2, 30, 90, 100, []resident{r(40, 1), r(40, 99)}, 1, true},
+		{"victims cannot free enough", 9, 90, 100, 100, []resident{r(5, 0)}, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evict, ok := admit(tc.freq, tc.cost, tc.used, tc.max, tc.victims)
+			if ok != tc.ok || (ok && evict != tc.evict) {
+				t.Fatalf("admit = %d, %v; want %d, %v", evict, ok, tc.evict, tc.ok)
+			}
+		})
+	}
+}
+
+func TestFrequencyAges(t *testing.T) {
+	f := newFrequency(8)
+	for range 5 {
+		f.record("hot")
+	}
+	f.record("cold")
+	if f.of("hot") != 5 || f.of("cold") != 1 || f.of("never") != 0 {
+		t.Fatalf("counts %v", f.counts)
+	}
+	f.record("x")
+	f.record("x") // the 8th request: everything halves, "cold" (1) is forgotten
+	if f.of("hot") != 2 || f.of("x") != 1 || f.of("cold") != 0 {
+		t.Fatalf("after aging: %v; want hot 2, x 1, cold gone", f.counts)
+	}
+	if _, ok := f.counts["cold"]; ok {
+		t.Fatal("a zero count stays in the map")
+	}
+}
