@@ -530,9 +530,13 @@ type MetaInfo struct {
 // example fetched in bulk from the meta region), with the same checks Open
 // applies: malformed JSON or a malformed writer-owned crc32c is corrupt.
 func (r *Reader) ParseMeta(name string, meta []byte) (MetaInfo, error) {
-	mi, err := parseMetaInfo(meta, r.footer.HasPayloadChecksums())
-	if err != nil {
-		return MetaInfo{}, corrupt(RegionMeta, "%q: %v", name, err)
+	trust := r.footer.HasPayloadChecksums()
+	mi, ok := parseMetaFast(meta, trust)
+	if !ok {
+		var err error
+		if mi, err = parseMetaInfo(meta, trust); err != nil {
+			return MetaInfo{}, corrupt(RegionMeta, "%q: %v", name, err)
+		}
 	}
 	return MetaInfo{CRC32C: mi.crc, HasCRC: mi.hasCRC, ExternalKey: mi.externalKey, Mime: mi.mime}, nil
 }

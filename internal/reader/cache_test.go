@@ -1,6 +1,12 @@
 package reader
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
 
 func TestAdmit(t *testing.T) {
 	r := func(cost int64, freq uint32) resident { return resident{cost: cost, freq: freq} }
@@ -49,5 +55,54 @@ func TestFrequencyAges(t *testing.T) {
 	}
 	if _, ok := f.counts["cold"]; ok {
 		t.Fatal("a zero count stays in the map")
+	}
+}
+
+// TestOpensAreBounded starts cold gets of six containers with a limit of two opens: at most two
+// opens ever run at once, and all six complete.
+func TestOpensAreBounded(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, peak := 0, 0
+	release := make(chan struct{})
+	twoRunning := make(chan struct{}, 8)
+	open := func(ctx context.Context, key string) (*container, error) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		twoRunning <- struct{}{}
+		<-release
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return &container{key: key, cost: 1}, nil
+	}
+	c := newIndexCache(context.Background(), 1<<20, time.Minute, 2, open)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if _, _, err := c.get(context.Background(), fmt.Sprint("k", i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	<-twoRunning
+	<-twoRunning
+	// Give a third open every chance to start if the bound were broken.
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	if peak != 2 {
+		t.Errorf("%d opens ran at once, want 2", peak)
+	}
+	mu.Unlock()
+	close(release)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if peak > 2 {
+		t.Errorf("%d opens ran at once, want at most 2", peak)
+	}
+	if st := c.snapshot(); st.Opens != 6 || st.Entries != 6 {
+		t.Errorf("stats %+v: want 6 opens, 6 entries", st)
 	}
 }

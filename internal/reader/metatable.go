@@ -98,26 +98,23 @@ func buildMetaTable(ctx context.Context, r *desformat.Reader, ra io.ReaderAt, ch
 	return m, nil
 }
 
-// add summarises entry i's meta bytes.
+// add summarises entry i's meta bytes. ids maps raw "mime" values already seen to their id, so the
+// media type of each distinct value is parsed once.
 func (m *metaTable) add(r *desformat.Reader, i int, meta []byte, ids map[string]uint16) {
 	mi, err := r.ParseMeta("", meta)
 	if err != nil {
 		m.ctype[i] = ctypeOnDemand
 		return
 	}
-	ct := contentType(mi.Mime)
-	id, ok := ids[ct]
-	switch {
-	case ok:
-	case ct == defaultContentType:
-		id = 0
-	case len(m.ctypes) >= maxContentTypes:
-		m.ctype[i] = ctypeOnDemand
-		return
-	default:
-		id = uint16(len(m.ctypes))
-		m.ctypes = append(m.ctypes, ct)
-		ids[ct] = id
+	id, ok := ids[mi.Mime]
+	if !ok {
+		if id, ok = m.intern(contentType(mi.Mime)); !ok {
+			m.ctype[i] = ctypeOnDemand
+			return
+		}
+		if len(ids) < 4*maxContentTypes {
+			ids[mi.Mime] = id
+		}
 	}
 	m.ctype[i] = id
 	m.crc[i] = mi.CRC32C
@@ -127,6 +124,18 @@ func (m *metaTable) add(r *desformat.Reader, i int, meta []byte, ids map[string]
 	if mi.ExternalKey != "" {
 		m.extKey[uint32(i)] = mi.ExternalKey
 	}
+}
+
+// intern returns the id of a validated content type, adding it unless the table is full.
+func (m *metaTable) intern(ct string) (uint16, bool) {
+	if i := slices.Index(m.ctypes, ct); i >= 0 {
+		return uint16(i), true
+	}
+	if len(m.ctypes) >= maxContentTypes {
+		return 0, false
+	}
+	m.ctypes = append(m.ctypes, ct)
+	return uint16(len(m.ctypes) - 1), true
 }
 
 // metaOrder returns the entries sorted by meta offset, or nil when the index already is (the writer
