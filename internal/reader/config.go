@@ -51,9 +51,10 @@ type Config struct {
 	// TailSize is the size of the suffix read that opens a container: when index and meta fit in it,
 	// opening costs one request.
 	TailSize int64
-	// MaxMetaCache bounds one read of the meta region at open: the region is streamed in chunks of this
-	// size, each summarised into per-entry checksum, content type and external key, and dropped, so that
-	// serving a file needs no meta request whatever the container's size.
+	// MaxMetaCache bounds one read of the meta region at open (at most 8 MiB is read at once anyway):
+	// the region is streamed in chunks, each summarised into per-entry checksum, content type and
+	// external key, and dropped, so that serving a file needs no meta request whatever the container's
+	// size.
 	MaxMetaCache int64
 	// MaxConcurrentOpens bounds the container opens in flight: a burst of cold reads over many
 	// containers fetches at most this many indexes (each up to ~100 MB at a million entries) at once.

@@ -35,15 +35,16 @@ type swapReaderAt struct {
 
 func (s *swapReaderAt) ReadAt(p []byte, off int64) (int, error) { return s.p.Load().ReadAt(p, off) }
 
-// metaStreamChunk is the read size when the meta region is too large to fetch at once: it bounds the
-// transient memory of an open next to the index being built.
+// metaStreamChunk bounds one read of the meta region at open (and MaxMetaCache bounds it further): it
+// is the transient memory of an open next to the index being built.
 const metaStreamChunk = 8 << 20
 
-// openContainer opens bucket/key with one suffix GET when index and meta fit in tailSize, and with one
-// more GET (meta and index together) when they do not but the meta stays within maxMeta. Larger meta
-// regions cost a GET for the index and are then streamed in metaStreamChunk reads. Either way every
-// entry's meta is summarised into a metaTable and the fetched bytes are dropped, so a million-entry
-// container keeps ~100 B per entry and serving a file costs exactly one ranged GET.
+// openContainer opens bucket/key with one suffix GET when index and meta fit in tailSize. Otherwise,
+// when the meta region is at most one chunk (min(maxMeta, metaStreamChunk)), one more GET fetches meta
+// and index together; larger containers cost one GET for the index and one per chunk of meta. Either
+// way every entry's meta is summarised into a metaTable and the fetched bytes are dropped, so a
+// million-entry container keeps ~90 B per entry, an open needs about the index plus one chunk, and
+// serving a file costs exactly one ranged GET.
 func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, tailSize, maxMeta int64) (*container, error) {
 	first, _, err := store.OpenReaderAt(ctx, bucket, key, tailSize)
 	if err != nil {
@@ -52,14 +53,16 @@ func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket,
 	ra := &swapReaderAt{}
 	ra.p.Store(first.WithContext(ctx))
 	size := first.Size()
-	opts := desformat.ReaderOptions{TailSize: tailSize, PrefetchMeta: true, MaxPrefetch: maxMeta,
+	chunk := min(maxMeta, metaStreamChunk)
+	// Prefetching a larger meta region would hold it and a copy of the index at once.
+	opts := desformat.ReaderOptions{TailSize: tailSize, PrefetchMeta: true, MaxPrefetch: chunk,
 		External: store.Blobs(bucket, objstore.UploadOptions{})}
 	r, err := desformat.NewReader(ra, size, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open container %s: %w", key, err)
 	}
 	// Reads through r come from what NewReader kept when they can; the tail's bytes come from first.
-	meta, err := buildMetaTable(ctx, r, r, min(maxMeta, metaStreamChunk))
+	meta, err := buildMetaTable(ctx, r, r, chunk)
 	if err != nil {
 		return nil, fmt.Errorf("open container %s: %w", key, err)
 	}
