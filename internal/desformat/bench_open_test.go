@@ -36,7 +36,6 @@ func BenchmarkOpenMillion(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms1)
 	runtime.KeepAlive(r)
-	r = nil
 	b.ReportAllocs()
 	for b.Loop() {
 		open()

@@ -1,6 +1,7 @@
 package desformat
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/maphash"
 	"math"
@@ -117,7 +118,7 @@ func (ix *index) insert(i int) {
 			ix.markFirst(i)
 			return
 		}
-		if string(ix.nameBytes(int(v-1))) == string(name) {
+		if bytes.Equal(ix.nameBytes(int(v-1)), name) {
 			ix.table[slot] = uint32(i) + 1
 			if ix.first == nil {
 				// First duplicate: every earlier entry was a first occurrence.
@@ -137,7 +138,7 @@ func (ix *index) markFirst(i int) {
 	}
 }
 
-func (ix *index) isFirst(i int) bool { return ix.first == nil || ix.first[i/64]&(1<<(i%64)) != 0 }
+func (ix *index) isFirst(i int) bool { return len(ix.first) == 0 || ix.first[i/64]&(1<<(i%64)) != 0 }
 
 // lookup returns the position of the last entry named name.
 func (ix *index) lookup(name string) (int, bool) {

@@ -103,8 +103,8 @@ func TestMemoryBytes(t *testing.T) {
 	f := r.Footer()
 	got := r.MemoryBytes()
 	// What it holds: the 4 KiB tail, the index bytes, and the arrays.
-	if min := int64(4096 + f.IndexLength); got < min {
-		t.Errorf("MemoryBytes %d < tail + index %d", got, min)
+	if least := int64(4096 + f.IndexLength); got < least {
+		t.Errorf("MemoryBytes %d < tail + index %d", got, least)
 	}
 	if perEntry := float64(got-int64(4096+f.IndexLength)) / n; perEntry > 20 {
 		t.Errorf("%.1f B per entry beyond the index bytes, want ≤ 20", perEntry)
@@ -133,7 +133,7 @@ func TestReleaseCacheKeepsSharedIndex(t *testing.T) {
 	if after := r.Entries(); !reflect.DeepEqual(before, after) {
 		t.Fatalf("entries changed after ReleaseCache: %+v → %+v", before, after)
 	}
-	if r.MemoryBytes() >= int64(len(archive))+readerOverhead+int64(r.idx.memory()) {
+	if r.MemoryBytes() >= int64(len(archive))+readerOverhead+r.idx.memory() {
 		t.Errorf("MemoryBytes %d still counts the %d-byte tail", r.MemoryBytes(), len(archive))
 	}
 	for _, f := range files {

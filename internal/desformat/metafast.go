@@ -16,7 +16,8 @@ func parseMetaFast(meta []byte, trustCRC bool) (mi metaInfo, ok bool) {
 		return mi, false
 	}
 	s := metaScan{b: meta}
-	if s.ws(); !s.eat('{') {
+	s.ws()
+	if !s.eat('{') {
 		return mi, false
 	}
 	var crc []byte

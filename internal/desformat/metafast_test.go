@@ -16,6 +16,7 @@ var metaFastSeeds = []string{
 
 // checkFast compares the fast path with parseMetaInfo wherever the fast path answers.
 func checkFast(t *testing.T, meta []byte, trust bool) {
+	t.Helper()
 	fast, ok := parseMetaFast(meta, trust)
 	if !ok {
 		return

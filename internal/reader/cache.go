@@ -154,13 +154,13 @@ type resident struct {
 }
 
 // admit decides whether a newcomer of the given cost and request frequency enters a cache holding
-// used of max bytes. victims are the residents in eviction order (least recently used first); the
+// used of limit bytes. victims are the residents in eviction order (least recently used first); the
 // newcomer needs the first evict of them gone to fit, and gets in only if it was asked for more often
 // than each of those (TinyLFU's rule), so a cyclic scan over too many containers cannot flush the
 // ones that are in use. A newcomer that fits without evicting is always admitted.
-func admit(freq uint32, cost, used, max int64, victims []resident) (evict int, ok bool) {
+func admit(freq uint32, cost, used, limit int64, victims []resident) (evict int, ok bool) {
 	for _, v := range victims {
-		if used+cost <= max {
+		if used+cost <= limit {
 			break
 		}
 		if freq <= v.freq {
@@ -169,7 +169,7 @@ func admit(freq uint32, cost, used, max int64, victims []resident) (evict int, o
 		used -= v.cost
 		evict++
 	}
-	return evict, used+cost <= max
+	return evict, used+cost <= limit
 }
 
 func (c *indexCache) removeLocked(el *list.Element) {
@@ -206,7 +206,8 @@ func newFrequency(window int) frequency {
 
 func (f *frequency) record(key string) {
 	f.counts[key]++
-	if f.n++; f.n >= f.window {
+	f.n++
+	if f.n >= f.window {
 		f.age()
 	}
 }

@@ -65,7 +65,7 @@ func TestOpensAreBounded(t *testing.T) {
 	inFlight, peak := 0, 0
 	release := make(chan struct{})
 	twoRunning := make(chan struct{}, 8)
-	open := func(ctx context.Context, key string) (*container, error) {
+	open := func(_ context.Context, key string) (*container, error) {
 		mu.Lock()
 		inFlight++
 		peak = max(peak, inFlight)

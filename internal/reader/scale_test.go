@@ -1,6 +1,7 @@
 package reader_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"testing"
@@ -49,7 +50,7 @@ func TestLargeContainerOneRequestPerRead(t *testing.T) {
 				t.Helper()
 				resp, body := do(t, "GET", w.fileURL(key, names[i]), nil, nil)
 				mustStatus(t, resp, body, http.StatusOK)
-				if string(body) != string(data[i]) {
+				if !bytes.Equal(body, data[i]) {
 					t.Fatalf("file %d: wrong bytes", i)
 				}
 				if got, want := resp.Header.Get(reader.HeaderChecksum), "crc32c="+sprintCRC(data[i]); got != want {
