@@ -84,17 +84,17 @@ func NewReader(ra io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) 
 		return nil, corrupt(RegionFooter, "index of %d bytes exceeds the %d-byte limit", f.IndexLength, opts.MaxIndexSize)
 	}
 	r := &Reader{ra: ra, size: size, footer: f, ext: opts.External, cache: tail, cacheOff: size - tailLen}
-	index, err := r.loadIndex(opts.PrefetchMeta, opts.MaxPrefetch)
+	indexBytes, err := r.loadIndex(opts.PrefetchMeta, opts.MaxPrefetch)
 	if err != nil {
 		return nil, err
 	}
 	if f.HasIndexChecksum() {
-		if got := indexChecksum(index, footerBytes); got != f.IndexChecksum() {
+		if got := indexChecksum(indexBytes, footerBytes); got != f.IndexChecksum() {
 			return nil, &CorruptError{Region: RegionIndex, Err: ErrChecksum,
 				Reason: fmt.Sprintf("index crc32c %08x, footer says %08x", got, f.IndexChecksum())}
 		}
 	}
-	if r.idx, err = buildIndex(index, &r.footer); err != nil {
+	if r.idx, err = buildIndex(indexBytes, &r.footer); err != nil {
 		return nil, err
 	}
 	return r, nil
