@@ -188,12 +188,17 @@ func (c *indexCache) snapshot() CacheStats {
 }
 
 // frequencyWindow is how many requests the frequency history covers before it ages: enough to see
-// several rounds over the containers a sidecar serves, small enough that the map stays a few hundred
-// KiB.
-const frequencyWindow = 8192
+// several rounds over the containers a sidecar serves, short enough that a container nobody asks for
+// any more loses its place within about that many requests (each a reopen for the newcomer).
+const frequencyWindow = 1024
 
-// frequency counts recent requests per container key. Every window requests all counts are halved
-// (and zeros dropped), so past popularity fades and the map holds at most about 1.5 × window keys.
+// maxFrequency caps a count (TinyLFU's 4-bit counters): a container asked for thousands of times
+// in the past cannot keep its place for thousands of requests once it goes cold.
+const maxFrequency = 15
+
+// frequency counts recent requests per container key, up to maxFrequency. Every window requests all
+// counts are halved (and zeros dropped), so past popularity fades and the map holds at most about
+// 1.5 × window keys.
 type frequency struct {
 	counts map[string]uint32
 	n      int
@@ -205,7 +210,9 @@ func newFrequency(window int) frequency {
 }
 
 func (f *frequency) record(key string) {
-	f.counts[key]++
+	if c := f.counts[key]; c < maxFrequency {
+		f.counts[key] = c + 1
+	}
 	f.n++
 	if f.n >= f.window {
 		f.age()

@@ -56,6 +56,13 @@ func TestFrequencyAges(t *testing.T) {
 	if _, ok := f.counts["cold"]; ok {
 		t.Fatal("a zero count stays in the map")
 	}
+	g := newFrequency(1000)
+	for range 100 {
+		g.record("hot")
+	}
+	if g.of("hot") != maxFrequency {
+		t.Fatalf("count %d after 100 requests, want the cap %d", g.of("hot"), maxFrequency)
+	}
 }
 
 // TestOpensAreBounded starts cold gets of six containers with a limit of two opens: at most two
@@ -104,5 +111,35 @@ func TestOpensAreBounded(t *testing.T) {
 	}
 	if st := c.snapshot(); st.Opens != 6 || st.Entries != 6 {
 		t.Errorf("stats %+v: want 6 opens, 6 entries", st)
+	}
+}
+
+// TestColdResidentLosesItsPlace: a container asked for often and then never again is displaced by a
+// newly popular one within about one frequency window, not after as many requests as it once had.
+func TestColdResidentLosesItsPlace(t *testing.T) {
+	opens := map[string]int{}
+	open := func(_ context.Context, key string) (*container, error) {
+		opens[key]++ // gets run one at a time here
+		return &container{key: key, cost: 10}, nil
+	}
+	c := newIndexCache(context.Background(), 10, time.Minute, 1, open) // room for one container
+	for range 5000 {
+		if _, _, err := c.get(context.Background(), "old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopens := 0
+	for reopens = 0; reopens < 10*frequencyWindow; reopens++ {
+		if _, hit, err := c.get(context.Background(), "new"); err != nil {
+			t.Fatal(err)
+		} else if hit {
+			break
+		}
+	}
+	if reopens > frequencyWindow+maxFrequency+1 {
+		t.Errorf("the new container was opened %d times before it was kept, want ≤ %d", reopens, frequencyWindow+maxFrequency+1)
+	}
+	if st := c.snapshot(); st.Entries != 1 || c.peek("new") == nil || opens["old"] != 1 {
+		t.Errorf("stats %+v, opens %v: want only the new container cached, the old one opened once", st, opens)
 	}
 }
