@@ -37,6 +37,7 @@ type readerFlags struct {
 	shardBits      int
 	maxBatchNames  int
 	fetchConc      int
+	maxOpens       int
 	listTTL        time.Duration
 	lookAheadDays  int
 	namespace      string
@@ -85,6 +86,7 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 	fs.Var(&f.tailSize, "tail-size", "size of the read that opens a container (e.g. 1Mi)")
 	fs.IntVar(&f.maxBatchNames, "max-batch-names", reader.DefaultMaxBatchNames, "most names in one batch request")
 	fs.IntVar(&f.fetchConc, "fetch-concurrency", reader.DefaultFetchConcurrency, "range GETs in flight per batch")
+	fs.IntVar(&f.maxOpens, "max-concurrent-opens", reader.DefaultMaxConcurrentOpens, "container opens in flight at once (each holds about its index and an 8 MiB meta chunk)")
 	fs.DurationVar(&f.listTTL, "list-ttl", reader.DefaultListTTL, "how long lists of candidate containers are reused")
 	fs.IntVar(&f.lookAheadDays, "lookahead-days", reader.DefaultLookAheadDays, "days after a name's day whose containers are searched too")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("DES_NAMESPACE"), "namespace of DesContainers to find containers by (needs in-cluster or kubeconfig access); empty: listing only")
@@ -143,7 +145,7 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	cfg := reader.Config{
 		Store: store, Bucket: f.bucket, Prefixes: f.prefixes, ShardBits: f.shardBits,
 		CacheBytes: int64(f.cacheBytes), TailSize: int64(f.tailSize), MaxBatchNames: f.maxBatchNames,
-		FetchConcurrency: f.fetchConc, ListTTL: f.listTTL, LookAheadDays: f.lookAheadDays, Logger: log,
+		FetchConcurrency: f.fetchConc, MaxConcurrentOpens: f.maxOpens, ListTTL: f.listTTL, LookAheadDays: f.lookAheadDays, Logger: log,
 	}
 	if cfg.LookAheadDays == 0 {
 		cfg.LookAheadDays = -1 // the flag's 0 means "only the name's day"

@@ -190,69 +190,6 @@ type Entry struct {
 // IsExternal reports whether the payload lives in the external store.
 func (e *Entry) IsExternal() bool { return e.Flags.External() }
 
-// parseIndex decodes count entries that must exactly fill idx, checking
-// each against the footer's regions. Names are sliced out of one string
-// copy of the index, so decoding allocates O(1) times, not per entry.
-func parseIndex(idx []byte, f *Footer) ([]Entry, error) {
-	// validate bounded FileCount by len(idx)/minEntrySize, so this
-	// allocation is proportional to bytes actually read.
-	if f.FileCount > uint64(len(idx))/minEntrySize {
-		return nil, corrupt(RegionIndex, "file_count %d cannot fit in %d index bytes", f.FileCount, len(idx))
-	}
-	entries := make([]Entry, 0, f.FileCount)
-	s := string(idx)
-	data, meta := f.dataRegion(), f.metaRegion()
-	le := binary.LittleEndian
-	pos := 0
-	for i := uint64(0); i < f.FileCount; i++ {
-		if len(idx)-pos < 2 {
-			return nil, corrupt(RegionIndex, "entry %d: truncated name length at index byte %d", i, pos)
-		}
-		n := int(le.Uint16(idx[pos:]))
-		pos += 2
-		if len(idx)-pos < n+entryFixedSize {
-			return nil, corrupt(RegionIndex, "entry %d: truncated at index byte %d", i, pos)
-		}
-		name := s[pos : pos+n]
-		pos += n
-		b := idx[pos : pos+entryFixedSize]
-		pos += entryFixedSize
-		dOff, dLen := le.Uint64(b[0:]), le.Uint64(b[8:])
-		mOff, mLen := le.Uint64(b[16:]), le.Uint64(b[24:])
-		flags := Flags(le.Uint32(b[32:]))
-		if n == 0 {
-			return nil, corrupt(RegionIndex, "entry %d: empty name", i)
-		}
-		if !meta.contains(mOff, mLen) {
-			return nil, corrupt(RegionIndex, "entry %d (%q): meta [%d,+%d) outside meta region [%d,%d)", i, name, mOff, mLen, meta.start, meta.end)
-		}
-		switch {
-		case flags.External():
-			// v1 stores the object size in data_length and 0 as offset;
-			// the offset means nothing, the size must fit an int64.
-			if dLen > math.MaxInt64 {
-				return nil, corrupt(RegionIndex, "entry %d (%q): external size %d too large", i, name, dLen)
-			}
-			dOff = 0
-		case dLen == 0:
-			// Nothing is ever read for an empty payload, so its offset
-			// cannot produce wrong bytes; v1 writers put the current
-			// position there.
-			dOff = 0
-		case !data.contains(dOff, dLen):
-			return nil, corrupt(RegionIndex, "entry %d (%q): data [%d,+%d) outside data region [%d,%d)", i, name, dOff, dLen, data.start, data.end)
-		}
-		entries = append(entries, Entry{
-			Name: name, DataOffset: int64(dOff), Size: int64(dLen),
-			MetaOffset: int64(mOff), MetaLength: int64(mLen), Flags: flags,
-		})
-	}
-	if pos != len(idx) {
-		return nil, corrupt(RegionIndex, "%d trailing bytes after %d entries", len(idx)-pos, f.FileCount)
-	}
-	return entries, nil
-}
-
 // appendIndexEntry encodes one index entry.
 func appendIndexEntry(dst []byte, name string, dOff, dLen, mOff, mLen uint64, flags Flags) []byte {
 	le := binary.LittleEndian

@@ -2,6 +2,7 @@ package desformat
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -475,6 +476,7 @@ type metaInfo struct {
 	crc         uint32
 	hasCRC      bool
 	externalKey string
+	mime        string          // the user's "mime" value when it is a JSON string
 	size        json.RawMessage // nil when absent (old v1 archives)
 	isExternal  json.RawMessage
 }
@@ -489,6 +491,7 @@ func parseMetaInfo(meta []byte, trustCRC bool) (metaInfo, error) {
 		ExternalKey json.RawMessage `json:"external_key"`
 		Size        json.RawMessage `json:"size"`
 		IsExternal  json.RawMessage `json:"is_external"`
+		Mime        json.RawMessage `json:"mime"`
 	}
 	var mi metaInfo
 	if err := json.Unmarshal(meta, &m); err != nil {
@@ -498,6 +501,10 @@ func parseMetaInfo(meta []byte, trustCRC bool) (metaInfo, error) {
 	if m.ExternalKey != nil {
 		// A non-string key stays "" and fails when the payload is opened.
 		_ = json.Unmarshal(m.ExternalKey, &mi.externalKey)
+	}
+	if m.Mime != nil {
+		// User data: a value of another type is no media type, not an error.
+		_ = json.Unmarshal(m.Mime, &mi.mime)
 	}
 	if trustCRC && m.CRC32C != nil {
 		var s string
@@ -509,6 +516,38 @@ func parseMetaInfo(meta []byte, trustCRC bool) (metaInfo, error) {
 		mi.crc, mi.hasCRC = uint32(v), true
 	}
 	return mi, nil
+}
+
+// MetaInfo is what serving a file needs from its meta object.
+type MetaInfo struct {
+	CRC32C      uint32
+	HasCRC      bool   // the archive's writer owns "crc32c" and the entry has one
+	ExternalKey string // "" for internal payloads
+	Mime        string // the "mime" value when it is a string, unvalidated user data
+}
+
+// ParseMeta extracts MetaInfo from an entry's meta bytes as stored (for
+// example fetched in bulk from the meta region), with the same checks Open
+// applies: malformed JSON or a malformed writer-owned crc32c is corrupt.
+func (r *Reader) ParseMeta(name string, meta []byte) (MetaInfo, error) {
+	trust := r.footer.HasPayloadChecksums()
+	mi, ok := parseMetaFast(meta, trust)
+	if !ok {
+		var err error
+		if mi, err = parseMetaInfo(meta, trust); err != nil {
+			return MetaInfo{}, corrupt(RegionMeta, "%q: %v", name, err)
+		}
+	}
+	return MetaInfo{CRC32C: mi.crc, HasCRC: mi.hasCRC, ExternalKey: mi.externalKey, Mime: mi.mime}, nil
+}
+
+// OpenWithMeta is Open for a caller that already has the entry and its
+// MetaInfo (from ParseMeta), so no meta read is needed.
+func (r *Reader) OpenWithMeta(ctx context.Context, e Entry, mi MetaInfo) (*File, error) {
+	if err := checkReadable(&e); err != nil {
+		return nil, err
+	}
+	return r.openWithMeta(ctx, &e, metaInfo{crc: mi.CRC32C, hasCRC: mi.HasCRC, externalKey: mi.ExternalKey})
 }
 
 // DecodeMeta decodes meta JSON into a map with numbers as json.Number, so

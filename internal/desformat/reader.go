@@ -29,6 +29,9 @@ type ReaderOptions struct {
 	// tail) start at the meta region, so later Meta/Open calls need no
 	// extra read. Useful for remote archives when many files will be read.
 	PrefetchMeta bool
+	// MaxPrefetch bounds the meta region PrefetchMeta pulls in (256 MiB if
+	// 0); with more meta only the index is read.
+	MaxPrefetch int64
 	// MaxIndexSize rejects larger indexes (DefaultMaxIndexSize if 0).
 	MaxIndexSize int64
 	// External resolves external payloads (nil: opening them fails).
@@ -45,10 +48,10 @@ type Reader struct {
 	ra     io.ReaderAt
 	size   int64
 	footer Footer
-	raw    []Entry        // index order, duplicates included
-	order  []int          // raw position of each unique name's winner, in first-occurrence order
-	byName map[string]int // name → raw position of the LAST entry with that name
+	idx    *index // compact index: entries in index order, duplicates included, and the name table
 	ext    ExternalStore
+	// indexShared says idx.b aliases cache (the index was in the tail), so its bytes count once.
+	indexShared bool
 
 	// cache is a byte range already fetched while opening (the tail, or
 	// the index plus prefetched meta); meta reads inside it are free.
@@ -81,20 +84,19 @@ func NewReader(ra io.ReaderAt, size int64, opts ReaderOptions) (*Reader, error) 
 		return nil, corrupt(RegionFooter, "index of %d bytes exceeds the %d-byte limit", f.IndexLength, opts.MaxIndexSize)
 	}
 	r := &Reader{ra: ra, size: size, footer: f, ext: opts.External, cache: tail, cacheOff: size - tailLen}
-	index, err := r.loadIndex(opts.PrefetchMeta)
+	indexBytes, err := r.loadIndex(opts.PrefetchMeta, opts.MaxPrefetch)
 	if err != nil {
 		return nil, err
 	}
 	if f.HasIndexChecksum() {
-		if got := indexChecksum(index, footerBytes); got != f.IndexChecksum() {
+		if got := indexChecksum(indexBytes, footerBytes); got != f.IndexChecksum() {
 			return nil, &CorruptError{Region: RegionIndex, Err: ErrChecksum,
 				Reason: fmt.Sprintf("index crc32c %08x, footer says %08x", got, f.IndexChecksum())}
 		}
 	}
-	if r.raw, err = parseIndex(index, &r.footer); err != nil {
+	if r.idx, err = buildIndex(indexBytes, &r.footer); err != nil {
 		return nil, err
 	}
-	r.buildNameTable()
 	return r, nil
 }
 
@@ -106,19 +108,23 @@ func (o ReaderOptions) withDefaults() ReaderOptions {
 	if o.MaxIndexSize <= 0 {
 		o.MaxIndexSize = DefaultMaxIndexSize
 	}
+	if o.MaxPrefetch <= 0 {
+		o.MaxPrefetch = maxPrefetchMeta
+	}
 	return o
 }
 
 // loadIndex returns the index bytes, from the tail when it covers them,
 // otherwise with one more read (widened to the meta region if asked).
-func (r *Reader) loadIndex(prefetchMeta bool) ([]byte, error) {
+func (r *Reader) loadIndex(prefetchMeta bool, maxPrefetch int64) ([]byte, error) {
 	f := &r.footer
 	if int64(f.IndexStart) >= r.cacheOff {
 		lo := int64(f.IndexStart) - r.cacheOff
-		return r.cache[lo : lo+int64(f.IndexLength)], nil
+		r.indexShared = true
+		return r.cache[lo : lo+int64(f.IndexLength) : lo+int64(f.IndexLength)], nil
 	}
 	start := int64(f.IndexStart)
-	prefetch := prefetchMeta && f.MetaLength <= maxPrefetchMeta
+	prefetch := prefetchMeta && f.MetaLength <= uint64(maxPrefetch)
 	if prefetch {
 		start = int64(f.MetaStart) // validate: meta precedes index
 	}
@@ -130,29 +136,9 @@ func (r *Reader) loadIndex(prefetchMeta bool) ([]byte, error) {
 		// Keep it for meta lookups; otherwise the tail (which may hold the
 		// last entries' meta) stays the cache and the index can be freed.
 		r.cache, r.cacheOff = buf, start
+		r.indexShared = true
 	}
 	return buf[int64(f.IndexStart)-start:], nil
-}
-
-// buildNameTable implements v1 duplicate semantics: lookups see the last
-// entry of a name, listings show each name once at its first position.
-// It stays O(n) even when every name is repeated.
-func (r *Reader) buildNameTable() {
-	r.byName = make(map[string]int, len(r.raw))
-	r.order = make([]int, 0, len(r.raw))
-	slotOf := make([]int32, len(r.raw)) // raw position → its name's slot in order
-	for i := range r.raw {
-		name := r.raw[i].Name
-		prev, dup := r.byName[name]
-		r.byName[name] = i
-		if dup {
-			slotOf[i] = slotOf[prev]
-			r.order[slotOf[i]] = i
-			continue
-		}
-		slotOf[i] = int32(len(r.order))
-		r.order = append(r.order, i)
-	}
 }
 
 // readFull reads len(p) bytes at off; a short read is an error even when
@@ -178,32 +164,78 @@ func (r *Reader) Footer() Footer { return r.footer }
 func (r *Reader) Size() int64 { return r.size }
 
 // Len returns the number of distinct names.
-func (r *Reader) Len() int { return len(r.order) }
+func (r *Reader) Len() int { return r.idx.unique }
 
 // Entries returns one entry per distinct name in first-occurrence order,
-// each being the last index entry with that name (v1 semantics).
-func (r *Reader) Entries() []Entry {
-	out := make([]Entry, len(r.order))
-	for i, p := range r.order {
-		out[i] = r.raw[p]
-	}
-	return out
-}
+// each being the last index entry with that name (v1 semantics). The
+// entries are decoded on each call.
+func (r *Reader) Entries() []Entry { return r.idx.listing() }
 
 // NumIndexEntries returns the number of index entries, duplicates included.
-func (r *Reader) NumIndexEntries() int { return len(r.raw) }
+func (r *Reader) NumIndexEntries() int { return r.idx.len() }
 
 // IndexEntries returns every index entry in index order, including entries
 // shadowed by a later duplicate.
-func (r *Reader) IndexEntries() []Entry { return append([]Entry(nil), r.raw...) }
+func (r *Reader) IndexEntries() []Entry { return r.idx.all() }
+
+// IndexEntry returns the entry at position i of the index (0 ≤ i <
+// NumIndexEntries), the position Lookup reports.
+func (r *Reader) IndexEntry(i int) Entry { return r.idx.entryAt(i) }
+
+// Lookup returns the position in the index of the entry that name refers
+// to (the last one with that name), so callers can keep per-entry data in
+// arrays instead of maps keyed by name.
+func (r *Reader) Lookup(name string) (int, bool) { return r.idx.lookup(name) }
+
+// ReadAt reads archive bytes, from the bytes fetched while opening (the
+// tail, or the prefetched meta and index) when they cover p, otherwise
+// through the archive's io.ReaderAt.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if lo := off - r.cacheOff; lo >= 0 && lo <= int64(len(r.cache)) && int64(len(p)) <= int64(len(r.cache))-lo {
+		return copy(p, r.cache[lo:]), nil
+	}
+	return r.ra.ReadAt(p, off)
+}
+
+// ReleaseCache drops the archive bytes kept from opening, for a caller
+// that has taken what it needs from the meta region (see ReadAt and
+// ParseMeta) and wants the Reader to hold only its index. Later meta
+// reads go through the io.ReaderAt. Not safe concurrently with other
+// calls.
+func (r *Reader) ReleaseCache() {
+	if r.indexShared {
+		// The index aliases the cache: keep a copy of just the index.
+		r.idx.b = append([]byte(nil), r.idx.b...)
+		r.indexShared = false
+	}
+	r.cache, r.cacheOff = nil, 0
+}
+
+// MetaRange returns where entry i's meta object lies (absolute offset and
+// length), without decoding the rest of the entry.
+func (r *Reader) MetaRange(i int) (off, n int64) { return r.idx.metaRange(i) }
 
 // Stat returns the entry for name.
 func (r *Reader) Stat(name string) (Entry, error) {
-	if p, ok := r.byName[name]; ok {
-		return r.raw[p], nil
+	if p, ok := r.idx.lookup(name); ok {
+		return r.idx.entry(p, name), nil
 	}
 	return Entry{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 }
+
+// MemoryBytes reports the memory the Reader holds: the index (its bytes
+// and the compact arrays over them) and the archive bytes cached while
+// opening (tail or prefetched meta). Per-call allocations are not counted.
+func (r *Reader) MemoryBytes() int64 {
+	n := int64(readerOverhead) + int64(cap(r.cache)) + r.idx.memory()
+	if !r.indexShared {
+		n += int64(cap(r.idx.b))
+	}
+	return n
+}
+
+// readerOverhead approximates the Reader value and slice headers.
+const readerOverhead = 512
 
 // Meta returns the entry's meta JSON exactly as stored (a fresh copy).
 func (r *Reader) Meta(name string) ([]byte, error) {

@@ -48,8 +48,8 @@ func (r *Reader) Summary(ctx context.Context) (Summary, error) {
 		return Summary{}, fmt.Errorf("%w: archive has no index checksum (written by DES v1)", ErrChecksum)
 	}
 	s := Summary{Files: int64(r.Len()), Size: r.size, IndexCRC: f.IndexChecksum()}
-	for i := range r.raw {
-		s.PayloadBytes += r.raw[i].Size
+	for i := range r.idx.len() {
+		s.PayloadBytes += r.idx.entry(i, "").Size // the name is not needed
 	}
 	if err := ctx.Err(); err != nil {
 		return Summary{}, err

@@ -48,18 +48,19 @@ func (v *VerifyReport) Err() error {
 // error is non-nil only for I/O failures or cancellation.
 func (r *Reader) Verify(ctx context.Context) (*VerifyReport, error) {
 	v := &VerifyReport{
-		Entries:       len(r.raw),
-		Names:         len(r.order),
-		Duplicates:    len(r.raw) - len(r.order),
+		Entries:       r.idx.len(),
+		Names:         r.idx.unique,
+		Duplicates:    r.idx.len() - r.idx.unique,
 		IndexChecksum: r.footer.HasIndexChecksum(),
 	}
 	r.verifyHeader(v)
 	buf := make([]byte, 256<<10)
-	for i := range r.raw {
+	for i := range r.idx.len() {
 		if err := ctx.Err(); err != nil {
 			return v, err
 		}
-		r.verifyEntry(ctx, &r.raw[i], v, buf)
+		e := r.idx.entryAt(i)
+		r.verifyEntry(ctx, &e, v, buf)
 	}
 	return v, nil
 }

@@ -284,6 +284,7 @@ func (s *Server) streamGroup(ctx context.Context, bw *batchWriter, g batchGroup)
 		return err
 	}
 	obj := g.ct.obj.WithContext(ctx)
+	g.ct.fillChecksums(plan)
 	if err := plan.LoadChecksums(obj); err != nil {
 		return err
 	}
@@ -360,10 +361,10 @@ func (s *Server) streamInfo(ctx context.Context, bw *batchWriter, fi *fileInfo) 
 	return bw.flush()
 }
 
-// contentType is a file's type from its meta when the meta is in memory, the default otherwise
-// (reading it would cost a request per file).
+// contentType is a file's type from the meta table when it has the entry, the default otherwise
+// (reading its meta would cost a request per file).
 func (c *container) contentType(name string) string {
-	if c.metaCached {
+	if c.metaFree(name) {
 		if fi, err := c.stat(name); err == nil {
 			return fi.ContentType
 		}

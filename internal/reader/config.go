@@ -19,19 +19,20 @@ import (
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultCacheBytes       = 256 << 20
-	DefaultTailSize         = 1 << 20
-	DefaultMaxMetaCache     = 64 << 20
-	DefaultMaxBatchNames    = 1000
-	DefaultFetchConcurrency = 8
-	DefaultVerifyBuffer     = 4 << 20
-	DefaultBatchMaxRange    = 4 << 20
-	DefaultListTTL          = 30 * time.Second
-	DefaultMissRefresh      = 2 * time.Second
-	DefaultOpenTimeout      = time.Minute
-	DefaultLookAheadDays    = 1
-	DefaultCatalogTimeout   = 3 * time.Second
-	DefaultShardBits        = int(desv1.DefaultShardBits)
+	DefaultCacheBytes         = 256 << 20
+	DefaultTailSize           = 1 << 20
+	DefaultMaxMetaCache       = 64 << 20
+	DefaultMaxConcurrentOpens = 2
+	DefaultMaxBatchNames      = 1000
+	DefaultFetchConcurrency   = 8
+	DefaultVerifyBuffer       = 4 << 20
+	DefaultBatchMaxRange      = 4 << 20
+	DefaultListTTL            = 30 * time.Second
+	DefaultMissRefresh        = 2 * time.Second
+	DefaultOpenTimeout        = time.Minute
+	DefaultLookAheadDays      = 1
+	DefaultCatalogTimeout     = 3 * time.Second
+	DefaultShardBits          = int(desv1.DefaultShardBits)
 )
 
 // Config configures a Server.
@@ -51,9 +52,14 @@ type Config struct {
 	// TailSize is the size of the suffix read that opens a container: when index and meta fit in it,
 	// opening costs one request.
 	TailSize int64
-	// MaxMetaCache bounds the meta+index region fetched at open so that per-file meta lookups are free;
-	// containers with more meta than this read a file's meta on demand.
+	// MaxMetaCache bounds one read of the meta region at open (at most 8 MiB is read at once anyway):
+	// the region is streamed in chunks, each summarised into per-entry checksum, content type and
+	// external key, and dropped, so that serving a file needs no meta request whatever the container's
+	// size.
 	MaxMetaCache int64
+	// MaxConcurrentOpens bounds the container opens in flight: a burst of cold reads over many
+	// containers fetches at most this many indexes (each up to ~100 MB at a million entries) at once.
+	MaxConcurrentOpens int
 	// VerifyBuffer is the largest payload fetched whole and verified before the response starts.
 	VerifyBuffer int64
 	// OpenTimeout bounds one container open; opens run detached from the request that started them so
@@ -103,6 +109,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.CacheBytes, DefaultCacheBytes)
 	setDefault(&c.TailSize, DefaultTailSize)
 	setDefault(&c.MaxMetaCache, DefaultMaxMetaCache)
+	setDefault(&c.MaxConcurrentOpens, DefaultMaxConcurrentOpens)
 	setDefault(&c.VerifyBuffer, DefaultVerifyBuffer)
 	setDefault(&c.OpenTimeout, DefaultOpenTimeout)
 	setDefault(&c.MaxBatchNames, DefaultMaxBatchNames)

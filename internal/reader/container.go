@@ -2,7 +2,6 @@ package reader
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"sync/atomic"
@@ -11,22 +10,20 @@ import (
 	"github.com/datavision/des/internal/objstore"
 )
 
-// Rough per-entry memory of a parsed index (Entry struct, name-table slot, map bucket), used to bound
-// the cache; names themselves are counted through the index length.
-const (
-	entryOverhead     = 160
-	containerOverhead = 1 << 10
-)
+// containerOverhead approximates the container value, its object reader and map slot in the cache.
+const containerOverhead = 1 << 10
 
-// container is an opened archive: its parsed index (and, usually, its meta) in memory.
+// container is an opened archive: its compact index and a per-entry summary of its meta in memory.
 type container struct {
 	key string
 	r   *desformat.Reader
 	// obj reads payload ranges. It is bound to the server's lifetime; requests use obj.WithContext.
 	obj *objstore.ObjectReader
-	// metaCached says every entry's meta is in memory, so stat costs no request.
-	metaCached bool
-	cost       int64
+	// meta summarises every entry's meta, so that stat costs no request (entries it could not
+	// summarise are read on demand).
+	meta *metaTable
+	// cost is the memory charged to the cache: what the Reader and the table report holding.
+	cost int64
 }
 
 // swapReaderAt lets the index be parsed from the bytes the open request fetched and then points the
@@ -37,51 +34,43 @@ type swapReaderAt struct {
 
 func (s *swapReaderAt) ReadAt(p []byte, off int64) (int, error) { return s.p.Load().ReadAt(p, off) }
 
-// openContainer opens bucket/key with one suffix GET when index and meta fit in tailSize, and with one
-// more GET (for the rest of the meta and index region) when they do not but stay below maxMeta.
+// metaStreamChunk bounds one read of the meta region at open (and MaxMetaCache bounds it further): it
+// is the transient memory of an open next to the index being built.
+const metaStreamChunk = 8 << 20
+
+// openContainer opens bucket/key with one suffix GET when index and meta fit in tailSize. Otherwise,
+// when the meta region is at most one chunk (min(maxMeta, metaStreamChunk)), one more GET fetches meta
+// and index together; larger containers cost one GET for the index and one per chunk of meta. Either
+// way every entry's meta is summarised into a metaTable and the fetched bytes are dropped, so a
+// million-entry container keeps ~90 B per entry, an open needs about the index plus one chunk, and
+// serving a file costs exactly one ranged GET.
 func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, tailSize, maxMeta int64) (*container, error) {
 	first, _, err := store.OpenReaderAt(ctx, bucket, key, tailSize)
 	if err != nil {
 		return nil, err
 	}
 	ra := &swapReaderAt{}
-	ra.p.Store(first)
+	ra.p.Store(first.WithContext(ctx))
 	size := first.Size()
-	opts := desformat.ReaderOptions{TailSize: tailSize, PrefetchMeta: true, External: store.Blobs(bucket, objstore.UploadOptions{})}
+	chunk := min(maxMeta, metaStreamChunk)
+	// Prefetching a larger meta region would hold it and a copy of the index at once.
+	opts := desformat.ReaderOptions{TailSize: tailSize, PrefetchMeta: true, MaxPrefetch: chunk,
+		External: store.Blobs(bucket, objstore.UploadOptions{})}
 	r, err := desformat.NewReader(ra, size, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open container %s: %w", key, err)
 	}
-	f := r.Footer()
-	metaCached, held := metaCoverage(f, size, tailSize, maxMeta)
-	if need := size - int64(f.MetaStart); !metaCached && need <= maxMeta {
-		// The index fit in the tail but not all the meta: reread with a tail reaching the meta. The
-		// part already fetched comes from memory, so this costs one request for the missing bytes.
-		opts.TailSize = need
-		if r, err = desformat.NewReader(ra, size, opts); err != nil {
-			return nil, fmt.Errorf("open container %s: %w", key, err)
-		}
-		metaCached, held = true, need
+	// Reads through r come from what NewReader kept when they can; the tail's bytes come from first.
+	meta, err := buildMetaTable(ctx, r, r, chunk)
+	if err != nil {
+		return nil, fmt.Errorf("open container %s: %w", key, err)
 	}
+	r.ReleaseCache()
 	ra.p.Store(store.NewObjectReader(lifetime, bucket, key, size, first.ETag()))
 	return &container{
-		key: key, r: r, obj: ra.p.Load(), metaCached: metaCached,
-		cost: containerOverhead + held + int64(f.IndexLength) + int64(r.NumIndexEntries())*entryOverhead,
+		key: key, r: r, obj: ra.p.Load(), meta: meta,
+		cost: containerOverhead + r.MemoryBytes() + meta.memory(),
 	}, nil
-}
-
-// metaCoverage tells whether desformat kept every meta object in memory while opening, and how many
-// archive bytes it holds. With PrefetchMeta the reader keeps either the tail (when the index was in
-// it) or the region from the meta start to the index end (read when the index was not in the tail).
-func metaCoverage(f desformat.Footer, size, tailSize, maxMeta int64) (cached bool, held int64) {
-	tail := min(size, tailSize)
-	tailStart := size - tail
-	if int64(f.IndexStart) >= tailStart {
-		return int64(f.MetaStart) >= tailStart, tail
-	}
-	// desformat prefetches meta up to its own (larger) limit; below ours it certainly did.
-	prefetched := int64(f.IndexStart+f.IndexLength) - int64(f.MetaStart)
-	return int64(f.MetaLength) <= maxMeta, prefetched
 }
 
 // fileInfo is what serving one file needs to know, whether it came from an opened container's index
@@ -99,42 +88,82 @@ type fileInfo struct {
 	foundBy string
 }
 
-// stat describes name; it costs a request only when the container's meta is not cached.
+// metaFree reports whether stat(name) costs no request.
+func (c *container) metaFree(name string) bool {
+	i, ok := c.r.Lookup(name)
+	if !ok {
+		return true // stat fails without a request
+	}
+	_, _, _, _, ok = c.meta.info(i)
+	return ok
+}
+
+// stat describes name; it costs a request only for an entry the meta table could not summarise.
 func (c *container) stat(name string) (fileInfo, error) {
 	e, err := c.r.Stat(name)
 	if err != nil {
 		return fileInfo{}, err
 	}
-	fi := fileInfo{Entry: e, ContentType: defaultContentType, Key: c.key, obj: c.obj}
-	crc, has, err := c.r.Checksum(name)
+	if i, ok := c.r.Lookup(name); ok {
+		if crc, has, ctype, ext, ok := c.meta.info(i); ok {
+			return fileInfo{Entry: e, CRC: crc, HasCRC: has, ContentType: ctype, ExternalKey: ext, Key: c.key, obj: c.obj}, nil
+		}
+	}
+	return c.statOnDemand(e)
+}
+
+// statOnDemand reads the entry's meta (one request), with the errors opening reports for bad meta.
+func (c *container) statOnDemand(e desformat.Entry) (fileInfo, error) {
+	meta, err := c.r.Meta(e.Name)
 	if err != nil {
 		return fileInfo{}, err
 	}
-	fi.CRC, fi.HasCRC = crc, has
-	meta, err := c.r.Meta(name)
+	mi, err := c.r.ParseMeta(e.Name, meta)
 	if err != nil {
 		return fileInfo{}, err
 	}
-	var m struct {
-		Mime        any `json:"mime"`
-		ExternalKey any `json:"external_key"`
+	return fileInfo{Entry: e, CRC: mi.CRC32C, HasCRC: mi.HasCRC, ContentType: contentType(mi.Mime), ExternalKey: mi.ExternalKey,
+		Key: c.key, obj: c.obj}, nil
+}
+
+// fillChecksums records the planned files' checksums from the meta table, so the plan needs no meta
+// reads. It changes nothing unless the table covers every file whose meta the plan would read.
+func (c *container) fillChecksums(plan *desformat.Plan) {
+	type sum struct {
+		crc uint32
+		has bool
 	}
-	// Meta was validated as JSON by Checksum; user fields of the wrong type are just ignored.
-	_ = json.Unmarshal(meta, &m)
-	fi.ContentType = contentType(m.Mime)
-	if s, ok := m.ExternalKey.(string); ok {
-		fi.ExternalKey = s
+	sums := map[string]sum{}
+	for _, rg := range plan.Meta {
+		for _, sp := range rg.Spans {
+			i, ok := c.r.Lookup(sp.Name)
+			if !ok {
+				return
+			}
+			crc, has, _, _, ok := c.meta.info(i)
+			if !ok {
+				return
+			}
+			sums[sp.Name] = sum{crc, has}
+		}
 	}
-	return fi, nil
+	for i := range plan.Data {
+		for j := range plan.Data[i].Spans {
+			sp := &plan.Data[i].Spans[j]
+			if s, ok := sums[sp.Name]; ok {
+				sp.CRC32C, sp.HasCRC = s.crc, s.has
+			}
+		}
+	}
+	plan.Meta = nil
 }
 
 const defaultContentType = "application/octet-stream"
 
 // contentType accepts a meta "mime" value only if it is a well-formed media type, so stored data cannot
 // inject header syntax.
-func contentType(v any) string {
-	s, ok := v.(string)
-	if !ok || s == "" {
+func contentType(s string) string {
+	if s == "" {
 		return defaultContentType
 	}
 	mt, params, err := mime.ParseMediaType(s)

@@ -44,7 +44,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, fallbackLog: rateLog{every: fallbackLogEvery}, now: time.Now}
-	s.cache = newIndexCache(ctx, cfg.CacheBytes, cfg.OpenTimeout, func(octx context.Context, key string) (*container, error) {
+	s.cache = newIndexCache(ctx, cfg.CacheBytes, cfg.OpenTimeout, cfg.MaxConcurrentOpens, func(octx context.Context, key string) (*container, error) {
 		return openContainer(octx, ctx, cfg.Store, cfg.Bucket, key, cfg.TailSize, cfg.MaxMetaCache)
 	})
 	if cfg.Kube != nil {

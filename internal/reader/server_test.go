@@ -204,21 +204,27 @@ func TestCacheBudget(t *testing.T) {
 	head(probe, f.keyA, nameHello)
 	costA := probe.srv.CacheStats().Bytes
 
+	// B does not fit next to A. Admission is frequency-aware: B displaces A (the least recently used)
+	// only once it was asked for more often than A.
 	w := newWorld(t, f.bucket, reader.Config{CacheBytes: costA + 1})
 	head(w, f.keyA, nameHello)
-	head(w, f.keyB, f.desB[0]) // does not fit next to A: A (least recently used) goes
-	if st := w.srv.CacheStats(); st.Evictions != 1 || st.Entries != 1 || st.Bytes > costA+1 {
-		t.Errorf("after A, B: %+v; want 1 eviction, 1 entry within %d bytes", st, costA+1)
+	head(w, f.keyB, f.desB[0]) // asked once, as often as A: served, not kept
+	if st := w.srv.CacheStats(); st.Evictions != 0 || st.Rejected != 1 || st.Entries != 1 || st.Bytes != costA {
+		t.Errorf("after A, B: %+v; want A kept (%d bytes), B rejected", st, costA)
 	}
-	head(w, f.keyB, f.desB[1])
-	head(w, f.keyA, nameHello)
-	if st := w.srv.CacheStats(); st.Opens != 3 || st.Evictions != 2 {
-		t.Errorf("after B hit, A again: %+v; want 3 opens, 2 evictions", st)
+	head(w, f.keyB, f.desB[1]) // asked twice now, A once: A goes
+	if st := w.srv.CacheStats(); st.Opens != 3 || st.Evictions != 1 || st.Entries != 1 || st.Bytes > costA+1 {
+		t.Errorf("after B again: %+v; want 3 opens, 1 eviction, 1 entry within %d bytes", st, costA+1)
+	}
+	head(w, f.keyB, f.desB[2])
+	head(w, f.keyA, nameHello) // A (2 requests) cannot displace B (3): reopened and served
+	if st := w.srv.CacheStats(); st.Opens != 4 || st.Evictions != 1 || st.Rejected != 2 || st.Hits != 1 {
+		t.Errorf("after B hit, A again: %+v; want 4 opens, 1 eviction, 2 rejections, 1 hit", st)
 	}
 
 	tiny := newWorld(t, f.bucket, reader.Config{CacheBytes: 1024})
 	head(tiny, f.keyA, nameHello) // larger than the whole budget: served, not kept
-	if st := tiny.srv.CacheStats(); st.Entries != 0 || st.Evictions != 0 {
+	if st := tiny.srv.CacheStats(); st.Entries != 0 || st.Evictions != 0 || st.Oversized != 1 {
 		t.Errorf("oversized container: %+v; want it served but not cached", st)
 	}
 }

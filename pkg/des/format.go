@@ -32,6 +32,8 @@ type (
 	Footer = desformat.Footer
 	// VerifyReport is the result of Reader.Verify.
 	VerifyReport = desformat.VerifyReport
+	// MetaInfo is what serving a file needs from its meta object (Reader.ParseMeta, Reader.OpenWithMeta).
+	MetaInfo = desformat.MetaInfo
 
 	// ExternalStore holds payloads too large to keep inside the archive (keys PREFIX/_bigFiles/NAME).
 	ExternalStore = desformat.ExternalStore
