@@ -47,6 +47,7 @@ type readerFlags struct {
 	source         string
 	catalogDSN     *connect.DSNSource
 	catalogTimeout time.Duration
+	placements     int
 	svc            readServiceFlags
 }
 
@@ -95,6 +96,8 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 		"DesSource (in --namespace) whose catalog says where each file is: a read by name is then one ranged GET; empty: search the archive (env DES_SOURCE)")
 	f.catalogDSN = connect.BindDSN(fs)
 	fs.DurationVar(&f.catalogTimeout, "catalog-timeout", reader.DefaultCatalogTimeout, "bound on one catalog lookup; after it the archive is searched instead")
+	fs.IntVar(&f.placements, "placement-cache-entries", reader.DefaultPlacementEntries,
+		"placements of files read by name kept in memory (a warm read then needs no catalog query; about 300 B each); 0 disables")
 	f.svc.register(fs)
 	return c, f
 }
@@ -163,6 +166,10 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 		}
 		defer closeCat()
 		cfg.Catalog, cfg.CatalogTimeout = cat, f.catalogTimeout
+		cfg.PlacementEntries = f.placements
+		if f.placements == 0 {
+			cfg.PlacementEntries = -1 // the flag's 0 means "none"
+		}
 		log.Info("catalog lookups enabled", "source", f.source, "table", cat.table)
 	}
 	if cfg.Auth, err = f.svc.authConfig(f.namespace, f.source, log); err != nil {

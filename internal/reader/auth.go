@@ -1,7 +1,6 @@
 package reader
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -383,60 +381,6 @@ func writeAuthError(w http.ResponseWriter, err error) {
 }
 
 // decisionCache is a bounded LRU of decisions keyed by the SHA-256 of a token, each with an expiry.
-type decisionCache struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List // of *decisionEntry, most recently used first
-	byKey map[[sha256.Size]byte]*list.Element
-}
+type decisionCache = expiringLRU[[sha256.Size]byte, decision]
 
-type decisionEntry struct {
-	key     [sha256.Size]byte
-	d       decision
-	expires time.Time
-}
-
-func newDecisionCache(size int) *decisionCache {
-	return &decisionCache{max: size, order: list.New(), byKey: map[[sha256.Size]byte]*list.Element{}}
-}
-
-func (c *decisionCache) get(key [sha256.Size]byte, now time.Time) (decision, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.byKey[key]
-	if !ok {
-		return decision{}, false
-	}
-	e := el.Value.(*decisionEntry)
-	if !now.Before(e.expires) {
-		c.order.Remove(el)
-		delete(c.byKey, key)
-		return decision{}, false
-	}
-	c.order.MoveToFront(el)
-	return e.d, true
-}
-
-func (c *decisionCache) put(key [sha256.Size]byte, d decision, expires time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
-		e := el.Value.(*decisionEntry)
-		e.d, e.expires = d, expires
-		c.order.MoveToFront(el)
-		return
-	}
-	c.byKey[key] = c.order.PushFront(&decisionEntry{key: key, d: d, expires: expires})
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.byKey, oldest.Value.(*decisionEntry).key)
-	}
-}
-
-// len is the number of cached decisions (expired ones included until looked up or evicted).
-func (c *decisionCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func newDecisionCache(size int) *decisionCache { return newExpiringLRU[[sha256.Size]byte, decision](size) }

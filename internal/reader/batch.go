@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -174,9 +175,14 @@ func (s *Server) groupBatch(ctx context.Context, req BatchRequest) ([]batchGroup
 // whole batch. Rows packed before placements were recorded open their container (never a search).
 // An error from the catalog itself is returned as is, for the caller to fall back.
 func (s *Server) groupByCatalog(ctx context.Context, names []string) ([]batchGroup, []string, error) {
-	locs, err := s.lookup(ctx, names)
-	if err != nil {
-		return nil, nil, err
+	locs, ask := s.cachedPlacements(names)
+	s.metrics.placementHits.Add(float64(len(locs)))
+	if len(ask) > 0 {
+		found, err := s.lookup(ctx, ask)
+		if err != nil {
+			return nil, nil, err
+		}
+		maps.Copy(locs, found)
 	}
 	var groups []batchGroup
 	var missing []string

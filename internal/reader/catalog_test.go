@@ -30,6 +30,7 @@ type catalogWorld struct {
 	cat    *catalog.Catalog
 	// readOnly is the same catalog through a role that may only SELECT, as the reader gets it.
 	readOnly *catalog.Catalog
+	roRole   string
 	files    map[string][]byte // name → payload
 	keyOf    map[string]string // name → container key
 }
@@ -50,13 +51,14 @@ func newCatalogWorld(t testing.TB, s *objstore.Store) *catalogWorld {
 	if err := cat.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	ro, role := readOnlyCatalog(t, pool, dsn)
 	return &catalogWorld{t: t, bucket: testworld.S3Store(t).NewBucket(t), pool: pool, cat: cat,
-		readOnly: readOnlyCatalog(t, pool, dsn), files: map[string][]byte{}, keyOf: map[string]string{}}
+		readOnly: ro, roRole: role, files: map[string][]byte{}, keyOf: map[string]string{}}
 }
 
 // readOnlyCatalog makes the role docs/reader.md tells users to make (SELECT on the catalog table and
 // des_containers, nothing else) and returns the catalog seen through it.
-func readOnlyCatalog(t testing.TB, pool *pgxpool.Pool, dsn string) *catalog.Catalog {
+func readOnlyCatalog(t testing.TB, pool *pgxpool.Pool, dsn string) (*catalog.Catalog, string) {
 	t.Helper()
 	ctx := context.Background()
 	u, err := url.Parse(dsn)
@@ -86,7 +88,7 @@ func readOnlyCatalog(t testing.TB, pool *pgxpool.Pool, dsn string) *catalog.Cata
 	if err := cat.Migrate(ctx); err == nil {
 		t.Fatal("the read-only role could migrate the catalog")
 	}
-	return cat
+	return cat, role
 }
 
 // pack writes files into a container written on day (big ones external) and commits their rows.
@@ -358,6 +360,42 @@ func TestCatalogOtherBucketIsNotServed(t *testing.T) {
 	mustStatus(t, resp, body, http.StatusNotFound)
 	if got := w.requests() - before; got != 0 || !strings.Contains(string(body), "elsewhere") {
 		t.Fatalf("%d S3 requests; body %s", got, body)
+	}
+}
+
+// TestWarmReadNeedsNoCatalogQuery: a committed file's placement never changes, so the reader keeps it;
+// a second read of a name needs no catalog query. Shown by taking the reader's SELECT privilege away
+// after the first read: the warm read still goes through the catalog's placement, while a name not read
+// before falls back to searching the archive.
+func TestWarmReadNeedsNoCatalogQuery(t *testing.T) {
+	s := newStore(t)
+	cw, early, _ := catalogFixture(t, s)
+	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.readOnly})
+	get := func(name, wantBy string) {
+		t.Helper()
+		resp, body := do(t, http.MethodGet, w.http.URL+"/v1/files/"+name, nil, nil)
+		mustStatus(t, resp, body, http.StatusOK)
+		if !bytes.Equal(body, cw.files[name]) || resp.Header.Get("X-Des-Found-By") != wantBy {
+			t.Fatalf("%s: %d bytes, found by %q; want %s", name, len(body), resp.Header.Get("X-Des-Found-By"), wantBy)
+		}
+	}
+	get(early[0], "catalog")
+	resp, body := do(t, http.MethodPost, w.http.URL+"/v1/batch", nil, batchBody("", early[1:3]))
+	mustStatus(t, resp, body, http.StatusOK)
+	cw.exec("REVOKE SELECT ON objects, des_containers FROM " + cw.roRole)
+	before := w.requests()
+	get(early[0], "catalog")
+	get(early[1], "catalog") // placed by the batch's answer
+	if got := w.requests() - before; got != 2 {
+		t.Errorf("two warm reads cost %d S3 requests", got)
+	}
+	get(early[8], "search")
+	resp, body = do(t, http.MethodGet, w.http.URL+"/metrics", nil, nil)
+	mustStatus(t, resp, body, http.StatusOK)
+	for _, want := range []string{"des_reader_catalog_fallbacks_total 1", "des_reader_placement_cache_hits_total 2"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "des_reader_"))
+		}
 	}
 }
 

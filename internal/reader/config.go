@@ -32,6 +32,8 @@ const (
 	DefaultOpenTimeout        = time.Minute
 	DefaultLookAheadDays      = 1
 	DefaultCatalogTimeout     = 3 * time.Second
+	DefaultPlacementEntries   = 20_000
+	DefaultPlacementTTL       = 10 * time.Minute
 	DefaultShardBits          = int(desv1.DefaultShardBits)
 )
 
@@ -91,6 +93,12 @@ type Config struct {
 	// CatalogTimeout bounds one catalog lookup (DefaultCatalogTimeout when 0), so that a hung
 	// database turns into a fallback quickly instead of a hung request.
 	CatalogTimeout time.Duration
+	// PlacementEntries bounds the placements kept from catalog answers (DefaultPlacementEntries when
+	// 0, none when negative), each for PlacementTTL (DefaultPlacementTTL when 0): a committed file's
+	// placement never changes, so a warm read by name costs one GET and no catalog query. Names the
+	// catalog does not have packed are never kept (they may be packed a moment later).
+	PlacementEntries int
+	PlacementTTL     time.Duration
 
 	// Kube, when set, lists DesContainer resources of Namespace to find a name's containers (listing
 	// the bucket remains the fallback, since DesContainers are deleted after retention).
@@ -118,6 +126,13 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MissRefresh, DefaultMissRefresh)
 	setDefault(&c.ShardBits, DefaultShardBits)
 	setDefault(&c.CatalogTimeout, DefaultCatalogTimeout)
+	setDefault(&c.PlacementTTL, DefaultPlacementTTL)
+	switch {
+	case c.PlacementEntries == 0:
+		c.PlacementEntries = DefaultPlacementEntries
+	case c.PlacementEntries < 0:
+		c.PlacementEntries = 0
+	}
 	switch {
 	case c.LookAheadDays == 0:
 		c.LookAheadDays = DefaultLookAheadDays

@@ -38,6 +38,10 @@ var (
 // searching the containers of the name's shard from its day on.
 func (s *Server) find(ctx context.Context, name string) (fileInfo, error) {
 	if s.cfg.Catalog != nil {
+		if fl, ok := s.placements.get(name, s.now()); ok {
+			s.metrics.placementHits.Inc()
+			return s.fromCatalog(ctx, fl)
+		}
 		locs, err := s.lookup(ctx, []string{name})
 		if err == nil {
 			fl, ok := locs[name]
@@ -116,8 +120,12 @@ func (s *Server) lookup(ctx context.Context, names []string) (map[string]catalog
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CatalogTimeout)
 	defer cancel()
 	locs, err := s.cfg.Catalog.Locate(cctx, names)
-	if err == nil || ctx.Err() != nil {
-		return locs, err
+	if err == nil {
+		s.keepPlacements(locs)
+		return locs, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
 	}
 	s.metrics.catalogFallbacks.Inc()
 	s.fallbackLog.log(func(suppressed int) {
@@ -125,6 +133,33 @@ func (s *Server) lookup(ctx context.Context, names []string) (map[string]catalog
 			"names", len(names), "similarFailuresNotLogged", suppressed)
 	})
 	return nil, err
+}
+
+// keepPlacements remembers the placed files of a catalog answer. Only placements are kept: they never
+// change once committed. A row packed before placements existed is looked up again each time (its
+// container's index is cached anyway).
+func (s *Server) keepPlacements(locs map[string]catalog.FileLocation) {
+	expires := s.now().Add(s.cfg.PlacementTTL)
+	for name, fl := range locs {
+		if fl.Placed {
+			s.placements.put(name, fl, expires)
+		}
+	}
+}
+
+// cachedPlacements splits names into the placements already known and the names to ask for.
+func (s *Server) cachedPlacements(names []string) (map[string]catalog.FileLocation, []string) {
+	known := map[string]catalog.FileLocation{}
+	var ask []string
+	now := s.now()
+	for _, name := range names {
+		if fl, ok := s.placements.get(name, now); ok {
+			known[name] = fl
+			continue
+		}
+		ask = append(ask, name)
+	}
+	return known, ask
 }
 
 // fallbackLogEvery spaces out the log line of catalog fallbacks: during an outage every request

@@ -26,6 +26,7 @@ type metrics struct {
 	// catalog lookups that failed and fell back to searching the archive.
 	lookups          *prometheus.CounterVec
 	catalogFallbacks prometheus.Counter
+	placementHits    prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -49,6 +50,10 @@ func newMetrics(s *Server) *metrics {
 			Namespace: metricsNamespace, Name: "lookups_total",
 			Help: "Files found by name, by how: catalog (exact placement, no index read), index (container from the catalog, index read), search (candidate containers of the name's day and shard).",
 		}, []string{"by"}),
+		placementHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "placement_cache_hits_total",
+			Help: "Files placed from the reader's memory of earlier catalog answers, without a catalog query.",
+		}),
 		catalogFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "catalog_fallbacks_total",
 			Help: "Catalog lookups that failed (database unreachable, timeout), after which the archive was searched instead.",
@@ -61,7 +66,7 @@ func newMetrics(s *Server) *metrics {
 		return func() float64 { return f(s.cfg.Store.Stats()) }
 	}
 	m.reg.MustRegister(
-		m.requests, m.duration, m.files, m.bytes, m.lookups, m.catalogFallbacks,
+		m.requests, m.duration, m.files, m.bytes, m.lookups, m.catalogFallbacks, m.placementHits,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		counterFunc("index_cache_hits_total", "Container lookups answered from the index cache.", cache(func(c CacheStats) float64 { return float64(c.Hits) })),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/objstore"
@@ -29,6 +30,8 @@ type Server struct {
 	ready   readiness
 	// fallbackLog spaces out the log lines of catalog fallbacks.
 	fallbackLog rateLog
+	// placements keeps the catalog's answers for placed files (name → placement).
+	placements *expiringLRU[string, catalog.FileLocation]
 	now         func() time.Time
 	auth        *authenticator // nil: no authentication
 
@@ -43,7 +46,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, fallbackLog: rateLog{every: fallbackLogEvery}, now: time.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, fallbackLog: rateLog{every: fallbackLogEvery}, now: time.Now,
+		placements: newExpiringLRU[string, catalog.FileLocation](cfg.PlacementEntries)}
 	s.cache = newIndexCache(ctx, cfg.CacheBytes, cfg.OpenTimeout, cfg.MaxConcurrentOpens, func(octx context.Context, key string) (*container, error) {
 		return openContainer(octx, ctx, cfg.Store, cfg.Bucket, key, cfg.TailSize, cfg.MaxMetaCache)
 	})
