@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	counting := &countingClient{next: httpClient, stats: stats}
 	client := s3.NewFromConfig(awsCfg, cfg.s3Options, func(o *s3.Options) { o.HTTPClient = counting })
-	return &Store{api: client, cfg: cfg, stats: stats}, nil
+	return &Store{api: client, cfg: cfg, stats: stats, fast: newFastGetter(cfg, awsCfg, counting)}, nil
 }
 
 // loadAWSConfig resolves region and credentials. Its HTTP client (used by credential providers such as

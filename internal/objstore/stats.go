@@ -19,16 +19,21 @@ type StoreStats struct {
 	Deletes  int64 // DeleteObject and AbortMultipartUpload
 	BytesIn  int64 // response body bytes read (payloads and XML)
 	BytesOut int64 // request body bytes sent
+	// FastGets counts range GETs answered on the fast path (fastget.go); FastFallbacks those sent again
+	// through the SDK because the fast path did not get the answer it handles.
+	FastGets, FastFallbacks int64
 }
 
 type storeStats struct {
 	requests, gets, heads, puts, posts, deletes, bytesIn, bytesOut atomic.Int64
+	fastGets, fastFallbacks                                        atomic.Int64
 }
 
 func (s *storeStats) snapshot() StoreStats {
 	return StoreStats{
 		Requests: s.requests.Load(), Gets: s.gets.Load(), Heads: s.heads.Load(), Puts: s.puts.Load(),
 		Posts: s.posts.Load(), Deletes: s.deletes.Load(), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+		FastGets: s.fastGets.Load(), FastFallbacks: s.fastFallbacks.Load(),
 	}
 }
 

@@ -16,6 +16,8 @@ type Store struct {
 	api   API
 	cfg   Config
 	stats *storeStats
+	// fast sends payload range GETs without the SDK's middleware (nil: always the SDK).
+	fast *fastGetter
 }
 
 // NewFromAPI wraps an already configured client (for example testworld's). Its StoreStats stay zero:
@@ -25,10 +27,11 @@ func NewFromAPI(api API) *Store {
 }
 
 // WithAPI returns a Store that sends its calls through api (typically a wrapper around s.API()) and
-// shares s's configuration and counters.
+// shares s's configuration and counters. It has no fast path: every call goes through api.
 func (s *Store) WithAPI(api API) *Store {
 	c := *s
 	c.api = api
+	c.fast = nil // every call goes through api, so a wrapper sees (and may fault) every request
 	return &c
 }
 

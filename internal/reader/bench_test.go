@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/reader"
 	"github.com/datavision/des/test/testworld"
 )
@@ -25,6 +27,8 @@ const (
 // against the same S3 server:
 //
 //	direct-GET:      1000 GETs of the payloads stored as standalone objects (the baseline)
+//	direct-range:    1000 ranged GETs of the payloads in the container, sent with the SDK by this process
+//	                 (what reading containers costs the store itself, sidecar or not)
 //	sidecar-single:  1000 GET /v1/containers/{key}/files/{name} from one container (index cached)
 //	sidecar-lookup:  1000 GET /v1/files/{name} (container found by day and shard; cached)
 //	sidecar-catalog: 1000 GET /v1/files/{name} placed by the catalog (real PostgreSQL; no index at all)
@@ -83,6 +87,19 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 	measure("direct-GET", func() int64 { return direct.Stats().Requests },
 		func(b *testing.B) { b.Helper(); getDirect(b, 0) },
 		func(b *testing.B) { b.Helper(); parallel(benchFiles, benchWorkers, func(i int) { getDirect(b, i) }) })
+	getRange := func(b *testing.B, i int) {
+		b.Helper()
+		rng := &objstore.Range{Off: int64(desformat.HeaderSize + i*benchSize), Len: benchSize}
+		body, _, err := direct.Get(context.Background(), bucket, key, rng)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer body.Close()
+		expectLen(b, body, benchSize)
+	}
+	measure("direct-range", func() int64 { return direct.Stats().Requests },
+		func(b *testing.B) { b.Helper(); getRange(b, 0) },
+		func(b *testing.B) { b.Helper(); parallel(benchFiles, benchWorkers, func(i int) { getRange(b, i) }) })
 
 	w := newWorld(b, bucket, reader.Config{})
 	get := func(b *testing.B, u string) {
@@ -134,7 +151,7 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 	if !ok {
 		return
 	}
-	for _, name := range []string{"sidecar-single", "sidecar-lookup", "sidecar-catalog", "sidecar-batch"} {
+	for _, name := range []string{"direct-range", "sidecar-single", "sidecar-lookup", "sidecar-catalog", "sidecar-batch"} {
 		if r, ok := results[name]; ok {
 			b.Logf("%-15s time %8.2fms = %.3f × direct (%.2fms); S3 requests %6.0f = %.4f × direct (%.0f); CPU %5.0fµs/file = %.2f × direct (%.0fµs)",
 				name, ms(r.perOp), float64(r.perOp)/float64(base.perOp), ms(base.perOp), r.reqs, r.reqs/base.reqs, base.reqs,

@@ -1,0 +1,91 @@
+package objstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/datavision/des/internal/objstore"
+)
+
+// TestFastRangeGets: payload range GETs go out on the fast path, signed so that the real S3 server
+// accepts them for keys with any characters, and return exactly the range; failures fall back to the
+// SDK path, which types them as before.
+func TestFastRangeGets(t *testing.T) {
+	s, bucket := newStore(t)
+	ctx := context.Background()
+	data := randomBytes(10_000, 7)
+	keys := []string{
+		"plain/key.des",
+		"scans/2026-12-01/00a1/c0190a2b3c4d5e6f7/c0190a2b3c4d5e6f7.des",
+		"names/SCAN_20261201_(33F43F780100_DF).pdf",
+		"spaces and +plus/percent%25 and %41/tilde~star*",
+		"unicode/naïve résumé ✓ 日本.txt",
+		"punct/!$&'()*,;=:@[]{}|^`\"<>\\#?x",
+	}
+	for _, key := range keys {
+		t.Run(key, func(t *testing.T) {
+			if _, err := s.Put(ctx, bucket, key, data, objstore.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			before := s.Stats()
+			r := s.NewObjectReader(ctx, bucket, key, int64(len(data)), "")
+			got := make([]byte, 1234)
+			if _, err := r.ReadAt(got, 4321); err != nil {
+				t.Fatal(err)
+			}
+			body, err := r.OpenRange(objstore.Range{Off: 0, Len: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _ := io.ReadAll(body)
+			body.Close()
+			if !bytes.Equal(got, data[4321:4321+1234]) || !bytes.Equal(head, data[:100]) {
+				t.Fatal("the fast path returned other bytes")
+			}
+			after := s.Stats()
+			if fast, back := after.FastGets-before.FastGets, after.FastFallbacks-before.FastFallbacks; fast != 2 || back != 0 {
+				t.Fatalf("%d fast GETs, %d fallbacks; want 2 and 0 (the store refused the signature?)", fast, back)
+			}
+			if reqs := after.Requests - before.Requests; reqs != 2 {
+				t.Fatalf("%d requests on the wire, want 2", reqs)
+			}
+		})
+	}
+
+	t.Run("a failure is typed by the SDK path", func(t *testing.T) {
+		r := s.NewObjectReader(ctx, bucket, "gone/never-written", 100, "")
+		before := s.Stats()
+		_, err := r.ReadAt(make([]byte, 10), 0)
+		if !errors.Is(err, objstore.ErrNotFound) {
+			t.Fatalf("read of a missing object: %v, want ErrNotFound", err)
+		}
+		if back := s.Stats().FastFallbacks - before.FastFallbacks; back != 1 {
+			t.Fatalf("%d fallbacks, want 1", back)
+		}
+	})
+	t.Run("a changed object is refused by If-Match", func(t *testing.T) {
+		r, _, err := s.OpenReaderAt(ctx, bucket, keys[0], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, bucket, keys[0], randomBytes(10_000, 8), objstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.ReadAt(make([]byte, 10), 0); !errors.Is(err, objstore.ErrChanged) {
+			t.Fatalf("read of a replaced object: %v, want ErrChanged", err)
+		}
+	})
+	t.Run("a wrapped API sees every request", func(t *testing.T) {
+		w := s.WithAPI(s.API())
+		before := s.Stats()
+		if _, err := w.NewObjectReader(ctx, bucket, keys[0], 10_000, "").ReadAt(make([]byte, 10), 0); err != nil {
+			t.Fatal(err)
+		}
+		if fast := s.Stats().FastGets - before.FastGets; fast != 0 {
+			t.Fatalf("a store with a wrapped API sent %d fast GETs", fast)
+		}
+	})
+}
