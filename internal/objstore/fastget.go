@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +34,9 @@ type fastGetter struct {
 	client interface {
 		Do(*http.Request) (*http.Response, error)
 	}
+	// off is set once the store refused a fast request's signature: a store that canonicalises requests
+	// differently would otherwise cost two requests per read for ever.
+	off atomic.Bool
 }
 
 // emptySHA256 is the SHA-256 of an empty body, the payload hash of every GET.
@@ -52,12 +57,18 @@ func newFastGetter(cfg Config, awsCfg aws.Config, client interface {
 		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }), client: client}
 }
 
+// usable reports whether reads should try the fast path (f may be nil).
+func (f *fastGetter) usable() bool { return f != nil && !f.off.Load() }
+
 // errNotFast means the fast path did not get the answer it handles; the caller uses the SDK.
 var errNotFast = errors.New("objstore: fast GET not answered as expected")
 
 // get sends GET bucket/key with rng (and If-Match etag when set) and returns the body of an answer that
 // is exactly that range.
 func (f *fastGetter) get(ctx context.Context, bucket, key string, rng Range, etag string) (io.ReadCloser, error) {
+	if f.off.Load() {
+		return nil, errNotFast
+	}
 	creds, err := f.creds.Retrieve(ctx)
 	if err != nil || !creds.HasKeys() {
 		return nil, errNotFast
@@ -84,8 +95,11 @@ func (f *fastGetter) get(ctx context.Context, bucket, key string, rng Range, eta
 	if resp.StatusCode != http.StatusPartialContent || !isRange(resp, rng) {
 		// Read what little an error answer holds so the connection stays usable, then let the SDK
 		// send the request again and make sense of it.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusForbidden && bytes.Contains(msg, []byte("SignatureDoesNotMatch")) {
+			f.off.Store(true)
+		}
 		return nil, errNotFast
 	}
 	return resp.Body, nil

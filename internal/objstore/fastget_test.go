@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestFastRangeGets: payload range GETs go out on the fast path, signed so that the real S3 server
@@ -76,6 +77,22 @@ func TestFastRangeGets(t *testing.T) {
 		}
 		if _, err := r.ReadAt(make([]byte, 10), 0); !errors.Is(err, objstore.ErrChanged) {
 			t.Fatalf("read of a replaced object: %v, want ErrChanged", err)
+		}
+	})
+	t.Run("a refused signature turns the fast path off", func(t *testing.T) {
+		cfg := testworld.S3Store(t).StoreConfig()
+		cfg.SecretAccessKey = "not-the-secret"
+		bad, err := objstore.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := bad.NewObjectReader(ctx, bucket, keys[0], 10_000, "").ReadAt(make([]byte, 10), 0); err == nil {
+				t.Fatal("a read with a wrong secret succeeded")
+			}
+		}
+		if st := bad.Stats(); st.FastGets != 0 || st.FastFallbacks != 1 {
+			t.Fatalf("fast GETs %d, fallbacks %d; want the fast path tried once", st.FastGets, st.FastFallbacks)
 		}
 	})
 	t.Run("a wrapped API sees every request", func(t *testing.T) {

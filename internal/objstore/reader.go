@@ -263,7 +263,7 @@ func (r *ObjectReader) OpenRange(rng Range) (io.ReadCloser, error) {
 // plain answer (the SDK then retries and types the error).
 func (r *ObjectReader) openRange(rng Range) (io.ReadCloser, error) {
 	r.requests.Add(1)
-	if f := r.store.fast; f != nil {
+	if f := r.store.fast; f.usable() {
 		body, err := f.get(r.ctx, r.bucket, r.key, rng, r.etag)
 		if err == nil {
 			r.store.stats.fastGets.Add(1)
