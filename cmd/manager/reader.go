@@ -47,6 +47,7 @@ type readerFlags struct {
 	catalogDSN     *connect.DSNSource
 	catalogTimeout time.Duration
 	svc            readServiceFlags
+	indexTier      indexTierFlags
 }
 
 func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -94,6 +95,7 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 	f.catalogDSN = connect.BindDSN(fs)
 	fs.DurationVar(&f.catalogTimeout, "catalog-timeout", reader.DefaultCatalogTimeout, "bound on one catalog lookup; after it the archive is searched instead")
 	f.svc.register(fs)
+	f.indexTier.register(fs)
 	return c, f
 }
 
@@ -132,6 +134,9 @@ func (f *readerFlags) check() error {
 	if f.source != "" && f.namespace == "" {
 		return errors.New("--source needs --namespace: the DesSource is read from the API server")
 	}
+	if err := f.indexTier.check(); err != nil {
+		return err
+	}
 	return f.svc.check(f.namespace)
 }
 
@@ -165,6 +170,12 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	}
 	if cfg.Auth, err = f.svc.authConfig(f.namespace, f.source, log); err != nil {
 		return err
+	}
+	if cfg.IndexTier, err = f.indexTier.build(log); err != nil {
+		return err
+	}
+	if cfg.IndexTier != nil {
+		defer cfg.IndexTier.Close()
 	}
 	srv, err := reader.New(cfg)
 	if err != nil {

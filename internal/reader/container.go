@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime"
 	"sync/atomic"
 
@@ -32,21 +33,47 @@ type container struct {
 // swapReaderAt lets the index be parsed from the bytes the open request fetched and then points the
 // desformat.Reader at a reader that does not pin those bytes, so a cached container holds its tail once.
 type swapReaderAt struct {
-	p atomic.Pointer[objstore.ObjectReader]
+	p atomic.Pointer[readerAtBox]
 }
+
+type readerAtBox struct{ io.ReaderAt }
 
 func (s *swapReaderAt) ReadAt(p []byte, off int64) (int, error) { return s.p.Load().ReadAt(p, off) }
 
-// openContainer opens bucket/key with one suffix GET when index and meta fit in tailSize, and with one
-// more GET (for the rest of the meta and index region) when they do not but stay below maxMeta.
-func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, tailSize, maxMeta int64) (*container, error) {
+// tailSource is what a container is parsed from: the object read from S3 (its tail cached) or an entry
+// of the shared index tier.
+type tailSource interface {
+	io.ReaderAt
+	Size() int64
+	ETag() string
+}
+
+// openContainer opens bucket/key from the shared index tier when it holds the container, otherwise
+// from S3 (then shares what it read with the tier).
+func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, tailSize, maxMeta int64, tier *RedisIndexTier) (*container, error) {
+	if c := tier.open(ctx, lifetime, store, bucket, key, maxMeta); c != nil {
+		return c, nil
+	}
 	first, _, err := store.OpenReaderAt(ctx, bucket, key, tailSize)
 	if err != nil {
 		return nil, err
 	}
+	src, rec := tier.recorder(first)
+	c, err := parseContainer(lifetime, store, bucket, key, src, tailSize, maxMeta)
+	if err != nil {
+		return nil, err
+	}
+	tier.store(bucket, key, rec)
+	return c, nil
+}
+
+// parseContainer reads the container's index through src with one read when index and meta fit in
+// tailSize, and with one more (for the rest of the meta and index region) when they do not but stay
+// below maxMeta.
+func parseContainer(lifetime context.Context, store *objstore.Store, bucket, key string, src tailSource, tailSize, maxMeta int64) (*container, error) {
 	ra := &swapReaderAt{}
-	ra.p.Store(first)
-	size := first.Size()
+	ra.p.Store(&readerAtBox{src})
+	size := src.Size()
 	opts := desformat.ReaderOptions{TailSize: tailSize, PrefetchMeta: true, External: store.Blobs(bucket, objstore.UploadOptions{})}
 	r, err := desformat.NewReader(ra, size, opts)
 	if err != nil {
@@ -63,9 +90,10 @@ func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket,
 		}
 		metaCached, held = true, need
 	}
-	ra.p.Store(store.NewObjectReader(lifetime, bucket, key, size, first.ETag()))
+	obj := store.NewObjectReader(lifetime, bucket, key, size, src.ETag())
+	ra.p.Store(&readerAtBox{obj})
 	return &container{
-		key: key, r: r, obj: ra.p.Load(), metaCached: metaCached,
+		key: key, r: r, obj: obj, metaCached: metaCached,
 		cost: containerOverhead + held + int64(f.IndexLength) + int64(r.NumIndexEntries())*entryOverhead,
 	}, nil
 }
