@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/datavision/des/internal/reader"
 )
@@ -77,6 +78,7 @@ func (f *indexTierFlags) build(log logr.Logger) (*reader.RedisIndexTier, error) 
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
+	redis.SetLogger(reader.RedisLogger{Log: log.WithName("go-redis")})
 	tier, err := reader.NewRedisIndexTier(reader.IndexTierOptions{
 		Addr: f.addr, Password: password, DB: f.db, Prefix: f.prefix, TTL: f.ttl,
 		MaxEntry: int64(f.maxEntry), Timeout: f.timeout, Logger: log,

@@ -88,6 +88,23 @@ type IndexTierOptions struct {
 	Logger logr.Logger
 }
 
+// String describes the options without the password.
+func (o IndexTierOptions) String() string {
+	return fmt.Sprintf("redis %s db %d prefix %q ttl %s max entry %d timeout %s password %t",
+		o.Addr, o.DB, o.Prefix, o.TTL, o.MaxEntry, o.Timeout, o.Password != "")
+}
+
+// MarshalLog keeps the password out of structured logs too.
+func (o IndexTierOptions) MarshalLog() any { return o.String() }
+
+// RedisLogger routes go-redis's own log lines (it has one process-wide logger: install it with
+// redis.SetLogger from main) to log at debug level, instead of plain lines on stderr.
+type RedisLogger struct{ Log logr.Logger }
+
+func (l RedisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.Log.V(1).Info(fmt.Sprintf(format, v...))
+}
+
 // IndexTierStats are the tier's counters.
 type IndexTierStats struct {
 	Hits     int64 // opens served from the tier, with no request to S3 for the index
@@ -134,8 +151,12 @@ func NewRedisIndexTier(opts IndexTierOptions) (*RedisIndexTier, error) {
 	client := redis.NewClient(&redis.Options{
 		Addr: opts.Addr, Password: opts.Password, DB: opts.DB,
 		DialTimeout: opts.Timeout, ReadTimeout: opts.Timeout, WriteTimeout: opts.Timeout,
-		// One attempt: a retry would double the time a down Redis costs a read.
-		MaxRetries: -1, PoolSize: 2*opts.MaxStores + 8,
+		// One attempt for commands and dials: a retry would multiply the time a down Redis costs a read
+		// (go-redis dials 5 times, 100 ms apart, by default).
+		MaxRetries: -1, DialerRetries: 1, PoolSize: 2*opts.MaxStores + 8,
+		// Waiting for a pooled connection counts against the same bound (go-redis would wait a second
+		// longer than ReadTimeout by default).
+		PoolTimeout: opts.Timeout,
 		// Plain RESP2 without the HELLO handshake and client-side identity: fewer round trips.
 		Protocol: 2, DisableIdentity: true,
 	})

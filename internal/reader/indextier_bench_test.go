@@ -69,4 +69,3 @@ func benchTierOpen(b *testing.B, entries int) {
 			entries, len(archive)>>10, ms(perOp["s3"]), ms(perOp["tier"]), float64(perOp["tier"])/float64(perOp["s3"]))
 	}
 }
-

@@ -356,3 +356,40 @@ func TestIndexTierWrongETag(t *testing.T) {
 		t.Fatalf("after the reopen the entry is %d bytes (%v), want the %d-byte good one", len(v), err, len(good))
 	}
 }
+
+// TestIndexTierRedisHung: a Redis that accepts connections but never answers (the real server, frozen
+// with SIGSTOP) costs each open at most the tier's timeout; reads go on from S3, the failures are
+// counted, and the tier works again once Redis does.
+func TestIndexTierRedisHung(t *testing.T) {
+	f := newTierFixture(t, 3)
+	rs, err := testworld.StartRedis(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Close)
+	const timeout = 100 * time.Millisecond
+	tier := f.newTier(t, reader.IndexTierOptions{Addr: rs.Addr, Timeout: timeout})
+	w := f.replica(t, tier)
+	if err := rs.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for c := range 2 {
+		start := time.Now()
+		f.get(t, w, c, 0)
+		// Not a speed check: without the bound a hung Redis would hold the open for go-redis's 3 s read
+		// timeout or until the open's own minute; 2 s leaves 20× the bound for a loaded machine.
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("read with Redis hung took %s; the tier's bound is %s", d, timeout)
+		}
+	}
+	if err := rs.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	st := tier.Stats()
+	if st.Hits != 0 || st.Misses != 2 || st.Errors < 2 {
+		t.Fatalf("stats with Redis hung %+v, want 2 misses and at least the 2 lookups failed", st)
+	}
+	before := st.Stores
+	f.get(t, w, 2, 0)
+	waitStores(t, tier, before+1)
+}

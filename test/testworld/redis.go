@@ -103,9 +103,17 @@ func (s *RedisServer) NewPrefix(t testing.TB) string {
 	return fmt.Sprintf("des-test-%d:", s.prefixes.Add(1))
 }
 
+// Pause freezes the server (SIGSTOP): connections stay open and commands get no answer, as with a hung
+// or overloaded Redis. Resume undoes it.
+func (s *RedisServer) Pause() error { return s.proc.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server run again.
+func (s *RedisServer) Resume() error { return s.proc.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Close stops the server and deletes its directory.
 func (s *RedisServer) Close() {
 	if s.proc != nil {
+		_ = s.Resume() // a paused server would not act on SIGTERM
 		s.proc.stop(syscall.SIGTERM, 10*time.Second)
 	}
 	if s.dir != "" {
