@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/reader"
 	"github.com/datavision/des/test/testworld"
 )
@@ -21,12 +22,13 @@ const tierTail = 64 << 10
 
 // tierFixture is a bucket of containers, each holding tierFiles payloads of ~8 KiB.
 type tierFixture struct {
-	bucket string
-	keys   []string
-	names  [][]string
-	prefix string // Redis key prefix of this test
-	redis  *redis.Client
-	addr   string
+	bucket   string
+	keys     []string
+	names    [][]string
+	archives [][]byte
+	prefix   string // Redis key prefix of this test
+	redis    *redis.Client
+	addr     string
 }
 
 const tierFiles = 20
@@ -42,8 +44,8 @@ func newTierFixture(t testing.TB, n int) *tierFixture {
 	for i := range n {
 		key := shardKey(testDay.Time(), testShard, fmt.Sprintf("ctier%04d", i))
 		ns := names[i*tierFiles : (i+1)*tierFiles]
-		putContainer(t, writer, f.bucket, key, tierPayloads(ns, uint64(1000*i)), 0)
-		f.keys, f.names = append(f.keys, key), append(f.names, ns)
+		archive := putContainer(t, writer, f.bucket, key, tierPayloads(ns, uint64(1000*i)), 0)
+		f.keys, f.names, f.archives = append(f.keys, key), append(f.names, ns), append(f.archives, archive)
 	}
 	return f
 }
@@ -392,4 +394,49 @@ func TestIndexTierRedisHung(t *testing.T) {
 	before := st.Stores
 	f.get(t, w, 2, 0)
 	waitStores(t, tier, before+1)
+}
+
+// TestIndexTierPartialEntry: an entry holding only index and footer (as a replica with a smaller tail
+// and no room for the meta might share) is still used: what it lacks (the meta region) is read from S3,
+// in one request, through the same reader.
+func TestIndexTierPartialEntry(t *testing.T) {
+	f := newTierFixture(t, 1)
+	ctx := context.Background()
+	archive := f.archives[0]
+	d, err := desformat.NewReader(bytes.NewReader(archive), int64(len(archive)), desformat.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft := d.Footer()
+	if ft.MetaStart >= ft.IndexStart {
+		t.Fatalf("footer %+v: want a meta region before the index", ft)
+	}
+	seed := f.newTier(t, reader.IndexTierOptions{})
+	f.get(t, f.replica(t, seed), 0, 0)
+	waitStores(t, seed, 1)
+	rkey := seed.RedisKey(f.bucket, f.keys[0])
+	good, err := f.redis.Get(ctx, rkey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := reader.DecodeTierEntry(good, f.bucket, f.keys[0], reader.DefaultIndexTierMaxEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := int64(ft.IndexStart) - e.Offset
+	e.Offset, e.Data = int64(ft.IndexStart), bytes.Clone(e.Data[cut:])
+	if err := f.redis.Set(ctx, rkey, reader.EncodeTierEntry(e), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tier := f.newTier(t, reader.IndexTierOptions{})
+	w := f.replica(t, tier)
+	for i := range 3 {
+		f.get(t, w, 0, i)
+	}
+	if st := tier.Stats(); st.Hits != 1 || st.Misses != 0 {
+		t.Fatalf("stats %+v, want one hit", st)
+	}
+	if got := w.requests(); got != 4 {
+		t.Fatalf("%d S3 requests, want 4: the meta region, then 3 payload GETs", got)
+	}
 }
