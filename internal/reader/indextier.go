@@ -29,6 +29,9 @@ const (
 	DefaultIndexTierMaxEntry  = 64 << 20
 	DefaultIndexTierTimeout   = 250 * time.Millisecond
 	DefaultIndexTierMaxStores = 4
+	// Stores run in the background, so their bound only keeps a hung Redis from holding a store slot
+	// for long; it must cover sending the largest entry.
+	DefaultIndexTierStoreTimeout = 10 * time.Second
 )
 
 // Reasons an entry found in the tier is ignored (the label of des_reader_index_tier_rejected_total).
@@ -78,9 +81,12 @@ type IndexTierOptions struct {
 	// MaxEntry bounds the tail bytes of one entry: larger tails are not shared (DefaultIndexTierMaxEntry
 	// when 0).
 	MaxEntry int64
-	// Timeout bounds one Redis command, dial included, so that a slow or absent Redis costs a read at
-	// most this much before it goes on from S3 (DefaultIndexTierTimeout when 0).
+	// Timeout bounds one lookup (dial, GET and the transfer of the entry), so that a slow or absent
+	// Redis costs an open at most this much before it goes on from S3 (DefaultIndexTierTimeout when
+	// 0). An entry that takes longer to arrive is a counted error: size it for the largest entries.
 	Timeout time.Duration
+	// StoreTimeout bounds one background store (DefaultIndexTierStoreTimeout when 0).
+	StoreTimeout time.Duration
 	// MaxStores bounds the stores in flight; opens beyond it are not shared (DefaultIndexTierMaxStores
 	// when 0).
 	MaxStores int
@@ -90,8 +96,8 @@ type IndexTierOptions struct {
 
 // String describes the options without the password.
 func (o IndexTierOptions) String() string {
-	return fmt.Sprintf("redis %s db %d prefix %q ttl %s max entry %d timeout %s password %t",
-		o.Addr, o.DB, o.Prefix, o.TTL, o.MaxEntry, o.Timeout, o.Password != "")
+	return fmt.Sprintf("redis %s db %d prefix %q ttl %s max entry %d timeout %s store timeout %s password %t",
+		o.Addr, o.DB, o.Prefix, o.TTL, o.MaxEntry, o.Timeout, o.StoreTimeout, o.Password != "")
 }
 
 // MarshalLog keeps the password out of structured logs too.
@@ -119,7 +125,8 @@ type IndexTierStats struct {
 // reader replicas through Redis, so N replicas open each container from S3 once. Entries are checked
 // on load and ignored when anything is off; the read then goes to S3 as if the tier were absent.
 type RedisIndexTier struct {
-	client *redis.Client
+	client *redis.Client // lookups and deletes, bounded by Timeout
+	writer *redis.Client // background stores, bounded by StoreTimeout
 	opts   IndexTierOptions
 	log    logr.Logger
 
@@ -145,23 +152,13 @@ func NewRedisIndexTier(opts IndexTierOptions) (*RedisIndexTier, error) {
 	setDefault(&opts.MaxEntry, DefaultIndexTierMaxEntry)
 	setDefault(&opts.Timeout, DefaultIndexTierTimeout)
 	setDefault(&opts.MaxStores, DefaultIndexTierMaxStores)
+	setDefault(&opts.StoreTimeout, DefaultIndexTierStoreTimeout)
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	client := redis.NewClient(&redis.Options{
-		Addr: opts.Addr, Password: opts.Password, DB: opts.DB,
-		DialTimeout: opts.Timeout, ReadTimeout: opts.Timeout, WriteTimeout: opts.Timeout,
-		// One attempt for commands and dials: a retry would multiply the time a down Redis costs a read
-		// (go-redis dials 5 times, 100 ms apart, by default).
-		MaxRetries: -1, DialerRetries: 1, PoolSize: 2*opts.MaxStores + 8,
-		// Waiting for a pooled connection counts against the same bound (go-redis would wait a second
-		// longer than ReadTimeout by default).
-		PoolTimeout: opts.Timeout,
-		// Plain RESP2 without the HELLO handshake and client-side identity: fewer round trips.
-		Protocol: 2, DisableIdentity: true,
-	})
 	t := &RedisIndexTier{
-		client: client, opts: opts, log: opts.Logger.WithName("index-tier"),
+		client: newRedisClient(opts, opts.Timeout, 16), writer: newRedisClient(opts, opts.StoreTimeout, opts.MaxStores),
+		opts: opts, log: opts.Logger.WithName("index-tier"),
 		sem: make(chan struct{}, opts.MaxStores), inflight: map[string]bool{}, rejects: map[string]*atomic.Int64{},
 	}
 	for _, r := range rejectReasons {
@@ -170,10 +167,26 @@ func NewRedisIndexTier(opts IndexTierOptions) (*RedisIndexTier, error) {
 	return t, nil
 }
 
+// newRedisClient makes a client whose every step (pool wait, dial, write, read) is bounded by timeout.
+func newRedisClient(opts IndexTierOptions, timeout time.Duration, poolSize int) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: opts.Addr, Password: opts.Password, DB: opts.DB,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+		// Waiting for a pooled connection counts against the same bound (go-redis would wait a second
+		// longer than ReadTimeout by default).
+		PoolTimeout: timeout, PoolSize: poolSize,
+		// One attempt for commands and dials: a retry would multiply the time a down Redis costs a read
+		// (go-redis dials 5 times, 100 ms apart, by default).
+		MaxRetries: -1, DialerRetries: 1,
+		// Plain RESP2 without the HELLO handshake and client-side identity: fewer round trips.
+		Protocol: 2, DisableIdentity: true,
+	})
+}
+
 // Close waits for the stores in flight and closes the connections.
 func (t *RedisIndexTier) Close() error {
 	t.wg.Wait()
-	return t.client.Close()
+	return errors.Join(t.client.Close(), t.writer.Close())
 }
 
 // Stats returns the counters.
@@ -543,9 +556,9 @@ func (t *RedisIndexTier) store(bucket, key string, rec *recordingReaderAt) {
 			t.mu.Unlock()
 			<-t.sem
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), t.opts.StoreTimeout)
 		defer cancel()
-		if err := t.client.Set(ctx, rkey, value, t.opts.TTL).Err(); err != nil {
+		if err := t.writer.Set(ctx, rkey, value, t.opts.TTL).Err(); err != nil {
 			t.errs.Add(1)
 			t.log.V(1).Info("index tier store failed", "key", key, "error", err.Error())
 			return

@@ -54,7 +54,7 @@ func TestIndexTierStoreBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rs.Close)
-	tier, err := NewRedisIndexTier(IndexTierOptions{Addr: rs.Addr, Prefix: "bounds:", MaxStores: 2, Timeout: 2 * time.Second})
+	tier, err := NewRedisIndexTier(IndexTierOptions{Addr: rs.Addr, Prefix: "bounds:", MaxStores: 2, StoreTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestIndexTierStoreBounds(t *testing.T) {
 	if err := rs.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	tier.wg.Wait() // the SETs complete once Redis runs again (well within their 2 s bound)
+	tier.wg.Wait() // the SETs complete once Redis runs again (well within their 5 s bound)
 	if st := tier.Stats(); st.Stores != 2 || st.Errors != 0 {
 		t.Fatalf("stats %+v, want the stores of k1 and k2 done", st)
 	}
