@@ -383,7 +383,9 @@ func (r *recordingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := r.tailSource.ReadAt(p, off)
 	if n > 0 {
 		r.mu.Lock()
-		if r.total += int64(n); r.total > r.limit {
+		// Reads may overlap (the reread that reaches the meta repeats the tail), so the copies may
+		// reach twice the entry bound before the span (checked exactly) could exceed it.
+		if r.total += int64(n); r.total > 2*r.limit {
 			r.over, r.pieces = true, nil
 		} else if !r.over {
 			r.pieces = append(r.pieces, piece{off, bytes.Clone(p[:n])})
@@ -404,6 +406,9 @@ func (r *recordingReaderAt) span(size int64) (off int64, data []byte, ok bool) {
 	ps := append([]piece(nil), r.pieces...)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].off < ps[j].off })
 	off = ps[0].off
+	if size-off > r.limit {
+		return 0, nil, false
+	}
 	out := make([]byte, 0, size-off)
 	for _, p := range ps {
 		end := p.off + int64(len(p.data))
@@ -415,7 +420,7 @@ func (r *recordingReaderAt) span(size int64) (off int64, data []byte, ok bool) {
 			out = append(out, p.data[cur-p.off:]...)
 		}
 	}
-	if off+int64(len(out)) != size || int64(len(out)) > r.limit {
+	if off+int64(len(out)) != size {
 		return 0, nil, false
 	}
 	return off, out, true

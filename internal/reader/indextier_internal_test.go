@@ -29,6 +29,7 @@ func TestRecordingSpan(t *testing.T) {
 		{"a gap", 1000, []piece{p(60, 40), p(10, 40)}, false, 0, false},
 		{"not reaching the end", 1000, []piece{p(10, 50)}, false, 0, false},
 		{"reads over the limit", 1000, []piece{p(60, 40)}, true, 0, false},
+		{"far apart reads", 50, []piece{p(0, 10), p(90, 10)}, false, 0, false},
 		{"span over the limit", 60, []piece{p(60, 40), p(10, 50)}, false, 0, false},
 		{"nothing read", 1000, nil, false, 0, false},
 	}
