@@ -6,6 +6,8 @@
 #   containernetworking-plugins containerd; the system service is never used)
 #   iproute2                    the node's sandbox network (ip)
 #   ca-certificates             the CA bundle that goes into the manager image
+#   redis-server                started privately by test/testworld for the reader's shared index
+#                               tier (the system instance is never used)
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
@@ -13,13 +15,13 @@ sudo=""
 have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && id postgres >/dev/null 2>&1; }
 missing=()
 have_postgres || missing+=(postgresql)
-for pair in containerd:containerd runc:runc ctr:containerd ip:iproute2; do
+for pair in redis-server:redis-server containerd:containerd runc:runc ctr:containerd ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "[test-deps] postgresql, containerd, runc, CNI plugins, iproute2, ca-certificates present" >&2
+  echo "[test-deps] postgresql, redis-server, containerd, runc, CNI plugins, iproute2, ca-certificates present" >&2
   exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -31,7 +33,13 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommen
 if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters -h | while read -r ver name _; do $sudo pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true; done
 fi
-if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
-  $sudo systemctl disable --now containerd || true
+for svc in containerd redis-server; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $sudo systemctl disable --now "$svc" || true
+  fi
+done
+# Without systemd the package's init script may have started one on 6379.
+if command -v service >/dev/null && [ -x /etc/init.d/redis-server ]; then
+  $sudo service redis-server stop >/dev/null 2>&1 || true
 fi
 have_postgres

@@ -49,6 +49,7 @@ type readerFlags struct {
 	catalogTimeout time.Duration
 	placements     int
 	svc            readServiceFlags
+	indexTier      indexTierFlags
 }
 
 func runReader(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -99,6 +100,7 @@ func newReaderCommand(stderr io.Writer) (*cli.Command, *readerFlags) {
 	fs.IntVar(&f.placements, "placement-cache-entries", reader.DefaultPlacementEntries,
 		"placements of files read by name kept in memory (a warm read then needs no catalog query; about 300 B each); 0 disables")
 	f.svc.register(fs)
+	f.indexTier.register(fs)
 	return c, f
 }
 
@@ -137,6 +139,9 @@ func (f *readerFlags) check() error {
 	if f.source != "" && f.namespace == "" {
 		return errors.New("--source needs --namespace: the DesSource is read from the API server")
 	}
+	if err := f.indexTier.check(); err != nil {
+		return err
+	}
 	return f.svc.check(f.namespace)
 }
 
@@ -174,6 +179,12 @@ func serveReader(ctx context.Context, f readerFlags, log logr.Logger) error {
 	}
 	if cfg.Auth, err = f.svc.authConfig(f.namespace, f.source, log); err != nil {
 		return err
+	}
+	if cfg.IndexTier, err = f.indexTier.build(log); err != nil {
+		return err
+	}
+	if cfg.IndexTier != nil {
+		defer cfg.IndexTier.Close()
 	}
 	srv, err := reader.New(cfg)
 	if err != nil {

@@ -172,6 +172,15 @@ func admit(freq uint32, cost, used, limit int64, victims []resident) (evict int,
 	return evict, used+cost <= limit
 }
 
+// drop forgets key, if cached: its object proved different from what was opened.
+func (c *indexCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[key]; ok {
+		c.removeLocked(el)
+	}
+}
+
 func (c *indexCache) removeLocked(el *list.Element) {
 	ct := c.lru.Remove(el).(*container)
 	delete(c.entries, ct.key)

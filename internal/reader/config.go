@@ -109,6 +109,10 @@ type Config struct {
 	// every route but the probes and /metrics (the read service; see auth.go).
 	Auth AuthConfig
 
+	// IndexTier, when set, shares opened container indexes between replicas through Redis (see
+	// indextier.go): a container another replica opened costs no index request. The caller closes it.
+	IndexTier *RedisIndexTier
+
 	// Logger receives structured logs (ctrl.Log named "reader" when unset). Credentials are never logged.
 	Logger logr.Logger
 }

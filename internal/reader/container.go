@@ -3,6 +3,7 @@ package reader
 import (
 	"context"
 	"fmt"
+	"io"
 	"mime"
 	"sync/atomic"
 
@@ -29,8 +30,10 @@ type container struct {
 // swapReaderAt lets the index be parsed from the bytes the open request fetched and then points the
 // desformat.Reader at a reader that does not pin those bytes, so a cached container holds its tail once.
 type swapReaderAt struct {
-	p atomic.Pointer[objstore.ObjectReader]
+	p atomic.Pointer[readerAtBox]
 }
+
+type readerAtBox struct{ io.ReaderAt }
 
 func (s *swapReaderAt) ReadAt(p []byte, off int64) (int, error) { return s.p.Load().ReadAt(p, off) }
 
@@ -38,20 +41,43 @@ func (s *swapReaderAt) ReadAt(p []byte, off int64) (int, error) { return s.p.Loa
 // is the transient memory of an open next to the index being built.
 const metaStreamChunk = 8 << 20
 
-// openContainer opens bucket/key with one suffix GET when index and meta fit in tailSize. Otherwise,
-// when the meta region is at most one chunk (min(maxMeta, metaStreamChunk)), one more GET fetches meta
-// and index together; larger containers cost one GET for the index and one per chunk of meta. Either
-// way every entry's meta is summarised into a metaTable and the fetched bytes are dropped, so a
-// million-entry container keeps ~90 B per entry, an open needs about the index plus one chunk, and
-// serving a file costs exactly one ranged GET.
-func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, tailSize, maxMeta int64) (*container, error) {
+// tailSource is what a container is parsed from: the object read from S3 (its tail cached) or an entry
+// of the shared index tier.
+type tailSource interface {
+	io.ReaderAt
+	Size() int64
+	ETag() string
+}
+
+// openContainer opens bucket/key from the shared index tier when it holds the container, otherwise
+// from S3 (then shares what it read with the tier).
+func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, tailSize, maxMeta int64, tier *RedisIndexTier) (*container, error) {
+	if c := tier.open(ctx, lifetime, store, bucket, key, maxMeta); c != nil {
+		return c, nil
+	}
 	first, _, err := store.OpenReaderAt(ctx, bucket, key, tailSize)
 	if err != nil {
 		return nil, err
 	}
+	src, rec := tier.recorder(first)
+	c, err := parseContainer(ctx, lifetime, store, bucket, key, src, tailSize, maxMeta)
+	if err != nil {
+		return nil, err
+	}
+	tier.store(bucket, key, rec)
+	return c, nil
+}
+
+// parseContainer reads the container through src: with one read when index and meta fit in tailSize.
+// Otherwise, when the meta region is at most one chunk (min(maxMeta, metaStreamChunk)), one more read
+// fetches meta and index together; larger containers cost one read for the index and one per chunk of
+// meta. Either way every entry's meta is summarised into a metaTable and the fetched bytes are dropped,
+// so a million-entry container keeps ~90 B per entry, an open needs about the index plus one chunk, and
+// serving a file costs exactly one ranged GET.
+func parseContainer(ctx, lifetime context.Context, store *objstore.Store, bucket, key string, src tailSource, tailSize, maxMeta int64) (*container, error) {
 	ra := &swapReaderAt{}
-	ra.p.Store(first.WithContext(ctx))
-	size := first.Size()
+	ra.p.Store(&readerAtBox{src})
+	size := src.Size()
 	chunk := min(maxMeta, metaStreamChunk)
 	// Prefetching a larger meta region would hold it and a copy of the index at once.
 	opts := desformat.ReaderOptions{TailSize: tailSize, PrefetchMeta: true, MaxPrefetch: chunk,
@@ -60,15 +86,16 @@ func openContainer(ctx, lifetime context.Context, store *objstore.Store, bucket,
 	if err != nil {
 		return nil, fmt.Errorf("open container %s: %w", key, err)
 	}
-	// Reads through r come from what NewReader kept when they can; the tail's bytes come from first.
+	// Reads through r come from what NewReader kept when they can; the rest from src.
 	meta, err := buildMetaTable(ctx, r, r, chunk)
 	if err != nil {
 		return nil, fmt.Errorf("open container %s: %w", key, err)
 	}
 	r.ReleaseCache()
-	ra.p.Store(store.NewObjectReader(lifetime, bucket, key, size, first.ETag()))
+	obj := store.NewObjectReader(lifetime, bucket, key, size, src.ETag())
+	ra.p.Store(&readerAtBox{obj})
 	return &container{
-		key: key, r: r, obj: ra.p.Load(), meta: meta,
+		key: key, r: r, obj: obj, meta: meta,
 		cost: containerOverhead + r.MemoryBytes() + meta.memory(),
 	}, nil
 }

@@ -7,6 +7,9 @@
 // Opening a container costs one suffix-range GET when its index (and meta) fit the tail read, two
 // otherwise; the parsed index is kept in a byte-bounded LRU ([indexCache]) so later reads of the same
 // container cost nothing but the payload itself. Concurrent opens of one container collapse into one.
+// With Config.IndexTier ([RedisIndexTier]) the bytes an open fetched are shared through Redis, so other
+// replicas open the container with no request to S3; entries are checked and ignored when anything is
+// off (indextier.go).
 // A single small file is then one ranged GET; a batch is planned with desformat.PlanBatch, whose
 // coalesced ranges are fetched with objstore.FetchRanges (bounded concurrency) and streamed part by part.
 //

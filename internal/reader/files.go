@@ -163,6 +163,7 @@ func (s *Server) serveInfo(w http.ResponseWriter, r *http.Request, route string,
 // abort cuts a response whose headers are gone: net/http closes the connection (HTTP/1) or resets the
 // stream (HTTP/2) instead of ending the body cleanly, so the client cannot mistake it for complete.
 func (s *Server) abort(r *http.Request, err error) {
+	s.forgetChanged(err)
 	if r.Context().Err() == nil {
 		s.log.Error(err, "response aborted", "path", r.URL.EscapedPath())
 	}

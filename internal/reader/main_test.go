@@ -24,7 +24,9 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-func TestMain(m *testing.M) { testworld.Main(m, testworld.S3|testworld.Kube|testworld.Postgres) }
+func TestMain(m *testing.M) {
+	testworld.Main(m, testworld.S3|testworld.Kube|testworld.Postgres|testworld.Redis)
+}
 
 const (
 	testPrefix    = "archive"

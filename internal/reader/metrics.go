@@ -81,6 +81,9 @@ func newMetrics(s *Server) *metrics {
 		counterFunc("s3_get_requests_total", "GET requests sent to the object store.", store(func(st objstore.StoreStats) float64 { return float64(st.Gets) })),
 		counterFunc("s3_received_bytes_total", "Response body bytes received from the object store.", store(func(st objstore.StoreStats) float64 { return float64(st.BytesIn) })),
 	)
+	if s.cfg.IndexTier != nil {
+		m.reg.MustRegister(s.cfg.IndexTier.collectors()...)
+	}
 	return m
 }
 

@@ -49,7 +49,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, fallbackLog: rateLog{every: fallbackLogEvery}, now: time.Now,
 		placements: newExpiringLRU[string, catalog.FileLocation](cfg.PlacementEntries)}
 	s.cache = newIndexCache(ctx, cfg.CacheBytes, cfg.OpenTimeout, cfg.MaxConcurrentOpens, func(octx context.Context, key string) (*container, error) {
-		return openContainer(octx, ctx, cfg.Store, cfg.Bucket, key, cfg.TailSize, cfg.MaxMetaCache)
+		return openContainer(octx, ctx, cfg.Store, cfg.Bucket, key, cfg.TailSize, cfg.MaxMetaCache, cfg.IndexTier)
 	})
 	if cfg.Kube != nil {
 		s.finders = append(s.finders, NewKubeFinder(ctx, cfg.Kube, cfg.Namespace, cfg.Bucket, cfg.ListTTL, cfg.OpenTimeout))
@@ -337,6 +337,7 @@ func writeText(w http.ResponseWriter, status int, text string) {
 
 // fail answers err with its status and logs server-side failures.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.forgetChanged(err)
 	status := statusOf(err)
 	if status >= 500 && status != statusClientClosed {
 		s.log.Error(err, "request failed", "method", r.Method, "path", r.URL.EscapedPath(), "status", status)

@@ -12,7 +12,8 @@ import (
 // Part selects the servers a test package needs.
 type Part int
 
-// The parts: a private PostgreSQL, a versitygw S3 server, envtest's kube-apiserver and etcd.
+// The parts: a private PostgreSQL, a versitygw S3 server, envtest's kube-apiserver and etcd, a
+// private redis-server.
 const (
 	Postgres Part = 1 << iota
 	S3
@@ -20,6 +21,8 @@ const (
 	// RealNode is a real node (containerd, kubelet, kube-scheduler, kube-controller-manager) with the
 	// manager and pause images loaded; it implies Kube, and runs the test binary in the sandbox.
 	RealNode
+	// Redis is a private redis-server.
+	Redis
 )
 
 var shared struct {
@@ -31,6 +34,7 @@ var shared struct {
 	kube     *KubeServer
 	cm       *ControllerManager
 	node     *NodeServer
+	redis    *RedisServer
 }
 
 // Main declares the parts a test package may use, runs its tests and stops everything that was
@@ -86,6 +90,12 @@ func postgres(ctx context.Context) (*PostgresServer, error) {
 func s3Server(ctx context.Context) (*S3Server, error) {
 	return startOnce(ctx, &shared.s3, StartS3, func(s *S3Server) string {
 		return fmt.Sprintf("versitygw S3 at %s: %s", s.Endpoint, s.Version)
+	})
+}
+
+func redisServer(ctx context.Context) (*RedisServer, error) {
+	return startOnce(ctx, &shared.redis, StartRedis, func(s *RedisServer) string {
+		return fmt.Sprintf("redis-server on %s: %s", s.Addr, s.Version)
 	})
 }
 
@@ -148,6 +158,9 @@ func stopAll() {
 	if shared.pg != nil {
 		shared.pg.Close()
 	}
+	if shared.redis != nil {
+		shared.redis.Close()
+	}
 }
 
 // need fails the test unless the package's TestMain allowed the part, then starts it if needed.
@@ -167,6 +180,13 @@ func need[S any](t testing.TB, part Part, name string, start func(context.Contex
 func PG(t testing.TB) *PostgresServer {
 	t.Helper()
 	return need(t, Postgres, "PostgreSQL", postgres)
+}
+
+// RedisStore returns the package's redis-server, started on first use. Tests isolate themselves with
+// NewPrefix.
+func RedisStore(t testing.TB) *RedisServer {
+	t.Helper()
+	return need(t, Redis, "Redis", redisServer)
 }
 
 // S3Store returns the package's S3 server, started on first use.
