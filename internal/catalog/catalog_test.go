@@ -224,7 +224,7 @@ func TestCommitAndRollBackRace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		extra := append(claimed, catalog.Row{ID: 999, Name: "N_999", Size: 1})
+		extra := append(append([]catalog.Row{}, claimed...), catalog.Row{ID: 999, Name: "N_999", Size: 1})
 		if err := c.Commit(ctx, record("c1", extra)); !errors.Is(err, catalog.ErrRolledBack) {
 			t.Fatalf("commit of more files than claimed rows: got %v", err)
 		}

@@ -76,7 +76,7 @@ func (f *fastGetter) get(ctx context.Context, bucket, key string, rng Range, eta
 	u := *f.base
 	u.Path = f.base.Path + "/" + bucket + "/" + key
 	u.RawPath = f.base.EscapedPath() + "/" + s3Escape(bucket) + "/" + s3Escape(key)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), http.NoBody)
 	if err != nil {
 		return nil, errNotFast
 	}

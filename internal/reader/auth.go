@@ -383,4 +383,6 @@ func writeAuthError(w http.ResponseWriter, err error) {
 // decisionCache is a bounded LRU of decisions keyed by the SHA-256 of a token, each with an expiry.
 type decisionCache = expiringLRU[[sha256.Size]byte, decision]
 
-func newDecisionCache(size int) *decisionCache { return newExpiringLRU[[sha256.Size]byte, decision](size) }
+func newDecisionCache(size int) *decisionCache {
+	return newExpiringLRU[[sha256.Size]byte, decision](size)
+}

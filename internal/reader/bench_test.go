@@ -126,7 +126,7 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 			b.Helper()
 			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.http.URL+"/v1/files/"+names[i]) })
 		})
-	cw := newCatalogWorld(b, writer)
+	cw := newCatalogWorld(b)
 	cw.pack(writer, testDay.Time(), "c00000000000000f1", files)
 	wc := newWorld(b, cw.bucket, reader.Config{Catalog: cw.readOnly})
 	measure("sidecar-catalog", wc.requests,
@@ -162,6 +162,7 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 
 // processCPU is the user plus system CPU time this process has used.
 func processCPU(b testing.TB) time.Duration {
+	b.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)

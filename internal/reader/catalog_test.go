@@ -35,7 +35,7 @@ type catalogWorld struct {
 	keyOf    map[string]string // name → container key
 }
 
-func newCatalogWorld(t testing.TB, s *objstore.Store) *catalogWorld {
+func newCatalogWorld(t testing.TB) *catalogWorld {
 	t.Helper()
 	pool, dsn := testworld.PG(t).NewDatabase(t)
 	ctx := context.Background()
@@ -147,7 +147,8 @@ func (cw *catalogWorld) exec(sql string, args ...any) {
 // catalogFixture packs a container on the names' day and one five days later (a backlog: beyond any
 // look-ahead window), with small, empty, mid-sized and external files.
 func catalogFixture(t testing.TB, s *objstore.Store) (*catalogWorld, []string, []string) {
-	cw := newCatalogWorld(t, s)
+	t.Helper()
+	cw := newCatalogWorld(t)
 	names := desNames(t, 26, testShard, 9)
 	early, late := names[:20], names[20:]
 	var files []file

@@ -61,6 +61,7 @@ func (e *TierEntryError) Error() string {
 	return fmt.Sprintf("%v (%s): %s", errTierEntry, e.Reason, e.Detail)
 }
 
+// Is makes every TierEntryError match errTierEntry.
 func (e *TierEntryError) Is(target error) bool { return target == errTierEntry }
 
 func rejected(reason, format string, args ...any) error {
@@ -107,6 +108,7 @@ func (o IndexTierOptions) MarshalLog() any { return o.String() }
 // redis.SetLogger from main) to log at debug level, instead of plain lines on stderr.
 type RedisLogger struct{ Log logr.Logger }
 
+// Printf is go-redis's logging interface.
 func (l RedisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.Log.V(1).Info(fmt.Sprintf(format, v...))
 }

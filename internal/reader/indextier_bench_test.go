@@ -20,6 +20,7 @@ func BenchmarkIndexTierOpen(b *testing.B) {
 }
 
 func benchTierOpen(b *testing.B, entries int) {
+	b.Helper()
 	writer := newStore(b)
 	bucket := testworld.S3Store(b).NewBucket(b)
 	rs := testworld.RedisStore(b)
@@ -34,6 +35,7 @@ func benchTierOpen(b *testing.B, entries int) {
 	seed := f.newTier(b, reader.IndexTierOptions{Timeout: 5 * time.Second})
 	target := "/v1/containers/" + escapeKey(key) + "/files/" + files[entries/2].name
 	head := func(b *testing.B, w *world) {
+		b.Helper()
 		resp, body := do(b, "HEAD", w.http.URL+target, nil, nil)
 		mustStatus(b, resp, body, 200)
 	}

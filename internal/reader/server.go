@@ -32,8 +32,8 @@ type Server struct {
 	fallbackLog rateLog
 	// placements keeps the catalog's answers for placed files (name → placement).
 	placements *expiringLRU[string, catalog.FileLocation]
-	now         func() time.Time
-	auth        *authenticator // nil: no authentication
+	now        func() time.Time
+	auth       *authenticator // nil: no authentication
 
 	ctx    context.Context // lifetime: cancelled by Close
 	cancel context.CancelFunc

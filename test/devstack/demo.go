@@ -287,7 +287,7 @@ func (r *Reader) ReadCold(ctx context.Context, seed *Seed, names []string) (Cold
 }
 
 func (r *Reader) get(ctx context.Context, name string) ([]byte, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/v1/files/"+url.PathEscape(name), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/v1/files/"+url.PathEscape(name), http.NoBody)
 	if err != nil {
 		return nil, "", err
 	}
@@ -308,7 +308,7 @@ func (r *Reader) get(ctx context.Context, name string) ([]byte, string, error) {
 
 // s3Requests reads the sidecar's count of requests sent to the object store.
 func (r *Reader) s3Requests(ctx context.Context) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.MetricsURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.MetricsURL, http.NoBody)
 	if err != nil {
 		return 0, err
 	}
