@@ -15,11 +15,7 @@ func TestIndexTierFlags(t *testing.T) {
 		t.Setenv(env, "")
 	}
 	base := []string{"--bucket=archive", "--archive-prefix=scans"}
-	tests := []struct {
-		desc   string
-		args   []string
-		errHas string // "" when the flags are accepted
-	}{
+	tests := []flagCase{
 		{"no tier", nil, ""},
 		{"tier with defaults", []string{"--index-cache-redis=127.0.0.1:6379"}, ""},
 		{"every setting", []string{"--index-cache-redis=redis.des.svc:6379", "--index-cache-redis-ttl=1h", "--index-cache-redis-max-entry=8Mi",
@@ -30,17 +26,7 @@ func TestIndexTierFlags(t *testing.T) {
 		{"negative db", []string{"--index-cache-redis=127.0.0.1:6379", "--index-cache-redis-db=-1"}, "must not be negative"},
 		{"password without tier", []string{"--index-cache-redis-password-file=/secret/pw"}, "needs --index-cache-redis"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			_, err := parseReader(t, append(append([]string{}, base...), tc.args...))
-			switch {
-			case tc.errHas == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
-				t.Fatalf("error %v, want one with %q", err, tc.errHas)
-			}
-		})
-	}
+	checkFlagCases(t, base, tests)
 	t.Run("values reach the flags", func(t *testing.T) {
 		f, err := parseReader(t, append(base, "--index-cache-redis=127.0.0.1:6379", "--index-cache-redis-ttl=1h", "--index-cache-redis-max-entry=8Mi"))
 		if err != nil {

@@ -48,11 +48,7 @@ func TestReadServiceFlags(t *testing.T) {
 	}
 	base := []string{"--bucket=archive", "--archive-prefix=scans"}
 	tlsFiles := []string{"--tls-cert-file=/tls/tls.crt", "--tls-key-file=/tls/tls.key"}
-	tests := []struct {
-		desc   string
-		args   []string
-		errHas string // "" when the flags are accepted
-	}{
+	tests := []flagCase{
 		{"sidecar default", nil, ""},
 		{"remote without auth", []string{"--listen-address=:8443"}, "add --allow-remote"},
 		{"remote sidecar", []string{"--listen-address=:8443", "--allow-remote"}, ""},
@@ -67,17 +63,7 @@ func TestReadServiceFlags(t *testing.T) {
 		{"audience without auth", []string{"--token-audience=x"}, "need --auth=kubernetes"},
 		{"negative cache TTL", append([]string{"--auth=kubernetes", "--namespace=scans", "--auth-cache-ttl=-1s"}, tlsFiles...), "must not be negative"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			_, err := parseReader(t, append(append([]string{}, base...), tc.args...))
-			switch {
-			case tc.errHas == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
-				t.Fatalf("error %v, want one with %q", err, tc.errHas)
-			}
-		})
-	}
+	checkFlagCases(t, base, tests)
 	t.Run("namespace from the pod", func(t *testing.T) {
 		t.Setenv("POD_NAMESPACE", "scans")
 		f, err := parseReader(t, append(append([]string{"--auth=kubernetes"}, base...), tlsFiles...))
@@ -352,4 +338,28 @@ func (b *syncBuffer) waitField(t *testing.T, msg, field string, done <-chan int)
 	}
 	t.Fatalf("no %q log line:\n%s", msg, b.String())
 	return ""
+}
+
+// flagCase is one reader command line: base flags plus args, and the text its refusal must contain
+// ("" when the flags are accepted).
+type flagCase struct {
+	desc   string
+	args   []string
+	errHas string
+}
+
+// checkFlagCases parses base+args of each case with the real command.
+func checkFlagCases(t *testing.T, base []string, tests []flagCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			_, err := parseReader(t, append(append([]string{}, base...), tc.args...))
+			switch {
+			case tc.errHas == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
+				t.Fatalf("error %v, want one with %q", err, tc.errHas)
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package desformat
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -122,7 +123,7 @@ func coalesce(spans []Span, opts BatchOptions) []Range {
 	}
 	slices.SortFunc(spans, func(a, b Span) int {
 		if a.Offset != b.Offset {
-			return cmpInt64(a.Offset, b.Offset)
+			return cmp.Compare(a.Offset, b.Offset)
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
@@ -144,16 +145,6 @@ func coalesce(spans []Span, opts BatchOptions) []Range {
 	}
 	cur.Length = end - cur.Offset
 	return append(out, cur)
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Bytes returns the total number of bytes the data ranges fetch.

@@ -98,6 +98,25 @@ func (f *tierFixture) get(t testing.TB, w *world, c, i int) {
 }
 
 // waitStores waits until tier has written n entries (stores run in the background).
+// storedEntry has a replica open container 0 from S3 and returns the tier it shared it through, the
+// Redis key and the entry stored there (as stored and decoded).
+func (f *tierFixture) storedEntry(t testing.TB) (*reader.RedisIndexTier, string, []byte, reader.TierEntry) {
+	t.Helper()
+	seed := f.newTier(t, reader.IndexTierOptions{})
+	f.get(t, f.replica(t, seed), 0, 0)
+	waitStores(t, seed, 1)
+	rkey := seed.RedisKey(f.bucket, f.keys[0])
+	good, err := f.redis.Get(context.Background(), rkey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := reader.DecodeTierEntry(good, f.bucket, f.keys[0], reader.DefaultIndexTierMaxEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seed, rkey, good, e
+}
+
 func waitStores(t testing.TB, tier *reader.RedisIndexTier, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -323,18 +342,7 @@ func TestIndexTierMetrics(t *testing.T) {
 func TestIndexTierWrongETag(t *testing.T) {
 	f := newTierFixture(t, 1)
 	ctx := context.Background()
-	seed := f.newTier(t, reader.IndexTierOptions{})
-	f.get(t, f.replica(t, seed), 0, 0)
-	waitStores(t, seed, 1)
-	rkey := seed.RedisKey(f.bucket, f.keys[0])
-	good, err := f.redis.Get(ctx, rkey).Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := reader.DecodeTierEntry(good, f.bucket, f.keys[0], reader.DefaultIndexTierMaxEntry)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rkey, good, e := f.storedEntry(t)
 	e.ETag = `"0123456789abcdef0123456789abcdef"`
 	if err := f.redis.Set(ctx, rkey, reader.EncodeTierEntry(e), time.Minute).Err(); err != nil {
 		t.Fatal(err)
@@ -421,18 +429,7 @@ func TestIndexTierPartialEntry(t *testing.T) {
 	if ft.MetaStart >= ft.IndexStart {
 		t.Fatalf("footer %+v: want a meta region before the index", ft)
 	}
-	seed := f.newTier(t, reader.IndexTierOptions{})
-	f.get(t, f.replica(t, seed), 0, 0)
-	waitStores(t, seed, 1)
-	rkey := seed.RedisKey(f.bucket, f.keys[0])
-	good, err := f.redis.Get(ctx, rkey).Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := reader.DecodeTierEntry(good, f.bucket, f.keys[0], reader.DefaultIndexTierMaxEntry)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rkey, _, e := f.storedEntry(t)
 	cut := int64(ft.IndexStart) - e.Offset
 	e.Offset, e.Data = int64(ft.IndexStart), bytes.Clone(e.Data[cut:])
 	if err := f.redis.Set(ctx, rkey, reader.EncodeTierEntry(e), time.Minute).Err(); err != nil {

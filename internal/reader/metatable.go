@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -162,7 +163,7 @@ func metaOrder(r *desformat.Reader) []uint32 {
 	slices.SortStableFunc(order, func(a, b uint32) int {
 		oa, _ := r.MetaRange(int(a))
 		ob, _ := r.MetaRange(int(b))
-		return cmpInt64(oa, ob)
+		return cmp.Compare(oa, ob)
 	})
 	return order
 }
@@ -172,16 +173,6 @@ func at(order []uint32, k int) int {
 		return k
 	}
 	return int(order[k])
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func growBuf(b []byte, n int64) []byte {
