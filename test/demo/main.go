@@ -100,7 +100,7 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 		return fmt.Errorf("read back through the reader sidecar: %w", err)
 	}
 	logf("%s: byte-exact", cold)
-	if cold.Requests != cold.Files || cold.FoundBy["catalog"] != cold.Files {
+	if !cold.OneRequestEach() {
 		return fmt.Errorf("cold reads by name should cost one S3 request each, through the catalog: %s", cold)
 	}
 	if err := reader.VerifyFiles(ctx, seed, names); err != nil {

@@ -248,12 +248,22 @@ func (s *Stack) StartReader(ctx context.Context, seed *Seed, shardBits int) (*Re
 // ColdReads is what reading files by name for the first time cost the sidecar.
 type ColdReads struct {
 	Files, Requests, MaxRequests int
-	FoundBy                      map[string]int // by the X-Des-Found-By header
+	// Empty counts empty files: they take no bytes of the container, so reading one costs no request.
+	Empty int
+	// Off counts reads that cost other than one request (none for an empty file).
+	Off     int
+	FoundBy map[string]int // by the X-Des-Found-By header
 }
 
 func (c ColdReads) String() string {
-	return fmt.Sprintf("%d cold reads by name cost %d S3 requests (%.2f per read, at most %d), found by %v",
-		c.Files, c.Requests, float64(c.Requests)/float64(max(c.Files, 1)), c.MaxRequests, c.FoundBy)
+	return fmt.Sprintf("%d cold reads by name (%d of empty files) cost %d S3 requests (%.2f per non-empty read, at most %d; %d reads cost other than one request, none for an empty file), found by %v",
+		c.Files, c.Empty, c.Requests, float64(c.Requests)/float64(max(c.Files-c.Empty, 1)), c.MaxRequests, c.Off, c.FoundBy)
+}
+
+// OneRequestEach reports whether every read of a non-empty file cost exactly one S3 request, empty ones
+// none, and every file was found through the catalog.
+func (c ColdReads) OneRequestEach() bool {
+	return c.Off == 0 && c.FoundBy["catalog"] == c.Files
 }
 
 // ReadCold reads each name once by name, as an application would, before anything else read it,
@@ -277,7 +287,14 @@ func (r *Reader) ReadCold(ctx context.Context, seed *Seed, names []string) (Cold
 		if err != nil {
 			return out, err
 		}
-		n := int(after - before)
+		n, want := int(after-before), 1
+		if len(data) == 0 {
+			out.Empty++
+			want = 0
+		}
+		if n != want {
+			out.Off++
+		}
 		out.Files++
 		out.Requests += n
 		out.MaxRequests = max(out.MaxRequests, n)

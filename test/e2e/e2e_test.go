@@ -127,7 +127,7 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	t.Logf("reader: %s", cold)
 	// Issue 13: through the catalog, a cold read by name is exactly one ranged GET, even for containers
 	// recovery rolled forward after the faults above.
-	if cold.Requests != cold.Files || cold.FoundBy["catalog"] != cold.Files {
+	if !cold.OneRequestEach() {
 		t.Errorf("cold reads: %s; want one S3 request each, all found through the catalog", cold)
 	}
 	if err := reader.VerifyFiles(ctx, seed, names); err != nil {
