@@ -34,8 +34,8 @@ type fastGetter struct {
 	client interface {
 		Do(*http.Request) (*http.Response, error)
 	}
-	// off is set once the store refused a fast request's signature: a store that canonicalises requests
-	// differently would otherwise cost two requests per read for ever.
+	// off is set once the store refused a fast request's signature or answered it with other than the
+	// range: such a store would otherwise cost two requests per read for ever.
 	off atomic.Bool
 }
 
@@ -97,7 +97,10 @@ func (f *fastGetter) get(ctx context.Context, bucket, key string, rng Range, eta
 		// send the request again and make sense of it.
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusForbidden && bytes.Contains(msg, []byte("SignatureDoesNotMatch")) {
+		refusedSignature := resp.StatusCode == http.StatusForbidden && bytes.Contains(msg, []byte("SignatureDoesNotMatch"))
+		if refusedSignature || resp.StatusCode/100 == 2 {
+			// A store that refuses our signature, or answers a range with something else than exactly
+			// that range, would cost two requests per read for ever: leave it to the SDK.
 			f.off.Store(true)
 		}
 		return nil, errNotFast
@@ -108,7 +111,8 @@ func (f *fastGetter) get(ctx context.Context, bucket, key string, rng Range, eta
 // isRange reports whether a 206 answer is exactly rng.
 func isRange(resp *http.Response, rng Range) bool {
 	cr, ok := parseContentRange(resp.Header.Get("Content-Range"))
-	return ok && cr.start == rng.Off && cr.end == rng.End()-1 && resp.ContentLength == rng.Len
+	// A body of unknown length (chunked) is fine: its readers check they get exactly rng.Len bytes.
+	return ok && cr.start == rng.Off && cr.end == rng.End()-1 && (resp.ContentLength == rng.Len || resp.ContentLength < 0)
 }
 
 // s3Escape percent-encodes every byte of a key except the unreserved characters and "/", as SigV4's
