@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -125,17 +124,12 @@ func (s *Server) decodeBatch(w http.ResponseWriter, r *http.Request) (BatchReque
 // groupBatch finds each name's container. Names found nowhere are returned as missing; any other
 // failure fails the request before anything is sent.
 func (s *Server) groupBatch(ctx context.Context, req BatchRequest) ([]batchGroup, []string, error) {
-	var groups []batchGroup
+	var gs batchGroups
 	var missing []string
-	at := map[string]int{}
 	add := func(ct *container, name string) {
-		i, ok := at[ct.key]
-		if !ok {
-			i = len(groups)
-			at[ct.key] = i
-			groups = append(groups, batchGroup{ct: ct})
-		}
-		groups[i].names = append(groups[i].names, name)
+		g := gs.of(ct.key)
+		g.ct = ct
+		g.names = append(g.names, name)
 	}
 	if req.Container == "" && s.cfg.Catalog != nil {
 		if groups, missing, err := s.groupByCatalog(ctx, req.Names); err == nil || ctx.Err() != nil {
@@ -155,7 +149,7 @@ func (s *Server) groupBatch(ctx context.Context, req BatchRequest) ([]batchGroup
 			}
 			add(ct, name)
 		}
-		return groups, missing, nil
+		return gs.groups, missing, nil
 	}
 	for _, name := range req.Names {
 		ct, err := s.locate(ctx, name)
@@ -168,34 +162,19 @@ func (s *Server) groupBatch(ctx context.Context, req BatchRequest) ([]batchGroup
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return groups, missing, nil
+	return gs.groups, missing, nil
 }
 
 // groupByCatalog groups names by the container the catalog places them in, with one lookup for the
 // whole batch. Rows packed before placements were recorded open their container (never a search).
 // An error from the catalog itself is returned as is, for the caller to fall back.
 func (s *Server) groupByCatalog(ctx context.Context, names []string) ([]batchGroup, []string, error) {
-	locs, ask := s.cachedPlacements(names)
-	s.metrics.placementHits.Add(float64(len(locs)))
-	if len(ask) > 0 {
-		found, err := s.lookup(ctx, ask)
-		if err != nil {
-			return nil, nil, err
-		}
-		maps.Copy(locs, found)
+	locs, err := s.catalogLocations(ctx, names)
+	if err != nil {
+		return nil, nil, err
 	}
-	var groups []batchGroup
+	var gs batchGroups
 	var missing []string
-	at := map[string]int{}
-	group := func(key string) *batchGroup {
-		i, ok := at[key]
-		if !ok {
-			i = len(groups)
-			at[key] = i
-			groups = append(groups, batchGroup{})
-		}
-		return &groups[i]
-	}
 	for _, name := range names {
 		fl, ok := locs[name]
 		if !ok {
@@ -205,12 +184,12 @@ func (s *Server) groupByCatalog(ctx context.Context, names []string) ([]batchGro
 		err := s.checkLocation(fl)
 		switch {
 		case err == nil && fl.Placed:
-			g := group(fl.Key)
+			g := gs.of(fl.Key)
 			g.placed = append(g.placed, s.placedInfo(ctx, fl))
 			s.metrics.lookups.WithLabelValues(foundByCatalog).Inc()
 		case err == nil:
 			// Packed before placements were recorded: the catalog still names the container.
-			g := group(fl.Key)
+			g := gs.of(fl.Key)
 			if g.ct == nil {
 				g.ct, err = s.containerFor(ctx, fl.Key)
 			}
@@ -224,7 +203,27 @@ func (s *Server) groupByCatalog(ctx context.Context, names []string) ([]batchGro
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return groups, missing, nil
+	return gs.groups, missing, nil
+}
+
+// batchGroups collects a batch's groups in the order their containers first appear.
+type batchGroups struct {
+	groups []batchGroup
+	at     map[string]int // container key → index in groups
+}
+
+// of returns the group of the container key, adding it if it is new.
+func (b *batchGroups) of(key string) *batchGroup {
+	i, ok := b.at[key]
+	if !ok {
+		if b.at == nil {
+			b.at = map[string]int{}
+		}
+		i = len(b.groups)
+		b.at[key] = i
+		b.groups = append(b.groups, batchGroup{})
+	}
+	return &b.groups[i]
 }
 
 // streamPlaced sends files the catalog placed: small ones through coalesced ranges fetched in

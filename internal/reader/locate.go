@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -38,11 +39,7 @@ var (
 // searching the containers of the name's shard from its day on.
 func (s *Server) find(ctx context.Context, name string) (fileInfo, error) {
 	if s.cfg.Catalog != nil {
-		if fl, ok := s.placements.get(name, s.now()); ok {
-			s.metrics.placementHits.Inc()
-			return s.fromCatalog(ctx, fl)
-		}
-		locs, err := s.lookup(ctx, []string{name})
+		locs, err := s.catalogLocations(ctx, []string{name})
 		if err == nil {
 			fl, ok := locs[name]
 			if !ok {
@@ -147,8 +144,10 @@ func (s *Server) keepPlacements(locs map[string]catalog.FileLocation) {
 	}
 }
 
-// cachedPlacements splits names into the placements already known and the names to ask for.
-func (s *Server) cachedPlacements(names []string) (map[string]catalog.FileLocation, []string) {
+// catalogLocations answers where the packed files among names are: from the placements kept from
+// earlier answers, and with one catalog lookup (lookup) for the rest. Names absent from the result are
+// not packed; an error is the catalog's, for the caller to fall back.
+func (s *Server) catalogLocations(ctx context.Context, names []string) (map[string]catalog.FileLocation, error) {
 	known := map[string]catalog.FileLocation{}
 	var ask []string
 	now := s.now()
@@ -159,7 +158,16 @@ func (s *Server) cachedPlacements(names []string) (map[string]catalog.FileLocati
 		}
 		ask = append(ask, name)
 	}
-	return known, ask
+	s.metrics.placementHits.Add(float64(len(known)))
+	if len(ask) == 0 {
+		return known, nil
+	}
+	found, err := s.lookup(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(known, found)
+	return known, nil
 }
 
 // fallbackLogEvery spaces out the log line of catalog fallbacks: during an outage every request
