@@ -50,7 +50,6 @@ func (r *Reader) Locations(ctx context.Context) ([]Location, error) {
 	if err := readFull(r.ra, meta, int64(f.MetaStart)); err != nil {
 		return nil, fmt.Errorf("desformat: read meta region: %w", err)
 	}
-	trust := f.HasPayloadChecksums()
 	entries := r.Entries()
 	out := make([]Location, 0, len(entries))
 	for i := range entries {
@@ -61,13 +60,13 @@ func (r *Reader) Locations(ctx context.Context) ([]Location, error) {
 		}
 		e := &entries[i]
 		lo := e.MetaOffset - int64(f.MetaStart)
-		mi, err := parseMetaInfo(meta[lo:lo+e.MetaLength], trust)
+		mi, err := r.ParseMeta(e.Name, meta[lo:lo+e.MetaLength])
 		if err != nil {
-			return nil, corrupt(RegionMeta, "%q: %v", e.Name, err)
+			return nil, err
 		}
-		l := Location{Name: e.Name, Size: e.Size, CRC32C: mi.crc, HasCRC: mi.hasCRC}
+		l := Location{Name: e.Name, Size: e.Size, CRC32C: mi.CRC32C, HasCRC: mi.HasCRC}
 		if e.IsExternal() {
-			l.ExternalKey = mi.externalKey
+			l.ExternalKey = mi.ExternalKey
 		} else if e.Size > 0 {
 			l.Offset = e.DataOffset
 		}
