@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -31,9 +30,7 @@ type fastGetter struct {
 	region string
 	creds  aws.CredentialsProvider
 	signer *v4.Signer
-	client interface {
-		Do(*http.Request) (*http.Response, error)
-	}
+	client aws.HTTPClient
 	// off is set once the store refused a fast request's signature or answered it with other than the
 	// range: such a store would otherwise cost two requests per read for ever.
 	off atomic.Bool
@@ -43,9 +40,7 @@ type fastGetter struct {
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // newFastGetter returns nil when the configuration is not one the fast path serves.
-func newFastGetter(cfg Config, awsCfg aws.Config, client interface {
-	Do(*http.Request) (*http.Response, error)
-}) *fastGetter {
+func newFastGetter(cfg Config, awsCfg aws.Config, client aws.HTTPClient) *fastGetter {
 	if cfg.Endpoint == "" || !cfg.PathStyle || awsCfg.Credentials == nil {
 		return nil
 	}
@@ -66,9 +61,6 @@ var errNotFast = errors.New("objstore: fast GET not answered as expected")
 // get sends GET bucket/key with rng (and If-Match etag when set) and returns the body of an answer that
 // is exactly that range.
 func (f *fastGetter) get(ctx context.Context, bucket, key string, rng Range, etag string) (io.ReadCloser, error) {
-	if f.off.Load() {
-		return nil, errNotFast
-	}
 	creds, err := f.creds.Retrieve(ctx)
 	if err != nil || !creds.HasKeys() {
 		return nil, errNotFast
@@ -134,6 +126,3 @@ func s3Escape(s string) string {
 	}
 	return b.String()
 }
-
-// String names the endpoint (for tests and logs; it holds no credentials).
-func (f *fastGetter) String() string { return fmt.Sprintf("fast GET via %s", f.base.Redacted()) }
