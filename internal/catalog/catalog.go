@@ -359,22 +359,6 @@ func (c *Catalog) RollBack(ctx context.Context, container string) (int64, error)
 	return moved, nil
 }
 
-// ClaimedNames returns the DES names of the rows claimed by container, sorted.
-func (c *Catalog) ClaimedNames(ctx context.Context, container string) ([]string, error) {
-	m := c.m
-	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = $1 AND %s = $2 ORDER BY 1`,
-		col(m.DesName), m.tableIdent(), colContainer, col(m.Status))
-	rows, err := c.pool.Query(ctx, q, container, m.Claimed)
-	if err != nil {
-		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
-	}
-	return names, nil
-}
-
 // Counts counts rows per state; rows without a DES name count as unnamed whatever their status.
 type Counts struct {
 	Unnamed, Ready, Claimed, Packed, Failed int64

@@ -254,7 +254,7 @@ func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) {
 		t.Fatalf("commit of the two remaining rows: %v", err)
 	}
 	assertCounts(t, c, catalog.Counts{Packed: 2, Failed: 1})
-	names, _ := c.ClaimedNames(ctx, "c1")
+	names, _ := c.ClaimedIDs(ctx, "c1")
 	if len(names) != 0 {
 		t.Fatalf("committed container still has claimed rows %v", names)
 	}

@@ -81,7 +81,7 @@ func TestClaimsRacingRollBackLeaveNothingClaimed(t *testing.T) {
 		if claimErr != nil && !errors.Is(claimErr, catalog.ErrContainerClosed) {
 			t.Fatalf("claim: %v", claimErr)
 		}
-		if names, err := c.ClaimedNames(ctx, name); err != nil || len(names) != 0 {
+		if names, err := c.ClaimedIDs(ctx, name); err != nil || len(names) != 0 {
 			t.Fatalf("round %d: %d rows still claimed by a rolled-back container (%v)", i, len(names), err)
 		}
 	}
