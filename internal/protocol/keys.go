@@ -80,10 +80,11 @@ func isContainerPrefix(p string) bool {
 }
 
 // isShardHex reports whether s is a shard id as ShardHex writes it: 4 lower-case hex digits.
-func isShardHex(s string) bool {
-	if len(s) != 4 {
-		return false
-	}
+func isShardHex(s string) bool { return len(s) == 4 && isLowerHex(s) }
+
+// isLowerHex reports whether s is made of lower-case hex digits only, as ShardHex and NewContainerID
+// write them.
+func isLowerHex(s string) bool {
 	for _, r := range s {
 		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
 			return false
@@ -226,14 +227,4 @@ func ContainerIDOf(desShard, name string) (string, bool) {
 }
 
 // IsContainerID reports whether id is what NewContainerID makes: "c" and 16 lower-case hex digits.
-func IsContainerID(id string) bool {
-	if len(id) != 17 || id[0] != 'c' {
-		return false
-	}
-	for _, r := range id[1:] {
-		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func IsContainerID(id string) bool { return len(id) == 17 && id[0] == 'c' && isLowerHex(id[1:]) }
