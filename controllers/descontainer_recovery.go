@@ -138,15 +138,13 @@ func (rc *recoverer) checkOwned(ctx context.Context, c *desv1.DesContainer) (ref
 	}
 	// Both keys of the container's prefix: they share its _bigFiles/, which a roll-back deletes, so
 	// a commit recorded under either (by another container) makes the prefix not this one's to clear.
-	key, legacy := protocol.ContainerKeysOf(protocol.PrefixOfContainerKey(c.Spec.Key))
-	recorded, err := rc.cat.RecordedKeys(ctx, []string{key, legacy})
+	prefix := protocol.PrefixOfContainerKey(c.Spec.Key)
+	recorded, err := committedPrefixes(ctx, rc.cat, []string{prefix})
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []string{key, legacy} {
-		if recorded[k] {
-			return fmt.Errorf("%w: %s", errKeyCommitted, k), nil
-		}
+	if k, ok := recorded[prefix]; ok {
+		return fmt.Errorf("%w: %s", errKeyCommitted, k), nil
 	}
 	return nil, nil
 }

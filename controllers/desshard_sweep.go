@@ -128,23 +128,42 @@ func (s *sweeper) list(ctx context.Context, dayPrefix string) ([]archiveItem, er
 // committed. The catalog records a container's key, which is either of the two keys of its prefix
 // (protocol.ContainerKeysOf): both are asked for.
 func (s *sweeper) committed(ctx context.Context, items []archiveItem) (map[string]bool, error) {
-	prefixOf := map[string]string{}
+	var prefixes []string
 	for _, it := range items {
 		if p := protocol.OwnerPrefix(it.Key); p != "" {
-			key, legacy := protocol.ContainerKeysOf(p)
-			prefixOf[key], prefixOf[legacy] = p, p
+			prefixes = append(prefixes, p)
 		}
 	}
-	if len(prefixOf) == 0 {
-		return nil, nil
-	}
-	recorded, err := s.cat.RecordedKeys(ctx, slices.Collect(maps.Keys(prefixOf)))
+	recorded, err := committedPrefixes(ctx, s.cat, prefixes)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]bool, len(recorded))
+	for p := range recorded {
+		out[p] = true
+	}
+	return out, nil
+}
+
+// committedPrefixes returns, for each per-container prefix whose container the catalog records as
+// committed under either of its keys (protocol.ContainerKeysOf: both layouts share the prefix's
+// _bigFiles/), the key recorded. The sweep keeps such prefixes; recovery refuses to clear them.
+func committedPrefixes(ctx context.Context, cat *catalog.Catalog, prefixes []string) (map[string]string, error) {
+	prefixOf := map[string]string{}
+	for _, p := range prefixes {
+		key, legacy := protocol.ContainerKeysOf(p)
+		prefixOf[key], prefixOf[legacy] = p, p
+	}
+	if len(prefixOf) == 0 {
+		return nil, nil
+	}
+	recorded, err := cat.RecordedKeys(ctx, slices.Collect(maps.Keys(prefixOf)))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(recorded))
 	for k := range recorded {
-		out[prefixOf[k]] = true
+		out[prefixOf[k]] = k
 	}
 	return out, nil
 }
