@@ -21,7 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/connect"
+	"github.com/datavision/des/internal/fill"
 	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
@@ -61,8 +63,10 @@ type shardObservation struct {
 	holders    map[int32]string
 	busy       map[int32]string
 	containers []desv1.DesContainer
-	// pending are ready rows per shard; nil when the catalog could not be asked.
-	pending map[int32]int64
+	// pending sums up the ready rows per shard; nil when the catalog could not be asked.
+	pending map[int32]fill.Stats
+	// fill is the fill policy's verdict per shard with ready rows (nil with pending).
+	fill map[int32]fill.Decision
 	// trouble is a problem with the catalog or archive that does not stop scheduling.
 	trouble string
 	// jobRefused is why the API server refused a packer Job of this pass, if it did.
@@ -113,11 +117,14 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 	if problem != nil {
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
+	cat := r.inspectCatalog(ctx, ds, obs, now)
 	requeue, scheduled, err := r.scheduleRun(ctx, ds, obs, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.inspectArchive(ctx, ds, obs, scheduled, now)
+	if scheduled && cat != nil {
+		r.sweepArchive(ctx, ds, obs, cat, now)
+	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
@@ -206,23 +213,32 @@ func (r *DesShardReconciler) observe(ctx context.Context, ds *desv1.DesShard, no
 	return obs, nil, nil
 }
 
-// inspectArchive counts pending rows per shard and, when a run was just scheduled, sweeps archive
-// debris. Problems here are reported in Degraded; they never stop scheduling.
-func (r *DesShardReconciler) inspectArchive(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, sweep bool, now time.Time) {
+// inspectCatalog sums up each shard's ready rows and judges them by the fill policy. Catalog trouble
+// is reported in Degraded; it never stops scheduling (the packer reports it too). It returns the
+// catalog, nil when it could not be asked.
+func (r *DesShardReconciler) inspectCatalog(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) *catalog.Catalog {
 	if r.Connector == nil {
-		return
+		return nil
 	}
 	cat, err := r.Catalog(ctx, obs.source)
 	if err == nil {
-		obs.pending, err = cat.ReadyByShard(ctx, obs.shards)
+		obs.pending, err = cat.FillByShard(ctx, obs.shards)
 	}
 	if err != nil {
 		obs.trouble = "catalog: " + err.Error() // pgx errors name user and database, never the password
-		return
+		return nil
 	}
-	if !sweep {
-		return
+	policy := ds.Spec.Limits.FillPolicy()
+	obs.fill = make(map[int32]fill.Decision, len(obs.pending))
+	for id, st := range obs.pending {
+		obs.fill[id] = fill.Decide(policy, st, now)
 	}
+	return cat
+}
+
+// sweepArchive removes archive debris no container accounts for, when a run was just scheduled.
+// Problems here are reported in Degraded; they never stop scheduling.
+func (r *DesShardReconciler) sweepArchive(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, cat *catalog.Catalog, now time.Time) {
 	store, err := r.ArchiveStore(ctx, ds)
 	if err != nil {
 		obs.trouble = err.Error()
@@ -244,9 +260,13 @@ func (r *DesShardReconciler) inspectArchive(ctx context.Context, ds *desv1.DesSh
 
 // scheduleRun creates the Jobs of a run when one is due and returns when to look again and whether
 // it started a run.
+//
+// Every interval the run checks the shards' fill: only shards the fill policy finds due get a Job (all
+// of them when the catalog could not be asked: the packer judges again). A check that finds none due
+// starts nothing and is recorded in status.fill.checkedAt, so the next check comes an interval later.
 func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) (time.Duration, bool, error) {
 	interval := ds.Spec.IntervalOrDefault()
-	due, next := runDue(ds.Status.LastScheduleTime, interval, now)
+	due, next := runDue(lastCheck(&ds.Status), interval, now)
 	if ds.Spec.Suspend {
 		return interval, false, nil
 	}
@@ -254,7 +274,13 @@ func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard
 		return next.Sub(now), false, nil
 	}
 	run := ds.Status.Runs + 1
-	plans := planRun(ds.Name, run, groupShards(obs.shards, int(ds.Spec.ShardsPerJob)), obs.busy)
+	groups := groupShards(dueShards(obs.shards, obs.fill), int(ds.Spec.ShardsPerJob))
+	plans := planRun(ds.Name, run, groups, obs.busy)
+	if len(plans) == 0 {
+		markChecked(&ds.Status, now)
+		log.FromContext(ctx).V(1).Info("no shard due", "pendingShards", len(obs.pending), "busyShards", len(obs.busy))
+		return interval, false, nil
+	}
 	for _, p := range plans {
 		if err := r.createJob(ctx, ds, obs.source, p, run); err != nil {
 			obs.jobRefused = err.Error()
@@ -263,6 +289,7 @@ func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard
 	}
 	ds.Status.Runs = run
 	ds.Status.LastScheduleTime = &metav1.Time{Time: now}
+	markChecked(&ds.Status, now)
 	log.FromContext(ctx).Info("scheduled run", "run", run, "jobs", len(plans), "busyShards", len(obs.busy))
 	return interval, true, nil
 }

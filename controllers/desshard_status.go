@@ -30,6 +30,7 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 	st.ActiveJobs = int32(active)
 	st.Containers = containersByPhase(obs.containers)
 	st.Shards = shardStatuses(obs, st.Shards)
+	summarizeFill(st, obs.fill)
 	setStatusCondition(&st.Conditions, desv1.ConditionReady, problem == nil, reasonOr(problem, desv1.ReasonReady), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
 	progressingMsg := fmt.Sprintf("%d active Jobs", active)
 	if ds.Spec.Suspend {
@@ -89,7 +90,7 @@ func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.
 			s.LeaseHolder = obs.holders[id]
 		}
 		if obs.pending != nil {
-			s.PendingRows = obs.pending[id]
+			shardFill(&s, obs.pending[id], obs.fill[id])
 		}
 		if o, ok := last[id]; ok {
 			if o.success != nil {

@@ -57,6 +57,9 @@ func TestDefaultsMatchTheSchema(t *testing.T) {
 		{"limits.maxBytes", s.Limits.MaxBytes, desv1.DefaultMaxBytes},
 		{"limits.maxFiles", s.Limits.MaxFiles, desv1.DefaultMaxFiles},
 		{"limits.maxAge", s.Limits.MaxAge.Duration, desv1.DefaultMaxAge},
+		{"limits.minFiles", s.Limits.MinFiles, desv1.DefaultMinFiles},
+		{"limits.minBytes", s.Limits.MinBytes, desv1.DefaultMinBytes},
+		{"limits.maxWait", s.Limits.MaxWait.Duration, desv1.DefaultMaxWait},
 		{"bigFileThreshold", s.BigFileThreshold, desv1.DefaultBigFileThreshold},
 		{"job.activeDeadlineSeconds", s.Job.ActiveDeadlineSeconds, desv1.DefaultActiveDeadline},
 		{"job.backoffLimit", s.Job.BackoffLimit, desv1.DefaultBackoffLimit},
@@ -67,6 +70,10 @@ func TestDefaultsMatchTheSchema(t *testing.T) {
 		{"marker.minAge", m.MinAge.Duration, desv1.DefaultMarkerMinAge},
 		{"marker.maxRetries", m.MaxRetries, desv1.DefaultMaxRetries},
 		{"store.region", src.Spec.Store.Region, desv1.DefaultRegion},
+		{"deleteSource.policy", src.Spec.DeleteSource.Policy, desv1.DeleteNever},
+		{"deleteSource.delay", src.Spec.DeleteSource.Delay.Duration, desv1.DefaultDeleteDelay},
+		{"deleteSource.check", src.Spec.DeleteSource.Check, desv1.CheckHead},
+		{"deleteSource.deletesPerSecond", src.Spec.DeleteSource.DeletesPerSecond, desv1.DefaultDeletesPerSecond},
 	}
 	for _, c := range cases {
 		if c.got != c.want {

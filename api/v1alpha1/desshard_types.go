@@ -93,7 +93,11 @@ type ArchiveStore struct {
 	Prefix string `json:"prefix"`
 }
 
-// ContainerLimits bound a single container.
+// ContainerLimits bound a single container, and say when a shard has enough to fill one (the fill
+// policy): a run packs a shard once its ready rows reach MinFiles or MinBytes, or its oldest ready row
+// has waited MaxWait; until then the shard is left alone, so containers hold thousands of files
+// instead of whatever a run happened to find. A shard whose ready rows fill a whole container (MaxFiles
+// or MaxBytes) is due even when MinFiles or MinBytes is set higher.
 type ContainerLimits struct {
 	// MaxBytes of payload in one container. At most 1 TiB: a container is one
 	// multipart upload of at most 10,000 parts of at most 5 GiB (5 TiB objects), and the packer sizes
@@ -117,6 +121,25 @@ type ContainerLimits struct {
 	// +kubebuilder:default="30m"
 	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1m')",message="spec.limits.maxAge must be at least 1m: shorter ages close containers after a few files"
 	MaxAge metav1.Duration `json:"maxAge,omitempty"`
+	// MinFiles ready rows make a shard due for packing. 1 packs whatever is ready at every run (the
+	// behaviour before the fill policy). The default, 10,000, makes containers of thousands of files,
+	// each one object, one DesContainer and one catalog record instead of thousands.
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	MinFiles int64 `json:"minFiles,omitempty"`
+	// MinBytes of ready payload make a shard due for packing, however few files they are (big files
+	// fill a container sooner). Default 1 GiB.
+	// +kubebuilder:default=1073741824
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1099511627776
+	MinBytes int64 `json:"minBytes,omitempty"`
+	// MaxWait is the longest a ready row waits for its shard to fill: once the oldest ready row of a
+	// shard (by its createdAt column) is this old, the shard is packed at its next run however little it
+	// holds, so a trickle is never delayed for ever. At least 1m; 0s means the default, 24h.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1m')",message="spec.limits.maxWait must be at least 1m (0s means the default, 24h)"
+	MaxWait metav1.Duration `json:"maxWait,omitempty"`
 }
 
 // JobTemplate overrides settings of the packer Jobs.
@@ -165,6 +188,43 @@ type ShardStatus struct {
 	// PendingRows are ready rows not yet packed.
 	// +optional
 	PendingRows int64 `json:"pendingRows,omitempty"`
+	// PendingBytes is the payload of the pending rows.
+	// +optional
+	PendingBytes int64 `json:"pendingBytes,omitempty"`
+	// Fill says whether the pending rows fill a container (spec.limits): Due (with what made it due:
+	// MinFiles, MinBytes or MaxWait) or Waiting.
+	// +optional
+	Fill FillReason `json:"fill,omitempty"`
+	// PackBy is when a waiting shard becomes due by spec.limits.maxWait at the latest (it is packed at
+	// the first run after it), unless it fills sooner.
+	// +optional
+	PackBy *metav1.Time `json:"packBy,omitempty"`
+}
+
+// FillReason says why a shard is or is not due for packing under the fill policy.
+// +kubebuilder:validation:Enum=MinFiles;MinBytes;MaxWait;Waiting
+type FillReason string
+
+// Fill reasons: the first three make a shard due.
+const (
+	FillMinFiles FillReason = "MinFiles"
+	FillMinBytes FillReason = "MinBytes"
+	FillMaxWait  FillReason = "MaxWait"
+	FillWaiting  FillReason = "Waiting"
+)
+
+// FillStatus sums up the fill policy over a DesShard's shards.
+type FillStatus struct {
+	// DueShards had enough pending rows at the last check.
+	DueShards int32 `json:"dueShards"`
+	// WaitingShards have pending rows that do not fill a container yet.
+	WaitingShards int32 `json:"waitingShards"`
+	// NextPackBy is the earliest packBy of the waiting shards.
+	// +optional
+	NextPackBy *metav1.Time `json:"nextPackBy,omitempty"`
+	// CheckedAt is when the last run checked the shards' fill, whether or not it started Jobs.
+	// +optional
+	CheckedAt *metav1.Time `json:"checkedAt,omitempty"`
 }
 
 // DesShardStatus is the observed state of a DesShard.
@@ -182,6 +242,10 @@ type DesShardStatus struct {
 	// LastScheduleTime is when the last run was scheduled.
 	// +optional
 	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// Fill is what the last check found under the fill policy (spec.limits.minFiles, minBytes,
+	// maxWait). A check that finds no shard due starts no Job.
+	// +optional
+	Fill *FillStatus `json:"fill,omitempty"`
 	// ShardCount is the number of shards this DesShard serves.
 	// +optional
 	ShardCount int32 `json:"shardCount,omitempty"`
@@ -210,6 +274,9 @@ type DesShardStatus struct {
 // +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Last-Run",type=date,JSONPath=`.status.lastScheduleTime`
+// +kubebuilder:printcolumn:name="Due",type=integer,JSONPath=`.status.fill.dueShards`
+// +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.fill.waitingShards`
+// +kubebuilder:printcolumn:name="Pack-By",type=date,priority=1,JSONPath=`.status.fill.nextPackBy`
 // +kubebuilder:printcolumn:name="Bucket",type=string,priority=1,JSONPath=`.spec.archive.bucket`
 // +kubebuilder:printcolumn:name="Prefix",type=string,priority=1,JSONPath=`.spec.archive.prefix`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="a DesShard name has at most 40 characters: it prefixes the names of its Jobs and Leases"

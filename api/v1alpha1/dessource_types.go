@@ -16,6 +16,61 @@ type DesSourceSpec struct {
 	// Marker, when set, makes the controller run a CronJob that names ready-to-archive rows.
 	// +optional
 	Marker *Marker `json:"marker,omitempty"`
+	// DeleteSource says whether packed source objects are deleted from the source store, and how
+	// carefully. Off (Never) unless set.
+	// +kubebuilder:default={}
+	DeleteSource DeleteSource `json:"deleteSource,omitempty"`
+}
+
+// DeleteSourcePolicy says when packed source objects are deleted.
+// +kubebuilder:validation:Enum=Never;AfterVerify
+type DeleteSourcePolicy string
+
+const (
+	// DeleteNever keeps every source object.
+	DeleteNever DeleteSourcePolicy = "Never"
+	// DeleteAfterVerify deletes a source object once its file was read back from a committed container
+	// and matched the CRC-32C taken when it was fetched, and only while the object is still the one
+	// that was fetched (its ETag).
+	DeleteAfterVerify DeleteSourcePolicy = "AfterVerify"
+)
+
+// SourceCheck is how the packer makes sure a source object is still the one it fetched.
+// +kubebuilder:validation:Enum=Head;Conditional
+type SourceCheck string
+
+const (
+	// CheckHead compares each object's ETag and size from a HEAD before deleting it: works on every
+	// store; a write in the instant between the HEAD and the delete is not caught.
+	CheckHead SourceCheck = "Head"
+	// CheckConditional relies on the store refusing a delete whose ETag no longer matches (AWS S3's
+	// conditional DeleteObjects): no HEAD per object, and no window. Only for stores that enforce it.
+	CheckConditional SourceCheck = "Conditional"
+)
+
+// DeleteSource configures verified deletion of source objects (docs/operations.md, "Deleting
+// sources"). The packer does it, after packing, for its shards' committed containers.
+type DeleteSource struct {
+	// Policy: Never (the default) or AfterVerify.
+	// +kubebuilder:default=Never
+	Policy DeleteSourcePolicy `json:"policy,omitempty"`
+	// Delay after a container's commit before its sources are deleted: time to notice a problem (or
+	// take a backup) while both copies exist.
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="spec.deleteSource.delay must not be negative"
+	Delay metav1.Duration `json:"delay,omitempty"`
+	// DryRun verifies and counts what would be deleted (status.sources.verified) without deleting.
+	// +kubebuilder:default=false
+	DryRun bool `json:"dryRun,omitempty"`
+	// Check is how a source object is confirmed unchanged before it is deleted: Head (every store) or
+	// Conditional (stores that enforce ETag conditions on DeleteObjects).
+	// +kubebuilder:default=Head
+	Check SourceCheck `json:"check,omitempty"`
+	// DeletesPerSecond caps the delete rate of one packer.
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	DeletesPerSecond int32 `json:"deletesPerSecond,omitempty"`
 }
 
 // Catalog is a PostgreSQL table with one row per source object.
@@ -155,6 +210,18 @@ type RowCounts struct {
 	Failed  int64 `json:"failed,omitempty"`
 }
 
+// SourceCounts counts packed rows by what verified deletion did with their source objects.
+type SourceCounts struct {
+	// Deleted source objects (their files read back from the archive first).
+	Deleted int64 `json:"deleted,omitempty"`
+	// Waiting packed rows whose source objects are still there and not refused.
+	Waiting int64 `json:"waiting,omitempty"`
+	// Verified rows a dry run checked and would delete.
+	Verified int64 `json:"verified,omitempty"`
+	// Refused rows whose source is kept because a check failed (des_source_refused says why).
+	Refused int64 `json:"refused,omitempty"`
+}
+
 // DesSourceStatus is the observed state of a DesSource.
 type DesSourceStatus struct {
 	// ObservedGeneration is the generation the status describes.
@@ -168,6 +235,10 @@ type DesSourceStatus struct {
 	// Rows counts catalog rows per state, as of LastChecked.
 	// +optional
 	Rows *RowCounts `json:"rows,omitempty"`
+	// Sources counts what verified deletion did, as of LastChecked (when spec.deleteSource is not
+	// Never).
+	// +optional
+	Sources *SourceCounts `json:"sources,omitempty"`
 	// CommittedContainers is the number of containers committed from this source.
 	// +optional
 	CommittedContainers int64 `json:"committedContainers,omitempty"`
@@ -186,6 +257,7 @@ type DesSourceStatus struct {
 // +kubebuilder:printcolumn:name="Ready-Rows",type=integer,JSONPath=`.status.rows.ready`
 // +kubebuilder:printcolumn:name="Packed",type=integer,JSONPath=`.status.rows.packed`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.rows.failed`
+// +kubebuilder:printcolumn:name="Deleted",type=integer,JSONPath=`.status.sources.deleted`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.committedContainers) || oldSelf.status.committedContainers == 0 || self.spec.naming.shardBits == oldSelf.spec.naming.shardBits",message="spec.naming.shardBits cannot change once containers exist: existing names would map to other shards"

@@ -187,6 +187,12 @@ func TestInvalidResourcesAreRefusedWithAClearMessage(t *testing.T) {
 			"spec.retention must be at least 1h"},
 		{"max age of seconds", "DesShard", func(o map[string]any) { set(o, "5s", "spec", "limits", "maxAge") },
 			"spec.limits.maxAge must be at least 1m"},
+		{"max wait of seconds", "DesShard", func(o map[string]any) { set(o, "30s", "spec", "limits", "maxWait") },
+			"spec.limits.maxWait must be at least 1m"},
+		{"zero min files", "DesShard", func(o map[string]any) { set(o, int64(0), "spec", "limits", "minFiles") },
+			"spec.limits.minFiles in body should be greater than or equal to 1"},
+		{"min bytes above 1 TiB", "DesShard", func(o map[string]any) { set(o, desv1.MaxContainerBytes+1, "spec", "limits", "minBytes") },
+			"spec.limits.minBytes in body should be less than or equal to 1099511627776"},
 		{"negative marker min age", "DesSource", func(o map[string]any) {
 			set(o, map[string]any{"minAge": "-5m"}, "spec", "marker")
 		}, "spec.marker.minAge must not be negative"},

@@ -383,28 +383,6 @@ func (c *Catalog) Count(ctx context.Context) (Counts, error) {
 	return n, nil
 }
 
-// ReadyByShard counts ready rows per shard, for the given shards.
-func (c *Catalog) ReadyByShard(ctx context.Context, shards []int32) (map[int32]int64, error) {
-	m := c.m
-	q := fmt.Sprintf(`SELECT %[1]s, count(*) FROM %[2]s WHERE %[3]s = $1 AND %[1]s = ANY($2) GROUP BY 1`,
-		col(m.Shard), m.tableIdent(), col(m.Status))
-	rows, err := c.pool.Query(ctx, q, m.Ready, shards)
-	if err != nil {
-		return nil, fmt.Errorf("count ready rows per shard: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[int32]int64, len(shards))
-	for rows.Next() {
-		var s int32
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, fmt.Errorf("count ready rows per shard: %w", err)
-		}
-		out[s] = n
-	}
-	return out, rows.Err()
-}
-
 // IsUnavailable reports whether err means the database could not be reached (as opposed to a
 // statement that failed), so callers can retry later instead of marking anything failed.
 func IsUnavailable(err error) bool {

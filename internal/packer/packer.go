@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/fill"
 	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
 )
@@ -175,6 +176,9 @@ func (p *Packer) packLocked(ctx context.Context, held *lease.Hold, lockErr error
 			log.Info("time budget spent; the next run continues", "containers", containers)
 			return nil
 		}
+		if due, err := p.fillDue(ctx, shard, containers, log); err != nil || !due {
+			return err
+		}
 		more, err := p.packContainer(ctx, held, shard, log)
 		if err != nil {
 			return fmt.Errorf("shard %d: %w", shard, err)
@@ -184,6 +188,28 @@ func (p *Packer) packLocked(ctx context.Context, held *lease.Hold, lockErr error
 			return nil
 		}
 	}
+}
+
+// fillDue judges the shard's ready rows by the fill policy (internal/fill) before each container: the
+// controller judged them before creating the Job, but a full container later the remainder may no
+// longer fill one, and it then waits for more rows (or maxWait) instead of becoming a small container.
+func (p *Packer) fillDue(ctx context.Context, shard int32, containers int, log logr.Logger) (bool, error) {
+	var stats map[int32]fill.Stats
+	err := retryDB(ctx, func(ctx context.Context) error {
+		var err error
+		stats, err = p.d.Catalog.FillByShard(ctx, []int32{shard})
+		return err
+	})
+	if err != nil {
+		p.d.Metrics.Errors.WithLabelValues("catalog").Inc()
+		return false, fmt.Errorf("shard %d: %w", shard, err)
+	}
+	policy := p.cfg.DesShard.Spec.Limits.FillPolicy()
+	d := fill.Decide(policy, stats[shard], p.d.Now())
+	if !d.Due {
+		log.Info("shard done: its ready rows do not fill a container", "fill", fill.Describe(policy, stats[shard], d), "containers", containers)
+	}
+	return d.Due, nil
 }
 
 // desShardWanted re-reads the DesShard before each container: one that is being deleted, gone or

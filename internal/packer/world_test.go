@@ -125,6 +125,9 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: w.ns}, StringData: map[string]string{"dsn": dsn}})
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: w.ns},
 		StringData: map[string]string{"AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey}})
+	if o.limits.MinFiles == 0 {
+		o.limits.MinFiles = 1 // pack whatever is ready: the tests' catalogs are small (fill_test.go tests the policy)
+	}
 	w.ds = &desv1.DesShard{
 		ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: w.ns},
 		Spec: desv1.DesShardSpec{

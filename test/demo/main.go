@@ -25,7 +25,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", "tmp/demo", "folder for the stack's kubeconfig, overlays and logs")
-	files := flag.Int("files", 3000, "number of source files to seed")
+	files := flag.Int("files", 6000, "number of source files to seed")
 	exit := flag.Bool("exit", false, "stop after the checks instead of keeping the stack up")
 	flag.Parse()
 	// Outside the sandbox this runs the demo again inside one and exits when it ends.
@@ -50,9 +50,15 @@ func logf(format string, args ...any) {
 	fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
+// demoSamples make few shards and full containers: 4 shards of about 1,500 files each, and a fill
+// policy that packs a shard only once the marker has named its late rows too (the seeded rows alone
+// are about 1,200 per shard, all of them about 1,500), so each shard makes one container.
+var demoSamples = devstack.SampleOptions{ShardBits: 2, MaxFiles: 100_000, MinFiles: 1350, MaxWait: 10 * time.Minute,
+	Interval: 20 * time.Second}
+
 func run(ctx context.Context, dir string, files int, exit bool) error {
 	dir, _ = filepath.Abs(dir)
-	const shardBits = 8 // config/samples/des_v1alpha1_dessource.yaml
+	shardBits := demoSamples.ShardBits
 	logf("starting the local stack and node in %s", dir)
 	s, err := devstack.Start(ctx, devstack.Options{Dir: dir, Logf: logf})
 	if err != nil {
@@ -62,14 +68,14 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 
 	logf("seeding %d source files into bucket 'scans' and catalog table 'objects'", files)
 	seed, err := s.SeedSource(ctx, devstack.SeedOptions{Namespace: "scans", Files: files, ShardBits: shardBits,
-		Prefix: "SCAN", BigEvery: 500, BigSize: 600 << 10, Unnamed: files / 10, Seed: 1})
+		Prefix: "SCAN", BigEvery: 500, BigSize: 600 << 10, Unnamed: files / 5, Seed: 1})
 	if err != nil {
 		return err
 	}
 	logf("  %d files, %.1f MiB; %d rows left unnamed for the marker CronJob", seed.Total(), float64(seed.Bytes)/(1<<20), len(seed.Unnamed))
 
 	logf("kubectl apply -k (config/samples pointed at the local S3 server)")
-	if err := s.ApplySamples(ctx, seed, 1000, 20*time.Second); err != nil {
+	if err := s.ApplySamples(ctx, seed, demoSamples); err != nil {
 		return err
 	}
 	logf("packing: the controller starts packer Jobs, the kubelet runs their pods in containers")

@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,11 +34,24 @@ func (s *Stack) samplesEndpoint() string {
 	return s.S3.Endpoint
 }
 
+// SampleOptions are what ApplySamples changes in config/samples.
+type SampleOptions struct {
+	// ShardBits of the DesSource; the DesShard serves all 2^ShardBits shards.
+	ShardBits int
+	// MaxFiles, MinFiles and MaxWait are the DesShard's limits (its container size and fill policy).
+	MaxFiles, MinFiles int
+	MaxWait            time.Duration
+	// Interval between the DesShard's runs.
+	Interval time.Duration
+	// DeleteSource, when set, replaces the DesSource's spec.deleteSource.
+	DeleteSource *desv1.DeleteSource
+}
+
 // ApplySamples applies config/samples with kubectl, through a kustomize overlay that points them at
-// this stack's S3 server and namespace and packs smaller containers, so a small demo makes several.
-// The DesSource's marker runs every minute and names rows as soon as they exist; the DesShard runs
-// every interval, so rows the marker names are packed soon.
-func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, maxFiles int, interval time.Duration) error {
+// this stack's S3 server and namespace, and sizes shards, containers and the fill policy as o says.
+// The DesSource's marker runs every minute and names rows as soon as they exist; the DesShard checks
+// its shards every interval and packs those the fill policy finds due.
+func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, o SampleOptions) error {
 	root, err := testworld.RepoRoot()
 	if err != nil {
 		return err
@@ -47,6 +61,14 @@ func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, maxFiles int, inte
 	if err != nil {
 		return err
 	}
+	deleteSource := ""
+	if o.DeleteSource != nil {
+		ds, err := json.Marshal(o.DeleteSource)
+		if err != nil {
+			return err
+		}
+		deleteSource = fmt.Sprintf("\n    - {op: add, path: /spec/deleteSource, value: %s}", ds)
+	}
 	kustomization := fmt.Sprintf(`namespace: %[1]s
 resources:
 - %[2]s
@@ -54,16 +76,20 @@ patches:
 - target: {kind: DesSource, name: scans}
   patch: |-
     - {op: replace, path: /spec/store/endpoint, value: "%[3]s"}
-    - {op: add, path: /spec/marker, value: {schedule: "* * * * *", minAge: 0s}}
+    - {op: replace, path: /spec/naming/shardBits, value: %[4]d}
+    - {op: add, path: /spec/marker, value: {schedule: "* * * * *", minAge: 0s}}%[10]s
 - target: {kind: DesShard, name: scans-all}
   patch: |-
     - {op: replace, path: /spec/archive/endpoint, value: "%[3]s"}
-    - {op: replace, path: /spec/limits/maxFiles, value: %[4]d}
-    - {op: replace, path: /spec/interval, value: %[5]s}
+    - {op: replace, path: /spec/shardRanges, value: [{from: 0, to: %[5]d}]}
+    - {op: replace, path: /spec/limits/maxFiles, value: %[6]d}
+    - {op: replace, path: /spec/limits/minFiles, value: %[7]d}
+    - {op: replace, path: /spec/limits/maxWait, value: %[8]s}
+    - {op: replace, path: /spec/interval, value: %[9]s}
     - {op: replace, path: /spec/bigFileThreshold, value: 524288}
     - {op: replace, path: /spec/shardsPerJob, value: 64}
     - {op: remove, path: /spec/job/resources}
-`, seed.Namespace, samples, s.samplesEndpoint(), maxFiles, interval)
+`, seed.Namespace, samples, s.samplesEndpoint(), o.ShardBits, 1<<o.ShardBits-1, o.MaxFiles, o.MinFiles, o.MaxWait, o.Interval, deleteSource)
 	if err := writeOverlay(overlay, kustomization); err != nil {
 		return err
 	}

@@ -90,7 +90,10 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	defer proxy.Close()
 	s.SamplesEndpoint = proxy.Endpoint
 	// Runs every 15 s, so shards whose Job was killed are packed again soon.
-	if err := s.ApplySamples(ctx, seed, 200, 15*time.Second); err != nil {
+	// minFiles 1: every shard with a ready row is packed at once, so killed runs leave many
+	// containers to recover.
+	if err := s.ApplySamples(ctx, seed, devstack.SampleOptions{ShardBits: shardBits, MaxFiles: 200, MinFiles: 1,
+		MaxWait: time.Hour, Interval: 15 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	// Every packer's clock is off by up to clockSkew (the e2e image's chaos hook).

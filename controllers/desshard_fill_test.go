@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/test/testworld"
+)
+
+// TestFillPolicyPacksOnlyShardsThatFill: a run gives Jobs only to shards whose ready rows reach
+// minFiles or minBytes, or whose oldest ready row has waited maxWait; a shard below all three waits,
+// its status says how full it is and when it will be packed, and a later run packs it once maxWait
+// has passed. A check that finds nothing due starts no Job.
+func TestFillPolicyPacksOnlyShardsThatFill(t *testing.T) {
+	e := newTestEnv(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
+	mustExec(t, pool, userTable)
+	s3 := testworld.S3Store(t)
+	bucket := s3.NewBucket(t)
+	e.create(e.realSource("src", dsn, bucket))
+	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Migrate(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	rows := func(shard, n int, size int64, created time.Time) {
+		t.Helper()
+		mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard, created_at)
+			SELECT 'k/' || $1::text || '/' || g, $2, 'ready', 'N_' || $1::text || '_' || g, $5, $3 FROM generate_series(1, $4) g`,
+			fmt.Sprint(shard), size, created, n, shard)
+	}
+	rows(1, 5, 10, now.Add(-10*time.Minute))                                                                               // below everything: waits until created + maxWait
+	rows(2, 12, 10, now)                                                                                                   // minFiles reached
+	rows(3, 2, 3000, now)                                                                                                  // minBytes reached by two big rows
+	rows(4, 1, 10, now.Add(-90*time.Minute))                                                                               // waited longer than maxWait
+	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ('k/5', 1, 'new', NULL, 5)`) // not ready
+
+	ds := sampleShard("fill", "src", 1, 2, 3, 4, 5)
+	ds.Spec.ShardsPerJob, ds.Spec.Interval = 1, metav1.Duration{Duration: 20 * time.Minute}
+	ds.Spec.Limits = desv1.ContainerLimits{MinFiles: 10, MinBytes: 4096, MaxWait: metav1.Duration{Duration: time.Hour}}
+	e.create(ds)
+	r := e.shardReconciler()
+
+	e.reconcile(r, "fill")
+	want := map[string]string{"fill-r1-g0": "2", "fill-r1-g1": "3", "fill-r1-g2": "4"}
+	if got := e.jobs("fill"); !equalMaps(got, want) {
+		t.Fatalf("jobs = %v, want %v (shard 1 is below the fill policy, shard 5 has no ready row)", got, want)
+	}
+	e.get(ds)
+	packBy := now.Add(50 * time.Minute)
+	if f := ds.Status.Fill; f == nil || f.DueShards != 3 || f.WaitingShards != 1 || f.NextPackBy == nil || !f.NextPackBy.Time.Equal(packBy) || f.CheckedAt == nil {
+		t.Errorf("status.fill = %+v, want 3 due, 1 waiting, next pack by %s", f, packBy)
+	}
+	wantFill := map[int32]desv1.FillReason{1: desv1.FillWaiting, 2: desv1.FillMinFiles, 3: desv1.FillMinBytes, 4: desv1.FillMaxWait}
+	for _, s := range ds.Status.Shards {
+		if s.Fill != wantFill[s.ID] {
+			t.Errorf("shard %d: fill %q, want %q", s.ID, s.Fill, wantFill[s.ID])
+		}
+		if s.ID == 1 && (s.PendingRows != 5 || s.PendingBytes != 50 || s.PackBy == nil || !s.PackBy.Time.Equal(packBy)) {
+			t.Errorf("shard 1 status = %+v, want 5 rows, 50 bytes, pack by %s", s, packBy)
+		}
+		if s.ID == 5 {
+			t.Errorf("shard 5 has no ready row but is listed: %+v", s)
+		}
+	}
+
+	// The next check, before shard 1's maxWait: the due shards' Jobs still run, shard 1 still waits.
+	e.clock.Step(20 * time.Minute) // an interval later: 30 minutes before shard 1's pack-by
+	e.reconcile(r, "fill")
+	e.get(ds)
+	if got := e.jobs("fill"); len(got) != 3 || ds.Status.Runs != 1 {
+		t.Fatalf("a check with nothing due changed the Jobs: %v (runs %d)", got, ds.Status.Runs)
+	}
+	if !ds.Status.Fill.CheckedAt.Time.Equal(e.clock.Now()) {
+		t.Errorf("checkedAt = %v, want the check's time %v", ds.Status.Fill.CheckedAt, e.clock.Now())
+	}
+
+	// Within the interval nothing is checked; the check after shard 1's maxWait packs it.
+	e.clock.Step(10 * time.Minute)
+	e.reconcile(r, "fill")
+	if got := e.jobs("fill"); len(got) != 3 {
+		t.Fatalf("a reconcile within the interval changed the Jobs: %v", got)
+	}
+	e.clock.Step(30 * time.Minute)
+	e.reconcile(r, "fill")
+	if got := e.jobs("fill")["fill-r2-g0"]; got != "1" {
+		t.Fatalf("run 2 jobs = %v, want fill-r2-g0 packing shard 1", e.jobs("fill"))
+	}
+}
