@@ -216,6 +216,11 @@ func (f *Faults) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opt
 	return call(ctx, f, "DeleteObject", in, optFns, f.next.DeleteObject)
 }
 
+// DeleteObjects runs the S3 call through the fault rules, then (unless a rule answers) the real client.
+func (f *Faults) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
+	return call(ctx, f, "DeleteObjects", in, optFns, f.next.DeleteObjects)
+}
+
 // ListObjectsV2 runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	return call(ctx, f, "ListObjectsV2", in, optFns, f.next.ListObjectsV2)
