@@ -56,8 +56,8 @@ func (c *Catalog) packPlaced(ctx context.Context, tx pgx.Tx, rec Record) error {
 		colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused)
 	for start := 0; start < len(rec.Placements); start += placementChunk {
 		chunk := rec.Placements[start:min(start+placementChunk, len(rec.Placements))]
-		ids, offs, lens, crcs, exts, etags := placementColumns(chunk)
-		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed, ids, offs, lens, crcs, exts, etags)
+		a := placementColumns(chunk)
+		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed, a.ids, a.offs, a.lens, a.crcs, a.exts, a.etags)
 		if err != nil {
 			return err
 		}
@@ -68,26 +68,34 @@ func (c *Catalog) packPlaced(ctx context.Context, tx pgx.Tx, rec Record) error {
 	return nil
 }
 
+// placementArrays are the parameter arrays of the placing statement, one element per placement.
+type placementArrays struct {
+	ids, offs, lens []int64
+	crcs            []*int64
+	exts, etags     []*string
+}
+
 // placementColumns turns placements into the statement's parameter arrays; a missing checksum (a v1
 // archive), an internal payload's external key or an unknown source ETag is NULL.
-func placementColumns(ps []Placement) (ids, offs, lens []int64, crcs []*int64, exts, etags []*string) {
-	ids, offs, lens = make([]int64, len(ps)), make([]int64, len(ps)), make([]int64, len(ps))
-	crcs, exts, etags = make([]*int64, len(ps)), make([]*string, len(ps)), make([]*string, len(ps))
+func placementColumns(ps []Placement) placementArrays {
+	n := len(ps)
+	a := placementArrays{ids: make([]int64, n), offs: make([]int64, n), lens: make([]int64, n),
+		crcs: make([]*int64, n), exts: make([]*string, n), etags: make([]*string, n)}
 	for i := range ps {
 		p := &ps[i]
-		ids[i], offs[i], lens[i] = p.ID, p.Offset, p.Size
+		a.ids[i], a.offs[i], a.lens[i] = p.ID, p.Offset, p.Size
 		if p.HasCRC {
 			v := int64(p.CRC32C)
-			crcs[i] = &v
+			a.crcs[i] = &v
 		}
 		if p.ExternalKey != "" {
-			exts[i] = &p.ExternalKey
+			a.exts[i] = &p.ExternalKey
 		}
 		if p.SourceETag != "" {
-			etags[i] = &p.SourceETag
+			a.etags[i] = &p.SourceETag
 		}
 	}
-	return ids, offs, lens, crcs, exts, etags
+	return a
 }
 
 // ClaimedIDs returns the rows claimed by container, by DES name. Recovery uses it to roll a container

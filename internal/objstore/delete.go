@@ -42,7 +42,9 @@ type DeleteResult struct {
 func (r DeleteResult) NotFound() bool { return !r.Deleted && r.Code == CodeNoSuchKey }
 
 // PreconditionFailed reports a key the store kept because its ETag was not the one sent.
-func (r DeleteResult) PreconditionFailed() bool { return !r.Deleted && r.Code == CodePreconditionFailed }
+func (r DeleteResult) PreconditionFailed() bool {
+	return !r.Deleted && r.Code == CodePreconditionFailed
+}
 
 // DeleteObjects deletes objs from bucket with one DeleteObjects request per MaxDeleteObjects keys
 // (not quiet, so the store reports every key) and returns one result per object, in objs' order. The

@@ -30,13 +30,13 @@ const (
 type state int
 
 const (
-	pending   state = iota // not decided yet
-	verified               // archived copy matches; after the source check: may be deleted
-	gone                   // the source object is missing: record it deleted
-	refused                // kept, with a reason
-	failed                 // left for the next pass (a store error)
-	deleted                // deleted by this pass
-	wouldGo                // dry run: passed every check
+	pending  state = iota // not decided yet
+	verified              // archived copy matches; after the source check: may be deleted
+	gone                  // the source object is missing: record it deleted
+	refused               // kept, with a reason
+	failed                // left for the next pass (a store error)
+	deleted               // deleted by this pass
+	wouldGo               // dry run: passed every check
 )
 
 // row is one catalog row on its way through a batch.

@@ -150,9 +150,9 @@ func Run(ctx context.Context, d Deps, o Options, containers []catalog.ReclaimCon
 	return r.Run(ctx, containers)
 }
 
-// Source runs a pass over the containers of source in shards (all when empty) committed before
+// Pass runs a pass over the containers of source in shards (all when empty) committed before
 // committedBefore, oldest first, at most limit of them: the catalog's ReclaimContainers and Run.
-func (r *Reclaimer) Source(ctx context.Context, source string, shards []int32, committedBefore time.Time, limit int) (Stats, error) {
+func (r *Reclaimer) Pass(ctx context.Context, source string, shards []int32, committedBefore time.Time, limit int) (Stats, error) {
 	cs, err := r.d.Catalog.ReclaimContainers(ctx, source, shards, committedBefore, r.o.DryRun, limit)
 	if err != nil {
 		return Stats{}, err
