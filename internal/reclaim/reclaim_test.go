@@ -23,7 +23,8 @@ func TestHappyPath(t *testing.T) {
 	recs := []catalog.Record{w.pack("c1", 20), w.pack("c2", 20)}
 	reg := prometheus.NewRegistry()
 	m := reclaim.NewMetrics(reg)
-	r, err := reclaim.New(reclaim.Deps{Catalog: w.cat, Source: w.store, Archive: w.store, Metrics: m, Log: testLogger(t)},
+	archive := objstoretest.Wrap(w.store.API())
+	r, err := reclaim.New(reclaim.Deps{Catalog: w.cat, Source: w.store, Archive: w.store.WithAPI(archive), Metrics: m, Log: testLogger(t)},
 		reclaim.Options{BatchSize: 7, DeletesPerSecond: 1000})
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,13 @@ func TestHappyPath(t *testing.T) {
 	st := w.mustPass(r)
 	if st.Deleted != 30 || st.Refused != 0 || st.Errors != 0 || st.Finished != 2 {
 		t.Fatalf("stats %+v, want 30 deleted and 2 finished", st)
+	}
+	// Read back is coalesced: one range GET per batch (the payloads of a batch touch) and one GET per
+	// big payload (5 of the 30), not one per file: 5 batches of at most 7 rows + 5.
+	got := archive.Calls("GetObject")
+	t.Logf("read back: %d archive GETs", got)
+	if got > 10 || got < 5 {
+		t.Errorf("read back took %d archive GETs for 30 files in 5 batches, want 5 to 10", got)
 	}
 	if got := testutil.ToFloat64(m.Deleted); got != 30 {
 		t.Errorf("des_source_objects_deleted_total = %v, want 30", got)
