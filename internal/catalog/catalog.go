@@ -27,11 +27,16 @@ const (
 	colLength      = "des_length"
 	colCRC32C      = "des_crc32c"
 	colExternalKey = "des_external_key"
+	// Source deletion (reclaim.go): the ETag the packer fetched, and what reclaiming did with the source.
+	colSourceETag       = "des_source_etag"
+	colSourceVerifiedAt = "des_source_verified_at"
+	colSourceDeletedAt  = "des_source_deleted_at"
+	colSourceRefused    = "des_source_refused"
 )
 
 // desColumns are the DES-owned columns, in the order the migration adds them.
 var desColumns = []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt,
-	colOffset, colLength, colCRC32C, colExternalKey}
+	colOffset, colLength, colCRC32C, colExternalKey, colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused}
 
 var (
 	// ErrTableMissing means the catalog table does not exist.
@@ -92,9 +97,14 @@ func (c *Catalog) migrationStatements() []string {
 			ADD COLUMN IF NOT EXISTS %s bigint,
 			ADD COLUMN IF NOT EXISTS %s bigint,
 			ADD COLUMN IF NOT EXISTS %s bigint,
+			ADD COLUMN IF NOT EXISTS %s text,
+			ADD COLUMN IF NOT EXISTS %s text,
+			ADD COLUMN IF NOT EXISTS %s timestamptz,
+			ADD COLUMN IF NOT EXISTS %s timestamptz,
 			ADD COLUMN IF NOT EXISTS %s text`,
 			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt,
-			colOffset, colLength, colCRC32C, colExternalKey),
+			colOffset, colLength, colCRC32C, colExternalKey,
+			colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused),
 		// Claims scan ready rows of one shard in id order.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = %s`,
 			index("_des_ready"), t, col(c.m.Shard), col(c.m.ID), col(c.m.Status), literal(c.m.Ready)),
@@ -126,6 +136,14 @@ func (c *Catalog) migrationStatements() []string {
 			index_checksum text NOT NULL,
 			writer text NOT NULL,
 			committed_at timestamptz NOT NULL DEFAULT now())`, c.m.containersIdent()),
+		// Source deletion's progress per container (reclaim.go); added apart so older catalogs migrate.
+		fmt.Sprintf(`ALTER TABLE %s
+			ADD COLUMN IF NOT EXISTS sources_verified_at timestamptz,
+			ADD COLUMN IF NOT EXISTS sources_deleted_at timestamptz`, c.m.containersIdent()),
+		// Reclaiming looks for a source's committed containers whose sources are not done, oldest first;
+		// finished containers (the vast majority, eventually) drop out of the index.
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS des_containers_reclaim ON %s (source, shard, committed_at)
+			WHERE sources_deleted_at IS NULL`, c.m.containersIdent()),
 	}
 }
 
@@ -362,6 +380,18 @@ func (c *Catalog) RollBack(ctx context.Context, container string) (int64, error)
 // Counts counts rows per state; rows without a DES name count as unnamed whatever their status.
 type Counts struct {
 	Unnamed, Ready, Claimed, Packed, Failed int64
+	// Source deletion (reclaim.go): rows whose source object is deleted, whose archived copy and
+	// source were verified (by a dry run or before a deletion, so deleted rows count here too), whose
+	// source is kept for a reason, and packed rows neither deleted nor refused.
+	SourcesDeleted, SourcesVerified, SourcesRefused, SourcesWaiting int64
+	// RefusedExample is one refusal reason ("" when nothing was refused), for a status message.
+	RefusedExample string
+}
+
+// Rows returns only the row states (Unnamed … Failed), for comparisons that do not care about
+// source deletion.
+func (n Counts) Rows() Counts {
+	return Counts{Unnamed: n.Unnamed, Ready: n.Ready, Claimed: n.Claimed, Packed: n.Packed, Failed: n.Failed}
 }
 
 // Count counts the rows of the catalog per state.
@@ -372,11 +402,17 @@ func (c *Catalog) Count(ctx context.Context) (Counts, error) {
 		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $1),
 		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $2),
 		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $3),
-		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $4)
-		FROM %[3]s`, col(m.DesName), col(m.Status), m.tableIdent())
+		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $4),
+		count(*) FILTER (WHERE %[4]s IS NOT NULL),
+		count(*) FILTER (WHERE %[5]s IS NOT NULL),
+		count(*) FILTER (WHERE %[6]s IS NOT NULL),
+		count(*) FILTER (WHERE %[2]s = $3 AND %[4]s IS NULL AND %[6]s IS NULL),
+		coalesce(min(%[6]s), '')
+		FROM %[3]s`, col(m.DesName), col(m.Status), m.tableIdent(), colSourceDeletedAt, colSourceVerifiedAt, colSourceRefused)
 	var n Counts
 	err := c.pool.QueryRow(ctx, q, m.Ready, m.Claimed, m.Packed, m.Failed).
-		Scan(&n.Unnamed, &n.Ready, &n.Claimed, &n.Packed, &n.Failed)
+		Scan(&n.Unnamed, &n.Ready, &n.Claimed, &n.Packed, &n.Failed,
+			&n.SourcesDeleted, &n.SourcesVerified, &n.SourcesRefused, &n.SourcesWaiting, &n.RefusedExample)
 	if err != nil {
 		return n, fmt.Errorf("count catalog rows: %w", err)
 	}

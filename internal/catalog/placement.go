@@ -18,6 +18,9 @@ type Placement struct {
 	// ID is the row's id (the mapped id column).
 	ID int64
 	desformat.Location
+	// SourceETag is the ETag of the source object as the packer fetched it ("" when unknown, as in a
+	// recovery's roll-forward): source deletion deletes only that object (reclaim.go).
+	SourceETag string
 }
 
 // placementChunk bounds the rows one statement of a commit places: a million-file container is
@@ -40,16 +43,21 @@ func (c *Catalog) packPlaced(ctx context.Context, tx pgx.Tx, rec Record) error {
 	if claimed != rec.Files {
 		return fmt.Errorf("%w: %d rows are claimed by the container, it holds %d files", ErrRolledBack, claimed, rec.Files)
 	}
+	// A packing starts source deletion anew: whatever an earlier packing of the row recorded about
+	// its source (it cannot have been committed, but the columns are the user's table's) is cleared.
 	update := fmt.Sprintf(`UPDATE %[1]s AS t SET %[2]s = $1, %[3]s = $2, %[4]s = now(),
-		%[5]s = l.off, %[6]s = l.len, %[7]s = l.crc, %[8]s = l.ext
-		FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[]) AS l(id, off, len, crc, ext)
+		%[5]s = l.off, %[6]s = l.len, %[7]s = l.crc, %[8]s = l.ext,
+		%[11]s = l.etag, %[12]s = NULL, %[13]s = NULL, %[14]s = NULL
+		FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+			AS l(id, off, len, crc, ext, etag)
 		WHERE t.%[9]s = l.id AND t.%[10]s = $3 AND t.%[2]s = $4`,
 		m.tableIdent(), col(m.Status), colContainerKey, colPackedAt,
-		colOffset, colLength, colCRC32C, colExternalKey, col(m.ID), colContainer)
+		colOffset, colLength, colCRC32C, colExternalKey, col(m.ID), colContainer,
+		colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused)
 	for start := 0; start < len(rec.Placements); start += placementChunk {
 		chunk := rec.Placements[start:min(start+placementChunk, len(rec.Placements))]
-		ids, offs, lens, crcs, exts := placementColumns(chunk)
-		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed, ids, offs, lens, crcs, exts)
+		a := placementColumns(chunk)
+		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed, a.ids, a.offs, a.lens, a.crcs, a.exts, a.etags)
 		if err != nil {
 			return err
 		}
@@ -60,23 +68,34 @@ func (c *Catalog) packPlaced(ctx context.Context, tx pgx.Tx, rec Record) error {
 	return nil
 }
 
+// placementArrays are the parameter arrays of the placing statement, one element per placement.
+type placementArrays struct {
+	ids, offs, lens []int64
+	crcs            []*int64
+	exts, etags     []*string
+}
+
 // placementColumns turns placements into the statement's parameter arrays; a missing checksum (a v1
-// archive) or an internal payload's external key is NULL.
-func placementColumns(ps []Placement) (ids, offs, lens []int64, crcs []*int64, exts []*string) {
-	ids, offs, lens = make([]int64, len(ps)), make([]int64, len(ps)), make([]int64, len(ps))
-	crcs, exts = make([]*int64, len(ps)), make([]*string, len(ps))
+// archive), an internal payload's external key or an unknown source ETag is NULL.
+func placementColumns(ps []Placement) placementArrays {
+	n := len(ps)
+	a := placementArrays{ids: make([]int64, n), offs: make([]int64, n), lens: make([]int64, n),
+		crcs: make([]*int64, n), exts: make([]*string, n), etags: make([]*string, n)}
 	for i := range ps {
 		p := &ps[i]
-		ids[i], offs[i], lens[i] = p.ID, p.Offset, p.Size
+		a.ids[i], a.offs[i], a.lens[i] = p.ID, p.Offset, p.Size
 		if p.HasCRC {
 			v := int64(p.CRC32C)
-			crcs[i] = &v
+			a.crcs[i] = &v
 		}
 		if p.ExternalKey != "" {
-			exts[i] = &p.ExternalKey
+			a.exts[i] = &p.ExternalKey
+		}
+		if p.SourceETag != "" {
+			a.etags[i] = &p.SourceETag
 		}
 	}
-	return ids, offs, lens, crcs, exts
+	return a
 }
 
 // ClaimedIDs returns the rows claimed by container, by DES name. Recovery uses it to roll a container

@@ -20,6 +20,7 @@ import (
 type item struct {
 	row    catalog.Row
 	data   []byte // the payload, when fetched ahead
+	etag   string // the ETag of the GET that fetched data (recorded in the row: source deletion checks it)
 	stream bool   // not fetched ahead: the writer streams it when its turn comes
 	cost   int64  // bytes held in the prefetch budget until the writer is done with it
 	err    error  // why the row cannot be written
@@ -90,7 +91,7 @@ func (p *Packer) fetch(ctx context.Context, it *item) {
 	start := time.Now()
 	it.err = p.retrySource(ctx, func() error {
 		var err error
-		it.data, err = p.fetchObject(ctx, it.row)
+		it.data, it.etag, err = p.fetchObject(ctx, it.row)
 		return err
 	})
 	p.d.Metrics.FetchSeconds.Observe(time.Since(start).Seconds())
@@ -120,17 +121,17 @@ func transientSourceError(err error) bool {
 	return errors.As(err, &se) && se.kind == "unreadable" && !objstore.IsPermanent(err)
 }
 
-// fetchObject reads a whole source object of the size the catalog gives.
-func (p *Packer) fetchObject(ctx context.Context, row catalog.Row) ([]byte, error) {
-	body, err := p.open(ctx, row)
+// fetchObject reads a whole source object of the size the catalog gives, and the ETag it was read at.
+func (p *Packer) fetchObject(ctx context.Context, row catalog.Row) ([]byte, string, error) {
+	body, etag, err := p.open(ctx, row)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer body.Close()
 	buf := getBuffer(row.Size)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		putBuffer(buf)
-		return nil, readErr(row, err)
+		return nil, "", readErr(row, err)
 	}
 	// Read on to the end: net/http reuses a connection only once its body hit EOF, and a longer body
 	// is not the object the row describes.
@@ -138,30 +139,31 @@ func (p *Packer) fetchObject(ctx context.Context, row catalog.Row) ([]byte, erro
 	switch _, err := io.ReadFull(body, probe[:]); {
 	case err == nil:
 		putBuffer(buf)
-		return nil, &sourceError{kind: "inconsistent", row: row, err: fmt.Errorf("the object is longer than %d bytes", row.Size)}
+		return nil, "", &sourceError{kind: "inconsistent", row: row, err: fmt.Errorf("the object is longer than %d bytes", row.Size)}
 	case err != io.EOF:
 		putBuffer(buf)
-		return nil, readErr(row, err)
+		return nil, "", readErr(row, err)
 	}
-	return buf, nil
+	return buf, etag, nil
 }
 
 // open starts the GET of a source object and checks its size against the catalog's: a different
-// size means the object is not the one the row describes.
-func (p *Packer) open(ctx context.Context, row catalog.Row) (io.ReadCloser, error) {
+// size means the object is not the one the row describes. It returns the ETag the GET answered: the
+// commit records it, so that source deletion deletes only the version that was packed.
+func (p *Packer) open(ctx context.Context, row catalog.Row) (io.ReadCloser, string, error) {
 	body, info, err := p.d.Source.Get(ctx, row.Bucket, row.Key, nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.d.Metrics.Errors.WithLabelValues("fetch").Inc()
 		}
-		return nil, readErr(row, err)
+		return nil, "", readErr(row, err)
 	}
 	if info.Size != row.Size {
 		body.Close()
-		return nil, &sourceError{kind: "inconsistent", row: row,
+		return nil, "", &sourceError{kind: "inconsistent", row: row,
 			err: fmt.Errorf("size mismatch: the catalog says %d bytes, the object has %d", row.Size, info.Size)}
 	}
-	return body, nil
+	return body, info.ETag, nil
 }
 
 // smallBuffer is the capacity of the recycled buffers of small objects: most source objects are a

@@ -191,7 +191,7 @@ func (p *Packer) writeItem(ctx context.Context, c *container, it *item) error {
 	if err != nil {
 		return fmt.Errorf("write %q into %s: %w", it.row.Name, c.obj.Spec.Key, err)
 	}
-	c.added(it.row, false)
+	c.added(it.row, false, it.etag)
 	return nil
 }
 
@@ -204,10 +204,11 @@ func header(r catalog.Row) desformat.FileHeader {
 func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Row) error {
 	external := row.Size >= p.lim.bigFileThreshold
 	var body io.ReadCloser
+	var etag string
 	// Only the request is tried again: once bytes entered the archive, a payload cannot be restarted.
 	err := p.retrySource(ctx, func() error {
 		var err error
-		body, err = p.open(ctx, row)
+		body, etag, err = p.open(ctx, row)
 		return err
 	})
 	if err != nil {
@@ -221,7 +222,7 @@ func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Ro
 	err = c.writer.Add(ctx, header(row), src)
 	switch {
 	case err == nil:
-		c.added(row, external)
+		c.added(row, external, etag)
 		return nil
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
@@ -237,11 +238,11 @@ func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Ro
 	return fmt.Errorf("write %q into %s: %w", row.Name, c.obj.Spec.Key, err)
 }
 
-// added records a row written into C, with where the writer put it (the commit records that in the
-// row).
-func (c *container) added(row catalog.Row, external bool) {
+// added records a row written into C, with where the writer put it and the ETag of the source object
+// as it was fetched (the commit records both in the row).
+func (c *container) added(row catalog.Row, external bool, etag string) {
 	if l, ok := c.writer.Last(); ok {
-		c.placed = append(c.placed, catalog.Placement{ID: row.ID, Location: l})
+		c.placed = append(c.placed, catalog.Placement{ID: row.ID, Location: l, SourceETag: etag})
 	}
 	c.files++
 	c.bytes += row.Size

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/datavision/des/internal/objstore"
 )
@@ -34,6 +35,14 @@ type Rule struct {
 	// LoseResponse sends the request to the server and then answers ErrResponseLost instead of its
 	// answer: the store did the work, the client never heard (a timeout, a reset connection).
 	LoseResponse bool
+	// DeleteKeyError makes a DeleteObjects answer an error for the keys it returns a code for: those
+	// keys are taken out of the request (the store keeps them) and reported failed with that code, as
+	// a store does for a key it refuses (AccessDenied, InternalError, or PreconditionFailed where it
+	// enforces ETags). The other keys go to the server.
+	DeleteKeyError func(key string) (code string)
+	// After runs once the real call returned, before its answer is handed back: a test makes
+	// something else fail at that instant (cancel a context, close a database pool).
+	After func()
 }
 
 // ErrResponseLost is what a LoseResponse rule answers after the real call.
@@ -146,6 +155,11 @@ func call[In, Out any](ctx context.Context, f *Faults, op string, in In, optFns 
 	defer leave()
 	out, err := next(ctx, in, optFns...)
 	for _, r := range rules {
+		if r.After != nil {
+			r.After()
+		}
+	}
+	for _, r := range rules {
 		if r.LoseResponse && err == nil {
 			var zero Out
 			return zero, ErrResponseLost
@@ -214,6 +228,45 @@ func (f *Faults) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ..
 // DeleteObject runs the S3 call through the fault rules, then (unless a rule answers) the real client.
 func (f *Faults) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
 	return call(ctx, f, "DeleteObject", in, optFns, f.next.DeleteObject)
+}
+
+// DeleteObjects runs the S3 call through the fault rules, then (unless a rule answers) the real client;
+// keys a DeleteKeyError rule picks are kept and reported failed.
+func (f *Faults) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
+	f.mu.Lock()
+	rules := f.matching("DeleteObjects", f.calls["DeleteObjects"]+1)
+	f.mu.Unlock()
+	var refused []types.Error
+	for _, r := range rules {
+		if r.DeleteKeyError == nil || in.Delete == nil {
+			continue
+		}
+		c, d := *in, *in.Delete
+		d.Objects = nil
+		for _, o := range in.Delete.Objects {
+			if code := r.DeleteKeyError(aws.ToString(o.Key)); code != "" {
+				refused = append(refused, types.Error{Key: o.Key, Code: aws.String(code), Message: aws.String("objstoretest: injected")})
+			} else {
+				d.Objects = append(d.Objects, o)
+			}
+		}
+		c.Delete = &d
+		in = &c
+	}
+	if len(refused) > 0 && len(in.Delete.Objects) == 0 {
+		// Nothing left to send (S3 refuses an empty Delete): answer for the store.
+		leave, _, err := f.enter(ctx, "DeleteObjects")
+		if err != nil {
+			return nil, err
+		}
+		leave()
+		return &s3.DeleteObjectsOutput{Errors: refused}, nil
+	}
+	out, err := call(ctx, f, "DeleteObjects", in, optFns, f.next.DeleteObjects)
+	if err == nil && out != nil {
+		out.Errors = append(out.Errors, refused...)
+	}
+	return out, err
 }
 
 // ListObjectsV2 runs the S3 call through the fault rules, then (unless a rule answers) the real client.
