@@ -329,7 +329,7 @@ func TestRecoveryMatrix(t *testing.T) {
 			}
 			counts, _ := w.cat.Count(w.ctx)
 			t.Logf("reason: %s", w.con.Status.Reason)
-			if w.con.Status.Phase != tc.wantPhase || counts != tc.want {
+			if w.con.Status.Phase != tc.wantPhase || counts.Rows() != tc.want {
 				t.Fatalf("phase %s, counts %+v; want %s, %+v (reason: %s)", w.con.Status.Phase, counts, tc.wantPhase, tc.want, w.con.Status.Reason)
 			}
 			if len(w.con.Finalizers) != 0 {

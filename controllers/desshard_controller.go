@@ -67,6 +67,9 @@ type shardObservation struct {
 	pending map[int32]fill.Stats
 	// fill is the fill policy's verdict per shard with ready rows (nil with pending).
 	fill map[int32]fill.Decision
+	// reclaim counts per shard the committed containers whose source objects are due for verified
+	// deletion (nil when the source keeps them, or the catalog could not be asked).
+	reclaim map[int32]int64
 	// trouble is a problem with the catalog or archive that does not stop scheduling.
 	trouble string
 	// jobRefused is why the API server refused a packer Job of this pass, if it did.
@@ -233,6 +236,12 @@ func (r *DesShardReconciler) inspectCatalog(ctx context.Context, ds *desv1.DesSh
 	for id, st := range obs.pending {
 		obs.fill[id] = fill.Decide(policy, st, now)
 	}
+	if del := obs.source.Spec.DeleteSource; del.DeletesSources() {
+		obs.reclaim, err = cat.ReclaimByShard(ctx, obs.source.Name, obs.shards, now.Add(-del.Delay.Duration), del.DryRun)
+		if err != nil {
+			obs.trouble = "catalog: " + err.Error()
+		}
+	}
 	return cat
 }
 
@@ -274,7 +283,7 @@ func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard
 		return next.Sub(now), false, nil
 	}
 	run := ds.Status.Runs + 1
-	groups := groupShards(dueShards(obs.shards, obs.fill), int(ds.Spec.ShardsPerJob))
+	groups := groupShards(dueShards(obs.shards, obs.fill, obs.reclaim), int(ds.Spec.ShardsPerJob))
 	plans := planRun(ds.Name, run, groups, obs.busy)
 	if len(plans) == 0 {
 		markChecked(&ds.Status, now)

@@ -26,16 +26,17 @@ func markChecked(st *desv1.DesShardStatus, now time.Time) {
 	st.Fill.CheckedAt = &metav1.Time{Time: now}
 }
 
-// dueShards are the shards a run gives to packers: those the fill policy finds due, or every shard
-// when the catalog could not be asked (decisions nil), so that a catalog outage shows up as failing
-// packers and not as a DesShard that silently packs nothing.
-func dueShards(shards []int32, decisions map[int32]fill.Decision) []int32 {
+// dueShards are the shards a run gives to packers: those the fill policy finds due and those with
+// committed containers whose sources are due for deletion (the packer deletes them after packing), or
+// every shard when the catalog could not be asked (decisions nil), so that a catalog outage shows up
+// as failing packers and not as a DesShard that silently packs nothing.
+func dueShards(shards []int32, decisions map[int32]fill.Decision, reclaim map[int32]int64) []int32 {
 	if decisions == nil {
 		return shards
 	}
 	var due []int32
 	for _, id := range shards {
-		if decisions[id].Due {
+		if decisions[id].Due || reclaim[id] > 0 {
 			due = append(due, id)
 		}
 	}

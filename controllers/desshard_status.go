@@ -92,13 +92,14 @@ func shardStatuses(obs *shardObservation, previous []desv1.ShardStatus) []desv1.
 		if obs.pending != nil {
 			shardFill(&s, obs.pending[id], obs.fill[id])
 		}
+		s.SourcesDue = obs.reclaim[id]
 		if o, ok := last[id]; ok {
 			if o.success != nil {
 				s.LastSuccess = o.success
 			}
 			s.LastError = o.err
 		}
-		if s.ActiveJob != "" || s.LeaseHolder != "" || s.LastError != "" || s.LastSuccess != nil || s.PendingRows > 0 {
+		if s.ActiveJob != "" || s.LeaseHolder != "" || s.LastError != "" || s.LastSuccess != nil || s.PendingRows > 0 || s.SourcesDue > 0 {
 			out = append(out, s)
 		}
 	}

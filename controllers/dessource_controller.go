@@ -215,14 +215,12 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 		ready, readyMsg = p.reason, p.message
 	}
 	setStatusCondition(&st.Conditions, desv1.ConditionReady, pass.problem == nil, ready, readyMsg, src.Generation)
-	degraded, msg := desv1.ReasonMarkerOK, "marker CronJob matches spec.marker"
-	if pass.markerErr != nil {
-		degraded, msg = desv1.ReasonMarkerFailed, pass.markerErr.Error()
-	}
-	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, pass.markerErr != nil, degraded, msg, src.Generation)
 	if c := pass.counts; c != nil {
 		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
+		st.Sources = sourceCounts(src, c)
 	}
+	isDegraded, degraded, msg := sourceDegraded(pass.markerErr, st.Sources, pass.counts)
+	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, isDegraded, degraded, msg, src.Generation)
 	// A DesSource deleted during the pass is no error: nothing is left to describe (a "Reconciler
 	// error ... not found" in the log of a clean run would only be noise).
 	err := r.Status().Patch(ctx, src, client.MergeFrom(pass.base))
@@ -234,6 +232,30 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 	}
 	warnNewTrouble(r.Recorder, src, pass.base.Status.Conditions, st.Conditions, notReadyCheck, degradedCheck)
 	return nil
+}
+
+// sourceCounts is status.sources: what verified deletion did, shown once deletion is on or has done
+// something (nil otherwise, so a source that never deletes shows nothing about it).
+func sourceCounts(src *desv1.DesSource, c *catalog.Counts) *desv1.SourceCounts {
+	if !src.Spec.DeleteSource.DeletesSources() && c.SourcesDeleted == 0 && c.SourcesRefused == 0 && c.SourcesVerified == 0 {
+		return nil
+	}
+	return &desv1.SourceCounts{Deleted: c.SourcesDeleted, Waiting: c.SourcesWaiting,
+		Verified: max(c.SourcesVerified-c.SourcesDeleted, 0), Refused: c.SourcesRefused}
+}
+
+// sourceDegraded says what a person should look at first: a marker CronJob that cannot be made
+// stops naming rows; source objects kept because their check failed need a person to look at
+// why (the archived copy did not match, or the object changed after it was packed).
+func sourceDegraded(markerErr error, sources *desv1.SourceCounts, c *catalog.Counts) (bool, desv1.ConditionReason, string) {
+	switch {
+	case markerErr != nil:
+		return true, desv1.ReasonMarkerFailed, markerErr.Error()
+	case sources != nil && sources.Refused > 0:
+		return true, desv1.ReasonSourcesKept, fmt.Sprintf("%d source objects are kept because a check before their deletion failed, e.g. %q; "+
+			"the rows' des_source_refused says why (clear it to have them checked again)", sources.Refused, c.RefusedExample)
+	}
+	return false, desv1.ReasonMarkerOK, "marker CronJob matches spec.marker"
 }
 
 // SetupWithManager watches DesSources. Secrets are not watched (that would cache every Secret in the

@@ -82,6 +82,9 @@ const (
 	// ReasonMarkerFailed: the marker CronJob could not be created or updated (quota, admission, RBAC).
 	ReasonMarkerFailed ConditionReason = "MarkerFailed"
 	ReasonMarkerOK     ConditionReason = "MarkerScheduled"
+	// ReasonSourcesKept: verified deletion refused to delete some source objects (their archived copy
+	// did not match the CRC taken at fetch, or the object changed after it was packed); they are kept.
+	ReasonSourcesKept ConditionReason = "SourcesKept"
 	// ReasonCatalogMigrated is the event of a catalog that gained DES's columns and indexes.
 	ReasonCatalogMigrated ConditionReason = "CatalogMigrated"
 	// ReasonStrayClaimsReturned (event): rows claimed by a container that is final or gone were

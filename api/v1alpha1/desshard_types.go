@@ -199,6 +199,11 @@ type ShardStatus struct {
 	// the first run after it), unless it fills sooner.
 	// +optional
 	PackBy *metav1.Time `json:"packBy,omitempty"`
+	// SourcesDue counts the shard's committed containers whose source objects are due for verified
+	// deletion (DesSource spec.deleteSource): the shard gets a Job for them even when it has no
+	// rows to pack.
+	// +optional
+	SourcesDue int64 `json:"sourcesDue,omitempty"`
 }
 
 // FillReason says why a shard is or is not due for packing under the fill policy.

@@ -189,6 +189,12 @@ func (k *killProxy) classify(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/"+k.source+"/") && r.Method == http.MethodGet:
 		return "source-get"
+	case strings.HasPrefix(r.URL.Path, "/"+k.source+"/") && r.Method == http.MethodHead:
+		return "source-head"
+	case r.Method == http.MethodPost && q.Has("delete"):
+		return "delete-objects"
+	case strings.HasPrefix(r.URL.Path, "/"+k.bucket+"/") && r.Method == http.MethodGet:
+		return "archive-get"
 	case r.Method == http.MethodPost && q.Has("uploads"):
 		return "create-upload"
 	case r.Method == http.MethodPost && q.Has("uploadId"):

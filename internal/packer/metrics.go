@@ -2,6 +2,8 @@ package packer
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/datavision/des/internal/reclaim"
 )
 
 // Metrics are the packer's Prometheus metrics, exposed while its Job runs.
@@ -16,6 +18,8 @@ type Metrics struct {
 	UploadSeconds  prometheus.Histogram // completing a container upload
 	CommitSeconds  prometheus.Histogram
 	ContainerBytes prometheus.Histogram
+	// Reclaim counts verified deletions of source objects (internal/reclaim).
+	Reclaim *reclaim.Metrics
 }
 
 // Container outcomes.
@@ -54,6 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "des_packer_container_object_bytes", Help: "Size of committed container objects.",
 			Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10)}),
 	}
+	m.Reclaim = reclaim.NewMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.FilesPacked, m.BytesPacked, m.FilesFailed, m.Containers, m.ShardsSkipped,
 			m.Errors, m.FetchSeconds, m.UploadSeconds, m.CommitSeconds, m.ContainerBytes)

@@ -18,6 +18,7 @@ import (
 	"github.com/datavision/des/internal/fill"
 	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/protocol"
+	"github.com/datavision/des/internal/reclaim"
 )
 
 // ErrStopped is returned when the packer was asked to stop (SIGTERM) before it finished.
@@ -34,6 +35,9 @@ type Packer struct {
 	lim    limits
 	tune   Tuning
 	budget *semaphore.Weighted // bytes fetched ahead of the writer
+	// reclaimer deletes verified source objects (made at the first shard that needs it: its rate limit
+	// spans the run).
+	reclaimer *reclaim.Reclaimer
 }
 
 // New checks the configuration; it does not contact anything.
@@ -165,6 +169,15 @@ func (p *Packer) packLocked(ctx context.Context, held *lease.Hold, lockErr error
 			log.Error(err, "release shard Lease; it expires by itself")
 		}
 	}()
+	err := p.packShard(ctx, held, shard, log)
+	if errors.Is(err, ErrStopped) || held.Err() != nil {
+		return err
+	}
+	return errors.Join(err, p.reclaimShard(ctx, held, shard, log))
+}
+
+// packShard writes containers while the shard's ready rows fill one and time allows.
+func (p *Packer) packShard(ctx context.Context, held *lease.Hold, shard int32, log logr.Logger) error {
 	for containers := 0; ; containers++ {
 		if err := p.desShardWanted(ctx); err != nil {
 			return err
@@ -188,6 +201,47 @@ func (p *Packer) packLocked(ctx context.Context, held *lease.Hold, lockErr error
 			return nil
 		}
 	}
+}
+
+// reclaimContainersPerPass bounds the containers one shard's deletion pass looks at (the run's
+// deadline bounds its time); the next run takes the rest, oldest first.
+const reclaimContainersPerPass = 1000
+
+// reclaimShard deletes the source objects of the shard's committed containers, once their delay has
+// passed, when the DesSource asks for it (spec.deleteSource): each is read back from the archive and
+// checked first (internal/reclaim). It runs under the shard's Lease, so no two packers delete for one
+// shard at once. What fails is left for the next run; a pass in which every delete failed and none
+// succeeded is an error, so that a store refusing deletes (missing permission) fails the Job where a
+// person sees it, not only in a metric.
+func (p *Packer) reclaimShard(ctx context.Context, held *lease.Hold, shard int32, log logr.Logger) error {
+	del := p.cfg.Source.Spec.DeleteSource
+	if !del.DeletesSources() {
+		return nil
+	}
+	if p.reclaimer == nil {
+		mode := reclaim.Head
+		if del.Check == desv1.CheckConditional {
+			mode = reclaim.Conditional
+		}
+		r, err := reclaim.New(reclaim.Deps{Catalog: p.d.Catalog, Source: p.d.Source, Archive: p.d.Archive, Log: p.d.Log, Metrics: p.d.Metrics.Reclaim},
+			reclaim.Options{DryRun: del.DryRun, Mode: mode, DeletesPerSecond: int(del.DeletesPerSecondOrDefault()), Deadline: p.cfg.Deadline})
+		if err != nil {
+			return fmt.Errorf("shard %d: source deletion: %w", shard, err)
+		}
+		p.reclaimer = r
+	}
+	log.V(1).Info("source deletion pass", "delay", del.Delay.Duration, "dryRun", del.DryRun)
+	st, err := p.reclaimer.Pass(held.Context(), p.cfg.Source.Name, []int32{shard}, p.d.Now().Add(-del.Delay.Duration), reclaimContainersPerPass)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return ErrStopped
+	case err != nil:
+		p.d.Metrics.Errors.WithLabelValues("reclaim").Inc()
+		return fmt.Errorf("shard %d: source deletion (left for the next run): %w", shard, err)
+	case st.Errors > 0 && st.Deleted+st.AlreadyGone+st.WouldDelete == 0:
+		return fmt.Errorf("shard %d: source deletion: %d source objects could not be deleted and none could (see the log); left for the next run", shard, st.Errors)
+	}
+	return nil
 }
 
 // fillDue judges the shard's ready rows by the fill policy (internal/fill) before each container: the

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/test/devstack"
 	"github.com/datavision/des/test/testworld"
 )
@@ -53,8 +54,15 @@ func logf(format string, args ...any) {
 // demoSamples make few shards and full containers: 4 shards of about 1,500 files each, and a fill
 // policy that packs a shard only once the marker has named its late rows too (the seeded rows alone
 // are about 1,200 per shard, all of them about 1,500), so each shard makes one container.
+// The DesSource deletes each source object once its file was read back from its committed container
+// (spec.deleteSource AfterVerify, no delay), so the source bucket ends empty.
 var demoSamples = devstack.SampleOptions{ShardBits: 2, MaxFiles: 100_000, MinFiles: 1350, MaxWait: 10 * time.Minute,
-	Interval: 20 * time.Second}
+	Interval: 20 * time.Second,
+	DeleteSource: &desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Check: desv1.CheckHead, DeletesPerSecond: 2000}}
+
+// minFilesPerContainer is what the demo's containers must hold on average (issue 14): fewer means the
+// fill policy did not do its job.
+const minFilesPerContainer = 1000
 
 func run(ctx context.Context, dir string, files int, exit bool) error {
 	dir, _ = filepath.Abs(dir)
@@ -74,7 +82,13 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 	}
 	logf("  %d files, %.1f MiB; %d rows left unnamed for the marker CronJob", seed.Total(), float64(seed.Bytes)/(1<<20), len(seed.Unnamed))
 
-	logf("kubectl apply -k (config/samples pointed at the local S3 server)")
+	before, err := seed.SourceObjects(ctx)
+	if err != nil {
+		return err
+	}
+	logf("source bucket 'scans' holds %d objects", before)
+
+	logf("kubectl apply -k (config/samples pointed at the local S3 server, deleteSource: AfterVerify)")
 	if err := s.ApplySamples(ctx, seed, demoSamples); err != nil {
 		return err
 	}
@@ -84,8 +98,11 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 	if err != nil {
 		return err
 	}
-	logf("packed in %.1fs: %s", time.Since(start).Seconds(), p)
+	logf("packed and sources deleted in %.1fs: %s", time.Since(start).Seconds(), p)
 	if err := seed.ResolveNames(ctx); err != nil {
+		return err
+	}
+	if err := checkFewerObjects(ctx, seed, p, before); err != nil {
 		return err
 	}
 
@@ -105,7 +122,7 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 	if err != nil {
 		return fmt.Errorf("read back through the reader sidecar: %w", err)
 	}
-	logf("%s: byte-exact", cold)
+	logf("%s: byte-exact, and the source objects of all of them are gone", cold)
 	if !cold.OneRequestEach() {
 		return fmt.Errorf("cold reads by name should cost one S3 request each, through the catalog: %s", cold)
 	}
@@ -130,6 +147,26 @@ func run(ctx context.Context, dir string, files int, exit bool) error {
 	}
 	<-ctx.Done()
 	logf("stopping the stack")
+	return nil
+}
+
+// checkFewerObjects prints and checks what the demo is for: the source bucket's objects are gone
+// (each read back and verified first), replaced by a few full containers.
+func checkFewerObjects(ctx context.Context, seed *devstack.Seed, p devstack.Progress, before int) error {
+	after, err := seed.SourceObjects(ctx)
+	if err != nil {
+		return err
+	}
+	containers := p.Containers[desv1.PhaseCommitted]
+	files := p.Rows.Packed
+	logf("source bucket 'scans': %d objects before, %d after (%d deleted after verification, %d refused); archive: %d containers holding %d files, %.0f files per container",
+		before, after, p.Rows.SourcesDeleted, p.Rows.SourcesRefused, containers, files, float64(files)/float64(max(containers, 1)))
+	switch {
+	case after != 0 || p.Rows.SourcesDeleted != files:
+		return fmt.Errorf("%d source objects are left and %d of %d were deleted; every packed source should be gone", after, p.Rows.SourcesDeleted, files)
+	case containers == 0 || files/int64(containers) < minFilesPerContainer:
+		return fmt.Errorf("%d containers for %d files: fewer than %d files per container", containers, files, minFilesPerContainer)
+	}
 	return nil
 }
 

@@ -62,6 +62,7 @@ func (s *Stack) ApplySamples(ctx context.Context, seed *Seed, o SampleOptions) e
 		return err
 	}
 	deleteSource := ""
+	s.deleting = o.DeleteSource != nil && o.DeleteSource.DeletesSources() && !o.DeleteSource.DryRun
 	if o.DeleteSource != nil {
 		ds, err := json.Marshal(o.DeleteSource)
 		if err != nil {
@@ -105,6 +106,8 @@ patches:
 type Progress struct {
 	Rows       catalog.Counts
 	Containers map[desv1.ContainerPhase]int
+	// Deleting: the samples delete packed sources, so packing is done only once none is waiting.
+	Deleting bool
 }
 
 func (p Progress) String() string {
@@ -113,8 +116,12 @@ func (p Progress) String() string {
 		phases = append(phases, fmt.Sprintf("%s=%d", ph, n))
 	}
 	sort.Strings(phases)
-	return fmt.Sprintf("rows unnamed=%d ready=%d claimed=%d packed=%d failed=%d | containers %s",
+	out := fmt.Sprintf("rows unnamed=%d ready=%d claimed=%d packed=%d failed=%d | containers %s",
 		p.Rows.Unnamed, p.Rows.Ready, p.Rows.Claimed, p.Rows.Packed, p.Rows.Failed, strings.Join(phases, " "))
+	if p.Deleting {
+		out += fmt.Sprintf(" | sources deleted=%d waiting=%d refused=%d", p.Rows.SourcesDeleted, p.Rows.SourcesWaiting, p.Rows.SourcesRefused)
+	}
+	return out
 }
 
 // WaitPacked waits until no row is unnamed, ready or claimed and every DesContainer is final,
@@ -159,6 +166,9 @@ func (p Progress) done() bool {
 	if p.Rows.Unnamed+p.Rows.Ready+p.Rows.Claimed > 0 || p.Rows.Packed == 0 {
 		return false
 	}
+	if p.Deleting && p.Rows.SourcesWaiting > 0 {
+		return false
+	}
 	for ph, n := range p.Containers {
 		if n > 0 && !ph.IsFinal() {
 			return false
@@ -176,7 +186,7 @@ func (s *Stack) progress(ctx context.Context, cat *catalog.Catalog, ns string) (
 	if err := s.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
 		return Progress{}, err
 	}
-	p := Progress{Rows: rows, Containers: map[desv1.ContainerPhase]int{}}
+	p := Progress{Rows: rows, Containers: map[desv1.ContainerPhase]int{}, Deleting: s.deleting}
 	for i := range list.Items {
 		ph := list.Items[i].Status.Phase
 		if ph == "" {

@@ -238,3 +238,15 @@ func createReadOnlyRole(ctx context.Context, conn *pgx.Conn, dsn string) (string
 	u.User = url.User(role)
 	return u.String(), nil
 }
+
+// SourceObjects counts the objects left in the source bucket.
+func (s *Seed) SourceObjects(ctx context.Context) (int, error) {
+	n := 0
+	for _, err := range s.store.List(ctx, s.SourceBucket, objstore.ListOptions{}) {
+		if err != nil {
+			return n, fmt.Errorf("list source bucket %s: %w", s.SourceBucket, err)
+		}
+		n++
+	}
+	return n, nil
+}

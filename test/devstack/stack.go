@@ -41,6 +41,8 @@ type Stack struct {
 	// SamplesEndpoint, when set before ApplySamples, is the S3 endpoint the sample DesSource and
 	// DesShard name instead of the S3 server's (the e2e puts a LossyProxy there).
 	SamplesEndpoint string
+	// deleting is set by ApplySamples when the samples delete packed sources (WaitPacked waits for it).
+	deleting bool
 
 	cm *testworld.ControllerManager
 }
