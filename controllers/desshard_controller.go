@@ -237,7 +237,7 @@ func (r *DesShardReconciler) inspectCatalog(ctx context.Context, ds *desv1.DesSh
 		obs.fill[id] = fill.Decide(policy, st, now)
 	}
 	if del := obs.source.Spec.DeleteSource; del.DeletesSources() {
-		obs.reclaim, err = cat.ReclaimByShard(ctx, obs.source.Name, obs.shards, now.Add(-del.Delay.Duration), del.DryRun)
+		obs.reclaim, err = cat.ReclaimByShard(ctx, obs.source.Name, obs.shards, del.Delay.Duration, del.DryRun)
 		if err != nil {
 			obs.trouble = "catalog: " + err.Error()
 		}

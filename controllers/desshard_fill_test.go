@@ -95,3 +95,44 @@ func TestFillPolicyPacksOnlyShardsThatFill(t *testing.T) {
 		t.Fatalf("run 2 jobs = %v, want fill-r2-g0 packing shard 1", e.jobs("fill"))
 	}
 }
+
+// TestShardsWithSourcesDueGetJobs: with verified deletion on, a shard with nothing to pack gets a
+// Job once one of its committed containers' delay has passed, and its status says why.
+func TestShardsWithSourcesDueGetJobs(t *testing.T) {
+	e := newTestEnv(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
+	mustExec(t, pool, userTable)
+	s3 := testworld.S3Store(t)
+	bucket := s3.NewBucket(t)
+	src := e.realSource("src", dsn, bucket)
+	src.Spec.DeleteSource = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Delay: metav1.Duration{Duration: time.Hour}}
+	e.create(src)
+	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Migrate(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	record := func(container string, shard int, committed time.Time) {
+		t.Helper()
+		mustExec(t, pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes, object_size,
+			payload_checksum, index_checksum, writer, committed_at) VALUES ($1, $1, 'b', 'src', $2, $3::timestamptz::date, 1, 1, 1, 'x', 'y', 'w', $3::timestamptz)`,
+			container, shard, committed)
+	}
+	record("c-old", 1, now.Add(-2*time.Hour)) // its delay has passed
+	record("c-new", 2, now.Add(-time.Minute)) // not yet
+	ds := sampleShard("reclaim", "src", 1, 2, 3)
+	ds.Spec.ShardsPerJob = 1
+	e.create(ds)
+
+	e.reconcile(e.shardReconciler(), "reclaim")
+	if got, want := e.jobs("reclaim"), map[string]string{"reclaim-r1-g0": "1"}; !equalMaps(got, want) {
+		t.Fatalf("jobs = %v, want %v: only shard 1 has sources due", got, want)
+	}
+	e.get(ds)
+	if len(ds.Status.Shards) != 1 || ds.Status.Shards[0].ID != 1 || ds.Status.Shards[0].SourcesDue != 1 {
+		t.Errorf("shard status = %+v, want shard 1 with one container's sources due", ds.Status.Shards)
+	}
+}

@@ -177,3 +177,50 @@ func TestMarkerCronJobFollowsSpec(t *testing.T) {
 		t.Fatalf("marker CronJob kept after spec.marker was removed: %v", err)
 	}
 }
+
+// TestSourceStatusCountsDeletedSources: with spec.deleteSource AfterVerify, the status counts the
+// source objects deleted, waiting and refused, and refused ones make the source Degraded
+// (SourcesKept, with an example reason and a Warning event): a person must look at them.
+func TestSourceStatusCountsDeletedSources(t *testing.T) {
+	e := newTestEnv(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
+	mustExec(t, pool, userTable)
+	src := e.realSource("src", dsn, testworld.S3Store(t).NewBucket(t))
+	src.Spec.Catalog.AllowMigration = true
+	src.Spec.DeleteSource = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify}
+	e.create(src)
+	r := e.sourceReconciler()
+	e.reconcile(r, "src") // migrates
+	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard, des_source_deleted_at, des_source_verified_at, des_source_refused) VALUES
+		('a', 1, 'packed', 'N_a', 1, now(), now(), NULL), ('b', 1, 'packed', 'N_b', 1, now(), now(), NULL),
+		('c', 1, 'packed', 'N_c', 1, NULL, NULL, NULL),
+		('d', 1, 'packed', 'N_d', 1, NULL, NULL, 'source object changed since it was packed')`)
+
+	e.reconcile(r, "src")
+	e.get(src)
+	want := desv1.SourceCounts{Deleted: 2, Waiting: 1, Refused: 1}
+	if src.Status.Sources == nil || *src.Status.Sources != want {
+		t.Fatalf("status.sources = %+v, want %+v", src.Status.Sources, want)
+	}
+	c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionDegraded)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != string(desv1.ReasonSourcesKept) || !strings.Contains(c.Message, "changed since it was packed") {
+		t.Fatalf("Degraded = %+v, want SourcesKept naming the reason", c)
+	}
+	found := false
+	for len(e.events.Events) > 0 {
+		if ev := <-e.events.Events; strings.Contains(ev, "Warning") && strings.Contains(ev, string(desv1.ReasonSourcesKept)) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no Warning event for the kept sources")
+	}
+
+	// Once the refusal is cleared (a person looked), the source is no longer Degraded.
+	mustExec(t, pool, `UPDATE objects SET des_source_refused = NULL`)
+	e.reconcile(r, "src")
+	e.get(src)
+	if c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionDegraded); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("Degraded after the refusal was cleared = %+v", c)
+	}
+}

@@ -47,7 +47,7 @@ type ReclaimRow struct {
 // of the source, of the shards (all of them when $2 is empty), committed before $3, not finished.
 func reclaimWhere(dryRun bool) string {
 	w := `d.source = $1 AND (cardinality($2::integer[]) = 0 OR d.shard = ANY($2::integer[]))
-		AND d.committed_at < $3 AND d.sources_deleted_at IS NULL`
+		AND d.committed_at <= now() - $3::interval AND d.sources_deleted_at IS NULL`
 	if dryRun {
 		w += ` AND d.sources_verified_at IS NULL`
 	}
@@ -55,13 +55,14 @@ func reclaimWhere(dryRun bool) string {
 }
 
 // ReclaimContainers returns up to limit committed containers of source (in shards, all when empty),
-// committed before committedBefore, whose sources are not all done (in a dry run: not all verified
+// committed at least delay ago by the database's clock (the one that stamped committed_at, so a
+// packer or controller whose clock is off still waits the delay), whose sources are not all done (in a dry run: not all verified
 // either), oldest first, so that the files packed longest ago are reclaimed first and a pass cut short
 // by its deadline resumes where it stopped.
-func (c *Catalog) ReclaimContainers(ctx context.Context, source string, shards []int32, committedBefore time.Time, dryRun bool, limit int) ([]ReclaimContainer, error) {
+func (c *Catalog) ReclaimContainers(ctx context.Context, source string, shards []int32, delay time.Duration, dryRun bool, limit int) ([]ReclaimContainer, error) {
 	q := fmt.Sprintf(`SELECT d.container, d.key, d.bucket, d.shard, d.committed_at FROM %s AS d
 		WHERE %s ORDER BY d.committed_at, d.container LIMIT $4`, c.m.containersIdent(), reclaimWhere(dryRun))
-	rows, err := c.pool.Query(ctx, q, source, nonNil(shards), committedBefore, limit)
+	rows, err := c.pool.Query(ctx, q, source, nonNil(shards), delay, limit)
 	if err != nil {
 		return nil, fmt.Errorf("containers to reclaim of %s: %w", source, err)
 	}
@@ -78,9 +79,9 @@ func (c *Catalog) ReclaimContainers(ctx context.Context, source string, shards [
 
 // ReclaimByShard counts, per shard, the containers ReclaimContainers would return (without a limit):
 // the controller makes a shard due when its sources are waiting.
-func (c *Catalog) ReclaimByShard(ctx context.Context, source string, shards []int32, committedBefore time.Time, dryRun bool) (map[int32]int64, error) {
+func (c *Catalog) ReclaimByShard(ctx context.Context, source string, shards []int32, delay time.Duration, dryRun bool) (map[int32]int64, error) {
 	q := fmt.Sprintf(`SELECT d.shard, count(*) FROM %s AS d WHERE %s GROUP BY 1`, c.m.containersIdent(), reclaimWhere(dryRun))
-	rows, err := c.pool.Query(ctx, q, source, nonNil(shards), committedBefore)
+	rows, err := c.pool.Query(ctx, q, source, nonNil(shards), delay)
 	if err != nil {
 		return nil, fmt.Errorf("containers to reclaim per shard of %s: %w", source, err)
 	}

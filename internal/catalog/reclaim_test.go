@@ -44,7 +44,7 @@ func reclaimIDs(t *testing.T, c *catalog.Catalog, container string, dryRun bool)
 
 func containerNames(t *testing.T, c *catalog.Catalog, dryRun bool) []string {
 	t.Helper()
-	cs, err := c.ReclaimContainers(context.Background(), "src", nil, time.Now().Add(time.Minute), dryRun, 100)
+	cs, err := c.ReclaimContainers(context.Background(), "src", nil, 0, dryRun, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestReclaimRecordAndFinish(t *testing.T) {
 			if dry {
 				want = s.finishDry
 			}
-			byShard, err := c.ReclaimByShard(ctx, "src", []int32{0}, time.Now().Add(time.Minute), dry)
+			byShard, err := c.ReclaimByShard(ctx, "src", []int32{0}, 0, dry)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,17 +216,17 @@ func TestReclaimRecordAndFinish(t *testing.T) {
 			}
 		}
 	}
-	// Another source, a later cut-off or other shards see nothing.
+	// Another source, a delay longer than the containers' age or other shards see nothing.
 	for _, tc := range []struct {
 		source string
 		shards []int32
-		before time.Time
+		delay  time.Duration
 	}{
-		{"other", nil, time.Now().Add(time.Minute)},
-		{"src", []int32{1}, time.Now().Add(time.Minute)},
-		{"src", nil, time.Now().Add(-time.Hour)},
+		{"other", nil, 0},
+		{"src", []int32{1}, 0},
+		{"src", nil, time.Hour},
 	} {
-		cs, err := c.ReclaimContainers(ctx, tc.source, tc.shards, tc.before, false, 10)
+		cs, err := c.ReclaimContainers(ctx, tc.source, tc.shards, tc.delay, false, 10)
 		if err != nil || len(cs) != 0 {
 			t.Errorf("ReclaimContainers(%+v) = %v, %v", tc, cs, err)
 		}

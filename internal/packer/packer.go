@@ -231,7 +231,7 @@ func (p *Packer) reclaimShard(ctx context.Context, held *lease.Hold, shard int32
 		p.reclaimer = r
 	}
 	log.V(1).Info("source deletion pass", "delay", del.Delay.Duration, "dryRun", del.DryRun)
-	st, err := p.reclaimer.Pass(held.Context(), p.cfg.Source.Name, []int32{shard}, p.d.Now().Add(-del.Delay.Duration), reclaimContainersPerPass)
+	st, err := p.reclaimer.Pass(held.Context(), p.cfg.Source.Name, []int32{shard}, del.Delay.Duration, reclaimContainersPerPass)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return ErrStopped

@@ -150,10 +150,11 @@ func Run(ctx context.Context, d Deps, o Options, containers []catalog.ReclaimCon
 	return r.Run(ctx, containers)
 }
 
-// Pass runs a pass over the containers of source in shards (all when empty) committed before
-// committedBefore, oldest first, at most limit of them: the catalog's ReclaimContainers and Run.
-func (r *Reclaimer) Pass(ctx context.Context, source string, shards []int32, committedBefore time.Time, limit int) (Stats, error) {
-	cs, err := r.d.Catalog.ReclaimContainers(ctx, source, shards, committedBefore, r.o.DryRun, limit)
+// Pass runs a pass over the containers of source in shards (all when empty) committed at least delay
+// ago (by the database's clock), oldest first, at most limit of them: the catalog's
+// ReclaimContainers and Run.
+func (r *Reclaimer) Pass(ctx context.Context, source string, shards []int32, delay time.Duration, limit int) (Stats, error) {
+	cs, err := r.d.Catalog.ReclaimContainers(ctx, source, shards, delay, r.o.DryRun, limit)
 	if err != nil {
 		return Stats{}, err
 	}

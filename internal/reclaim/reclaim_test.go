@@ -199,7 +199,7 @@ func TestCrashBetweenDeleteAndRecord(t *testing.T) {
 	defer cancel()
 	faults := objstoretest.Wrap(w.store.API()).Add(objstoretest.Rule{Op: "DeleteObjects", Nth: 1, After: cancel})
 	r := w.reclaimer(w.store.WithAPI(faults), reclaim.Options{})
-	st, err := r.Pass(ctx, "src", nil, farFuture(), 10)
+	st, err := r.Pass(ctx, "src", nil, 0, 10)
 	if err == nil || st.Deleted != 8 {
 		t.Fatalf("first pass: %+v, %v; want 8 deleted and a recording error", st, err)
 	}
