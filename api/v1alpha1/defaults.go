@@ -45,13 +45,13 @@ func (s *DesShardSpec) RetentionOrDefault() time.Duration {
 	return durationOr(s.Retention.Duration, DefaultRetention)
 }
 
-// MinFilesOrDefault, MinBytesOrDefault and MaxWaitOrDefault are the fill policy of the limits.
+// MinFilesOrDefault is the fill policy's MinFiles (MinBytesOrDefault and MaxWaitOrDefault its others).
 func (l *ContainerLimits) MinFilesOrDefault() int64 { return int64Or(l.MinFiles, DefaultMinFiles) }
 
-// MinBytesOrDefault: see MinFilesOrDefault.
+// MinBytesOrDefault is the fill policy's MinBytes.
 func (l *ContainerLimits) MinBytesOrDefault() int64 { return int64Or(l.MinBytes, DefaultMinBytes) }
 
-// MaxWaitOrDefault: see MinFilesOrDefault.
+// MaxWaitOrDefault is the fill policy's MaxWait.
 func (l *ContainerLimits) MaxWaitOrDefault() time.Duration {
 	return durationOr(l.MaxWait.Duration, DefaultMaxWait)
 }

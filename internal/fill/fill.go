@@ -35,15 +35,15 @@ type Stats struct {
 type Reason string
 
 const (
-	// Empty: no ready rows.
+	// Empty means no ready rows.
 	Empty Reason = "Empty"
-	// MinFiles: enough ready rows.
+	// MinFiles means enough ready rows.
 	MinFiles Reason = "MinFiles"
-	// MinBytes: enough ready bytes.
+	// MinBytes means enough ready bytes.
 	MinBytes Reason = "MinBytes"
-	// MaxWait: the oldest ready row has waited long enough.
+	// MaxWait means the oldest ready row has waited long enough.
 	MaxWait Reason = "MaxWait"
-	// Waiting: some ready rows, not enough yet.
+	// Waiting means some ready rows, not enough yet.
 	Waiting Reason = "Waiting"
 )
 

@@ -254,4 +254,3 @@ func testLogger(t *testing.T) logr.Logger {
 	t.Helper()
 	return testr.New(t)
 }
-

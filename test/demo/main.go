@@ -57,7 +57,7 @@ func logf(format string, args ...any) {
 // The DesSource deletes each source object once its file was read back from its committed container
 // (spec.deleteSource AfterVerify, no delay), so the source bucket ends empty.
 var demoSamples = devstack.SampleOptions{ShardBits: 2, MaxFiles: 100_000, MinFiles: 1350, MaxWait: 10 * time.Minute,
-	Interval: 20 * time.Second,
+	Interval:     20 * time.Second,
 	DeleteSource: &desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Check: desv1.CheckHead, DeletesPerSecond: 2000}}
 
 // minFilesPerContainer is what the demo's containers must hold on average (issue 14): fewer means the

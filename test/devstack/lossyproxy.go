@@ -99,8 +99,11 @@ func operation(r *http.Request) string {
 	_, upload := q["uploadId"]
 	_, part := q["partNumber"]
 	_, uploads := q["uploads"]
+	_, deletes := q["delete"]
 	objectPath := strings.Count(strings.Trim(r.URL.Path, "/"), "/") >= 1
 	switch {
+	case r.Method == http.MethodPost && deletes:
+		return "DeleteObjects"
 	case r.Method == http.MethodPost && upload:
 		return "CompleteMultipartUpload"
 	case r.Method == http.MethodPost && uploads:

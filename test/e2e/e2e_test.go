@@ -91,9 +91,11 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	s.SamplesEndpoint = proxy.Endpoint
 	// Runs every 15 s, so shards whose Job was killed are packed again soon.
 	// minFiles 1: every shard with a ready row is packed at once, so killed runs leave many
-	// containers to recover.
+	// containers to recover. Sources are deleted once packed and verified (issue 14), by the packers
+	// the faults kill, through the proxy that loses answers of DeleteObjects too.
 	if err := s.ApplySamples(ctx, seed, devstack.SampleOptions{ShardBits: shardBits, MaxFiles: 200, MinFiles: 1,
-		MaxWait: time.Hour, Interval: 15 * time.Second}); err != nil {
+		MaxWait: time.Hour, Interval: 15 * time.Second,
+		DeleteSource: &desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Check: desv1.CheckHead, DeletesPerSecond: 5000}}); err != nil {
 		t.Fatal(err)
 	}
 	// Every packer's clock is off by up to clockSkew (the e2e image's chaos hook).
@@ -117,6 +119,16 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, s, seed)
+	// Issue 14: every packed source is deleted (each read back and verified first), none refused; the
+	// reads below are all of files whose source objects are gone.
+	left, err := seed.SourceObjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 || p.Rows.SourcesDeleted != p.Rows.Packed || p.Rows.SourcesRefused != 0 {
+		t.Fatalf("sources: %d objects left in the source bucket, %d of %d rows deleted, %d refused; want all deleted",
+			left, p.Rows.SourcesDeleted, p.Rows.Packed, p.Rows.SourcesRefused)
+	}
 
 	reader, err := s.StartReader(ctx, seed, shardBits)
 	if err != nil {
@@ -144,8 +156,8 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	out, _ := s.Kubectl(ctx, "-n", ns, "get", "dessources,desshards")
 	t.Logf("\n%s", out)
 	t.Logf("E2E FIGURES: %d rows (%d named by the marker CronJob, %d ingested while packing) exactly once; faults: %s; "+
-		"packer clocks off by up to ±%s; S3 answers lost: %v; %d containers rolled back; %s in all, %.0fs from the last fault to all packed",
-		seed.Total(), unnamed, seed.Total()-files, f, clockSkew, proxy.Lost(), rolledBack, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
+		"packer clocks off by up to ±%s; S3 answers lost: %v; %d containers rolled back; %d source objects deleted after verification, 0 left; %s in all, %.0fs from the last fault to all packed",
+		seed.Total(), unnamed, seed.Total()-files, f, clockSkew, proxy.Lost(), rolledBack, p.Rows.SourcesDeleted, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
 	deleteShardAndCheckCleanup(t, s, seed)
 }
 
@@ -199,7 +211,7 @@ const frozenFor = protocol.LeaseDuration + 10*time.Second
 // most runs see a completed object whose answer never came.
 var lostAnswers = map[string]float64{
 	"CompleteMultipartUpload": 0.3, "PutObject": 0.08, "UploadPart": 0.05, "CreateMultipartUpload": 0.05,
-	"GetObject": 0.01, "HeadObject": 0.02, "DeleteObject": 0.05,
+	"GetObject": 0.01, "HeadObject": 0.02, "DeleteObject": 0.05, "DeleteObjects": 0.2,
 }
 
 // injectFaults strikes, in a random order and at random moments: SIGKILL of packer containers,
