@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -12,24 +14,35 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
+// migratedSource creates the DesSource "src" (changed by mutate, when given) on a fresh catalog
+// database with the user's table migrated, and returns the database.
+func (e *testEnv) migratedSource(mutate func(*desv1.DesSource)) *pgxpool.Pool {
+	e.t.Helper()
+	pool, dsn := testworld.PG(e.t).NewDatabase(e.t)
+	mustExec(e.t, pool, userTable)
+	bucket := testworld.S3Store(e.t).NewBucket(e.t)
+	src := e.realSource("src", dsn, bucket)
+	if mutate != nil {
+		mutate(src)
+	}
+	e.create(src)
+	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cat.Migrate(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	return pool
+}
+
 // TestFillPolicyPacksOnlyShardsThatFill: a run gives Jobs only to shards whose ready rows reach
 // minFiles or minBytes, or whose oldest ready row has waited maxWait; a shard below all three waits,
 // its status says how full it is and when it will be packed, and a later run packs it once maxWait
 // has passed. A check that finds nothing due starts no Job.
 func TestFillPolicyPacksOnlyShardsThatFill(t *testing.T) {
 	e := newTestEnv(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	mustExec(t, pool, userTable)
-	s3 := testworld.S3Store(t)
-	bucket := s3.NewBucket(t)
-	e.create(e.realSource("src", dsn, bucket))
-	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.Migrate(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	pool := e.migratedSource(nil)
 	now := e.clock.Now()
 	rows := func(shard, n int, size int64, created time.Time) {
 		t.Helper()
@@ -100,20 +113,9 @@ func TestFillPolicyPacksOnlyShardsThatFill(t *testing.T) {
 // Job once one of its committed containers' delay has passed, and its status says why.
 func TestShardsWithSourcesDueGetJobs(t *testing.T) {
 	e := newTestEnv(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	mustExec(t, pool, userTable)
-	s3 := testworld.S3Store(t)
-	bucket := s3.NewBucket(t)
-	src := e.realSource("src", dsn, bucket)
-	src.Spec.DeleteSource = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Delay: metav1.Duration{Duration: time.Hour}}
-	e.create(src)
-	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.Migrate(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	pool := e.migratedSource(func(src *desv1.DesSource) {
+		src.Spec.DeleteSource = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Delay: metav1.Duration{Duration: time.Hour}}
+	})
 	now := e.clock.Now()
 	record := func(container string, shard int, committed time.Time) {
 		t.Helper()

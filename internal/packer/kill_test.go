@@ -218,19 +218,11 @@ func TestKillAnywhere(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	t.Logf("seed %d", seed)
 
-	s3 := testworld.S3Store(t)
-	proxy := newKillProxy(t, s3.Endpoint)
-	srv := httptest.NewServer(proxy)
-	defer srv.Close()
-	w := newWorld(t, worldOptions{shards: []int32{0, 1}, threshold: 64 << 10, endpoint: srv.URL,
-		limits: desv1.ContainerLimits{MaxFiles: 200}})
-	proxy.source, proxy.bucket = w.source, w.bucket
-	proxy.reached = func(until string) bool { return w.reached(until) }
+	w, proxy, dir := newKillWorld(t, 200)
 	w.slowCommits()
 	sizes := []int64{0, 1000, 30000, 60000, 65535, 65536, 120000, 50000, 40000, 64000}
 	w.addRows(0, sizes, 600, nil)
 	w.addRows(1, sizes, 600, nil)
-	dir := childFiles(t, w)
 
 	outcomes := map[string]int{}
 	done := 0
@@ -269,6 +261,20 @@ func TestKillAnywhere(t *testing.T) {
 	recoverAll(t, w)
 	committed := w.check(nil)
 	t.Logf("%d kills; outcomes %v; %d committed containers, %+v", done, outcomes, committed, w.counts())
+}
+
+// newKillWorld is a world of shards 0 and 1 whose S3 traffic goes through a kill proxy, with the
+// files a packer process needs (childFiles). The proxy's server stops with the test.
+func newKillWorld(t *testing.T, maxFiles int64) (*world, *killProxy, string) {
+	t.Helper()
+	proxy := newKillProxy(t, testworld.S3Store(t).Endpoint)
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	w := newWorld(t, worldOptions{shards: []int32{0, 1}, threshold: 64 << 10, endpoint: srv.URL,
+		limits: desv1.ContainerLimits{MaxFiles: maxFiles}})
+	proxy.source, proxy.bucket = w.source, w.bucket
+	proxy.reached = func(until string) bool { return w.reached(until) }
+	return w, proxy, childFiles(t, w)
 }
 
 // runChild runs one packer process until it exits or the kill point (or a fallback timer) kills it.

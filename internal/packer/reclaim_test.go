@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/packer"
-	"github.com/datavision/des/test/testworld"
 )
 
 // setDeleteSource changes the world's DesSource.spec.deleteSource (the packer reads it at its start).
@@ -196,15 +194,7 @@ func TestKillDuringSourceDeletion(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("seed %d", seed)
 
-	s3 := testworld.S3Store(t)
-	proxy := newKillProxy(t, s3.Endpoint)
-	srv := httptest.NewServer(proxy)
-	defer srv.Close()
-	w := newWorld(t, worldOptions{shards: []int32{0, 1}, threshold: 64 << 10, endpoint: srv.URL,
-		limits: desv1.ContainerLimits{MaxFiles: 100}})
-	proxy.source, proxy.bucket = w.source, w.bucket
-	proxy.reached = func(until string) bool { return w.reached(until) }
-	dir := childFiles(t, w)
+	w, proxy, dir := newKillWorld(t, 100)
 	sizes := []int64{0, 1000, 30000, 70000, 65535, 5}
 	overwritten := ""
 
