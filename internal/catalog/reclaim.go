@@ -44,7 +44,8 @@ type ReclaimRow struct {
 }
 
 // reclaimWhere is the condition on des_containers d of the containers reclaiming still has to visit:
-// of the source, of the shards (all of them when $2 is empty), committed before $3, not finished.
+// of the source, of the shards (all of them when $2 is empty), committed at least $3 ago by the
+// database's clock, not finished.
 func reclaimWhere(dryRun bool) string {
 	w := `d.source = $1 AND (cardinality($2::integer[]) = 0 OR d.shard = ANY($2::integer[]))
 		AND d.committed_at <= now() - $3::interval AND d.sources_deleted_at IS NULL`
