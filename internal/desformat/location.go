@@ -3,6 +3,8 @@ package desformat
 import (
 	"context"
 	"fmt"
+	"hash"
+	"hash/crc32"
 )
 
 // Location says where one payload's bytes are, with what serving it needs to check them: enough to
@@ -21,6 +23,14 @@ type Location struct {
 	// ExternalKey is the object key of an external payload ("" when the payload is inside the archive).
 	ExternalKey string
 }
+
+// PayloadCRC is the checksum a Location records for a payload (CRC-32C, Castagnoli): what a reader
+// or a verifier compares the bytes it got with.
+func PayloadCRC(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
+
+// NewPayloadHash returns a hash whose Sum32 is the PayloadCRC of what was written to it, for payloads
+// checked as they stream.
+func NewPayloadHash() hash.Hash32 { return crc32.New(castagnoli) }
 
 // IsExternal reports whether the payload lives in its own object.
 func (l *Location) IsExternal() bool { return l.ExternalKey != "" }

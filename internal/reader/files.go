@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -225,7 +224,7 @@ func (s *Server) writeVerified(ctx context.Context, w http.ResponseWriter, statu
 		return -1, fmt.Errorf("read %q: %w", fi.Name, err)
 	}
 	if fi.HasCRC {
-		if got := crc32.Checksum(buf, castagnoli); got != fi.CRC {
+		if got := desformat.PayloadCRC(buf); got != fi.CRC {
 			return -1, &desformat.CorruptError{Region: desformat.RegionData, Err: desformat.ErrChecksum,
 				Reason: fmt.Sprintf("%q has crc32c %08x, meta says %08x", fi.Name, got, fi.CRC)}
 		}
@@ -234,8 +233,6 @@ func (s *Server) writeVerified(ctx context.Context, w http.ResponseWriter, statu
 	n, err := w.Write(buf[rng.off : rng.off+rng.n])
 	return int64(n), err
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // openStream opens rng of a large or external payload with one GET. A whole payload is checked as it
 // streams, its length always and its CRC-32C when it has one: the error surfaces with the last bytes,
@@ -259,7 +256,7 @@ func (s *Server) openStream(ctx context.Context, fi *fileInfo, rng byteRange) (i
 	if err != nil || rng.partial {
 		return body, err
 	}
-	return &verifyingReader{rc: body, h: crc32.New(castagnoli), check: fi.HasCRC, want: fi.CRC, left: fi.Size, name: fi.Name}, nil
+	return &verifyingReader{rc: body, h: desformat.NewPayloadHash(), check: fi.HasCRC, want: fi.CRC, left: fi.Size, name: fi.Name}, nil
 }
 
 // verifyingReader checks a payload's length and CRC-32C; on mismatch the final Read fails instead of

@@ -227,6 +227,9 @@ const (
 	tierVersion = 1
 )
 
+// castagnoli checksums a Redis tier entry (its own framing, not a payload: see desformat.PayloadCRC).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 func encodeTierEntry(e tierEntry) []byte {
 	var b bytes.Buffer
 	b.Grow(len(tierMagic) + 64 + len(e.Bucket) + len(e.Key) + len(e.ETag) + len(e.Data))

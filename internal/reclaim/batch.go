@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
 	"github.com/go-logr/logr"
@@ -14,8 +13,6 @@ import (
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Refusal reasons: the label of des_source_deletions_refused_total and the first word of the reason
 // recorded in the row.
@@ -101,7 +98,7 @@ func (b *batch) readBack(ctx context.Context) error {
 		case w.IsExternal():
 			external = append(external, w)
 		case w.Location.Size == 0:
-			b.compare(w, crc32.Checksum(nil, castagnoli))
+			b.compare(w, desformat.PayloadCRC(nil))
 		case w.Offset < 0 || w.Offset+w.Location.Size > b.archive.Size():
 			w.refuse(ReasonCRCMismatch, "the recorded placement [%d, +%d) lies outside the %d-byte container: the source is kept",
 				w.Offset, w.Location.Size, b.archive.Size())
@@ -117,7 +114,7 @@ func (b *batch) readBack(ctx context.Context) error {
 	}
 	err := objstore.FetchRanges(ctx, b.archive, ranges, b.r.o.Concurrency, func(i int, data []byte) error {
 		for _, s := range plan[i].Spans {
-			b.compare(byName[s.Name], crc32.Checksum(data[s.Offset:s.Offset+s.Length], castagnoli))
+			b.compare(byName[s.Name], desformat.PayloadCRC(data[s.Offset:s.Offset+s.Length]))
 		}
 		return nil
 	})
@@ -149,15 +146,14 @@ func (b *batch) readExternal(ctx context.Context, w *row) {
 		return
 	}
 	defer body.Close()
-	h := crc32.New(castagnoli)
-	n, err := io.Copy(h, body)
+	n, crc, err := payloadCRC(body)
 	switch {
 	case err != nil:
 		b.fail(w, err, "read back a big payload")
 	case n != w.Size:
 		w.refuse(ReasonCRCMismatch, "the archived copy s3://%s/%s is %d bytes, the catalog says %d: the source is kept", b.rc.Bucket, w.ExternalKey, n, w.Size)
 	default:
-		b.compare(w, h.Sum32())
+		b.compare(w, crc)
 	}
 }
 
@@ -218,17 +214,23 @@ func (b *batch) compareSource(ctx context.Context, w *row) {
 		w.refuse(ReasonSizeChanged, "source object changed since it was packed: %d bytes, packed %d: the source is kept", info.Size, w.Size)
 		return
 	}
-	h := crc32.New(castagnoli)
-	n, err := io.Copy(h, body)
+	n, crc, err := payloadCRC(body)
 	switch {
 	case err != nil:
 		b.fail(w, err, "read the source object")
-	case n != w.Size || h.Sum32() != w.CRC32C:
+	case n != w.Size || crc != w.CRC32C:
 		w.refuse(ReasonChanged, "source object differs from the archived copy (%d bytes, CRC-32C %08x; archived %08x); no ETag was recorded: the source is kept",
-			n, h.Sum32(), w.CRC32C)
+			n, crc, w.CRC32C)
 	default:
 		w.etag = info.ETag
 	}
+}
+
+// payloadCRC reads r to its end and returns how many bytes it gave and their PayloadCRC.
+func payloadCRC(r io.Reader) (int64, uint32, error) {
+	h := desformat.NewPayloadHash()
+	n, err := io.Copy(h, r)
+	return n, h.Sum32(), err
 }
 
 // fail leaves a row for the next pass.
