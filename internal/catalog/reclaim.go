@@ -118,6 +118,17 @@ func (c *Catalog) ownRows() string {
 		colContainer, col(c.m.Status), c.m.containersIdent(), colContainerKey)
 }
 
+// sourcesLeft is the condition on a row t that reclaiming still has to do: its source is neither
+// deleted nor refused (in a dry run: nor verified). ReclaimRows offers those rows, and FinishReclaim
+// finishes a container that has none left.
+func sourcesLeft(dryRun bool) string {
+	w := fmt.Sprintf(`t.%s IS NULL AND t.%s IS NULL`, colSourceDeletedAt, colSourceRefused)
+	if dryRun {
+		w += fmt.Sprintf(` AND t.%s IS NULL`, colSourceVerifiedAt)
+	}
+	return w
+}
+
 // ReclaimRows returns up to limit rows of container, in id order after afterID, whose source is neither
 // deleted nor refused (in a dry run: not verified either). Rows are returned in id order because the
 // packer wrote them in that order: a batch's payloads lie mostly side by side in the archive.
@@ -127,14 +138,10 @@ func (c *Catalog) ReclaimRows(ctx context.Context, container string, afterID int
 	if m.Bucket != "" {
 		bucket = fmt.Sprintf("COALESCE(t.%s, $5::text)", col(m.Bucket))
 	}
-	cond := fmt.Sprintf(`%s IS NULL AND %s IS NULL`, colSourceDeletedAt, colSourceRefused)
-	if dryRun {
-		cond += fmt.Sprintf(` AND %s IS NULL`, colSourceVerifiedAt)
-	}
 	q := fmt.Sprintf(`SELECT t.%[1]s, %[2]s, t.%[3]s, t.%[4]s, t.%[5]s, t.%[6]s, t.%[7]s, t.%[8]s, t.%[9]s, t.%[10]s
 		FROM %[11]s AS t WHERE %[12]s AND t.%[1]s > $3 AND %[13]s ORDER BY t.%[1]s LIMIT $4`,
 		col(m.ID), bucket, col(m.Key), col(m.DesName), col(m.Size), colOffset, colLength, colCRC32C, colExternalKey,
-		colSourceETag, m.tableIdent(), c.ownRows(), cond)
+		colSourceETag, m.tableIdent(), c.ownRows(), sourcesLeft(dryRun))
 	rows, err := c.pool.Query(ctx, q, container, m.Packed, afterID, limit, m.DefaultBucket)
 	if err != nil {
 		return nil, fmt.Errorf("rows to reclaim of %s: %w", container, err)
@@ -230,13 +237,13 @@ func (c *Catalog) RefuseReclaim(ctx context.Context, container string, refusals 
 // and marking are one statement, so a row recorded meanwhile cannot be missed.
 func (c *Catalog) FinishReclaim(ctx context.Context, container string, dryRun bool) (bool, error) {
 	m := c.m
-	mark, left := "sources_deleted_at", fmt.Sprintf(`t.%s IS NULL AND t.%s IS NULL`, colSourceDeletedAt, colSourceRefused)
+	mark := "sources_deleted_at"
 	if dryRun {
-		mark, left = "sources_verified_at", left+fmt.Sprintf(` AND t.%s IS NULL`, colSourceVerifiedAt)
+		mark = "sources_verified_at"
 	}
 	q := fmt.Sprintf(`UPDATE %[1]s AS d SET %[2]s = now() WHERE d.container = $1 AND d.%[2]s IS NULL
 		AND NOT EXISTS (SELECT 1 FROM %[3]s AS t WHERE t.%[4]s = $1 AND t.%[5]s = $2 AND %[6]s)`,
-		m.containersIdent(), mark, m.tableIdent(), colContainer, col(m.Status), left)
+		m.containersIdent(), mark, m.tableIdent(), colContainer, col(m.Status), sourcesLeft(dryRun))
 	tag, err := c.pool.Exec(ctx, q, container, m.Packed)
 	if err != nil {
 		return false, fmt.Errorf("finish reclaiming %s: %w", container, err)
