@@ -35,8 +35,8 @@ type Packer struct {
 	lim    limits
 	tune   Tuning
 	budget *semaphore.Weighted // bytes fetched ahead of the writer
-	// reclaimer deletes verified source objects (made at the first shard that needs it: its rate limit
-	// spans the run).
+	// reclaimer deletes verified source objects after packing (nil when the DesSource keeps them); one
+	// for the run, so that its rate limit spans every shard.
 	reclaimer *reclaim.Reclaimer
 }
 
@@ -58,7 +58,20 @@ func New(cfg Config, d Deps) (*Packer, error) {
 		d.Now = time.Now
 	}
 	t := cfg.Tuning.withDefaults()
-	return &Packer{cfg: cfg, d: d, lim: shardLimits(cfg.DesShard.Spec), tune: t, budget: semaphore.NewWeighted(t.PrefetchBytes)}, nil
+	p := &Packer{cfg: cfg, d: d, lim: shardLimits(cfg.DesShard.Spec), tune: t, budget: semaphore.NewWeighted(t.PrefetchBytes)}
+	if del := cfg.Source.Spec.DeleteSource; del.DeletesSources() {
+		mode := reclaim.Head
+		if del.Check == desv1.CheckConditional {
+			mode = reclaim.Conditional
+		}
+		r, err := reclaim.New(reclaim.Deps{Catalog: d.Catalog, Source: d.Source, Archive: d.Archive, Log: d.Log, Metrics: d.Metrics.Reclaim},
+			reclaim.Options{DryRun: del.DryRun, Mode: mode, DeletesPerSecond: int(del.DeletesPerSecondOrDefault()), Deadline: cfg.Deadline})
+		if err != nil {
+			return nil, fmt.Errorf("packer: source deletion: %w", err)
+		}
+		p.reclaimer = r
+	}
+	return p, nil
 }
 
 // Run packs each shard in turn until its rows are packed or the time budget is spent. Cancelling ctx
@@ -214,22 +227,10 @@ const reclaimContainersPerPass = 1000
 // succeeded is an error, so that a store refusing deletes (missing permission) fails the Job where a
 // person sees it, not only in a metric.
 func (p *Packer) reclaimShard(ctx context.Context, held *lease.Hold, shard int32, log logr.Logger) error {
-	del := p.cfg.Source.Spec.DeleteSource
-	if !del.DeletesSources() {
+	if p.reclaimer == nil {
 		return nil
 	}
-	if p.reclaimer == nil {
-		mode := reclaim.Head
-		if del.Check == desv1.CheckConditional {
-			mode = reclaim.Conditional
-		}
-		r, err := reclaim.New(reclaim.Deps{Catalog: p.d.Catalog, Source: p.d.Source, Archive: p.d.Archive, Log: p.d.Log, Metrics: p.d.Metrics.Reclaim},
-			reclaim.Options{DryRun: del.DryRun, Mode: mode, DeletesPerSecond: int(del.DeletesPerSecondOrDefault()), Deadline: p.cfg.Deadline})
-		if err != nil {
-			return fmt.Errorf("shard %d: source deletion: %w", shard, err)
-		}
-		p.reclaimer = r
-	}
+	del := p.cfg.Source.Spec.DeleteSource
 	log.V(1).Info("source deletion pass", "delay", del.Delay.Duration, "dryRun", del.DryRun)
 	st, err := p.reclaimer.Pass(held.Context(), p.cfg.Source.Name, []int32{shard}, del.Delay.Duration, reclaimContainersPerPass)
 	switch {
