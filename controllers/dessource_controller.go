@@ -219,7 +219,7 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
 		st.Sources = sourceCounts(src, c)
 	}
-	isDegraded, degraded, msg := sourceDegraded(pass.markerErr, st.Sources, pass.counts)
+	isDegraded, degraded, msg := sourceDegraded(pass.markerErr, pass.counts)
 	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, isDegraded, degraded, msg, src.Generation)
 	// A DesSource deleted during the pass is no error: nothing is left to describe (a "Reconciler
 	// error ... not found" in the log of a clean run would only be noise).
@@ -247,13 +247,13 @@ func sourceCounts(src *desv1.DesSource, c *catalog.Counts) *desv1.SourceCounts {
 // sourceDegraded says what a person should look at first: a marker CronJob that cannot be made
 // stops naming rows; source objects kept because their check failed need a person to look at
 // why (the archived copy did not match, or the object changed after it was packed).
-func sourceDegraded(markerErr error, sources *desv1.SourceCounts, c *catalog.Counts) (bool, desv1.ConditionReason, string) {
+func sourceDegraded(markerErr error, c *catalog.Counts) (bool, desv1.ConditionReason, string) {
 	switch {
 	case markerErr != nil:
 		return true, desv1.ReasonMarkerFailed, markerErr.Error()
-	case sources != nil && sources.Refused > 0:
+	case c != nil && c.SourcesRefused > 0:
 		return true, desv1.ReasonSourcesKept, fmt.Sprintf("%d source objects are kept because a check before their deletion failed, e.g. %q; "+
-			"the rows' des_source_refused says why (clear it to have them checked again)", sources.Refused, c.RefusedExample)
+			"the rows' des_source_refused says why (clear it to have them checked again)", c.SourcesRefused, c.RefusedExample)
 	}
 	return false, desv1.ReasonMarkerOK, "marker CronJob matches spec.marker"
 }
