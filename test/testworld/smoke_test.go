@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = apiextensionsv1.AddToScheme(scheme)
 	// Smoke tests install their own CRD; the project's CRDs are exercised by the controller tests.
-	testworld.MainWith(m, testworld.Postgres|testworld.S3|testworld.Kube|testworld.Redis,
+	testworld.MainWith(m, testworld.Postgres|testworld.S3|testworld.Kube|testworld.Redis|testworld.MariaDB,
 		testworld.KubeOptions{Scheme: scheme, CRDDirs: []string{}})
 }
 

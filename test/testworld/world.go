@@ -13,7 +13,7 @@ import (
 type Part int
 
 // The parts: a private PostgreSQL, a versitygw S3 server, envtest's kube-apiserver and etcd, a
-// private redis-server.
+// private redis-server, a private MariaDB server.
 const (
 	Postgres Part = 1 << iota
 	S3
@@ -23,6 +23,8 @@ const (
 	RealNode
 	// Redis is a private redis-server.
 	Redis
+	// MariaDB is a private MariaDB server.
+	MariaDB
 )
 
 var shared struct {
@@ -35,6 +37,7 @@ var shared struct {
 	cm       *ControllerManager
 	node     *NodeServer
 	redis    *RedisServer
+	maria    *MariaDBServer
 }
 
 // Main declares the parts a test package may use, runs its tests and stops everything that was
@@ -80,7 +83,7 @@ func run(m *testing.M, parts Part, kubeOpts KubeOptions) (int, error) {
 	return m.Run(), nil
 }
 
-// postgres, s3Server and kubeServer start their server on first use, once per test binary.
+// postgres, mariadb, s3Server, redisServer and kubeServer start their server on first use, once per test binary.
 func postgres(ctx context.Context) (*PostgresServer, error) {
 	return startOnce(ctx, &shared.pg, StartPostgres, func(s *PostgresServer) string {
 		return fmt.Sprintf("PostgreSQL on 127.0.0.1:%d: %s", s.Port, s.Version)
@@ -90,6 +93,12 @@ func postgres(ctx context.Context) (*PostgresServer, error) {
 func s3Server(ctx context.Context) (*S3Server, error) {
 	return startOnce(ctx, &shared.s3, StartS3, func(s *S3Server) string {
 		return fmt.Sprintf("versitygw S3 at %s: %s", s.Endpoint, s.Version)
+	})
+}
+
+func mariadb(ctx context.Context) (*MariaDBServer, error) {
+	return startOnce(ctx, &shared.maria, StartMariaDB, func(s *MariaDBServer) string {
+		return fmt.Sprintf("MariaDB on 127.0.0.1:%d: %s", s.Port, s.Version)
 	})
 }
 
@@ -161,6 +170,9 @@ func stopAll() {
 	if shared.redis != nil {
 		shared.redis.Close()
 	}
+	if shared.maria != nil {
+		shared.maria.Close()
+	}
 }
 
 // need fails the test unless the package's TestMain allowed the part, then starts it if needed.
@@ -180,6 +192,13 @@ func need[S any](t testing.TB, part Part, name string, start func(context.Contex
 func PG(t testing.TB) *PostgresServer {
 	t.Helper()
 	return need(t, Postgres, "PostgreSQL", postgres)
+}
+
+// Maria returns the package's MariaDB server, started on first use. Tests isolate themselves with
+// NewDatabase.
+func Maria(t testing.TB) *MariaDBServer {
+	t.Helper()
+	return need(t, MariaDB, "MariaDB", mariadb)
 }
 
 // RedisStore returns the package's redis-server, started on first use. Tests isolate themselves with
