@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -45,18 +44,22 @@ func (k *Connector) Catalog(ctx context.Context, src *desv1.DesSource) (*catalog
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", src.Name, err)
 	}
-	return catalog.New(pool, resolve.Mapping(src))
+	return catalog.New(pool.DB, resolve.Mapping(src))
 }
 
 // catalogPool returns the pool for the DSN in the source's Secret, keyed by that Secret key so that a
 // rotated DSN closes the old pool.
-func (k *Connector) catalogPool(ctx context.Context, src *desv1.DesSource) (*pgxpool.Pool, error) {
+func (k *Connector) catalogPool(ctx context.Context, src *desv1.DesSource) (*connect.Pool, error) {
+	driver, err := resolve.Driver(src)
+	if err != nil {
+		return nil, err
+	}
 	ref := src.Spec.Catalog.DSNSecretRef
 	dsn, err := connect.SecretValue(ctx, k.secrets, src.Namespace, ref)
 	if err != nil {
 		return nil, err
 	}
-	return k.pools.Get(ctx, src.Namespace+"/"+ref.Name+"/"+ref.Key, string(dsn))
+	return k.pools.Get(ctx, src.Namespace+"/"+ref.Name+"/"+ref.Key, driver, string(dsn))
 }
 
 // ArchiveStore returns a client for the DesShard's archive store.

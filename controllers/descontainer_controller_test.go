@@ -65,7 +65,7 @@ func newCrashWorldWith(t *testing.T, phase desv1.ContainerPhase, mutate func(c *
 	ds.Spec.Archive.Endpoint, ds.Spec.Archive.Bucket, ds.Spec.Archive.Prefix = s3.Endpoint, bucket, "arch"
 	e.create(ds)
 
-	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
+	cat, err := catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", bucket))
 	if err != nil {
 		t.Fatal(err)
 	}

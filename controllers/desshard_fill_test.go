@@ -26,7 +26,7 @@ func (e *testEnv) migratedSource(mutate func(*desv1.DesSource)) *pgxpool.Pool {
 		mutate(src)
 	}
 	e.create(src)
-	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", bucket))
+	cat, err := catalog.New(testworld.OpenCatalogDB(e.t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", bucket))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -137,7 +137,7 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 	pool, err := r.catalogPool(ctx, src)
 	if err == nil {
 		pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = connect.Ping(pingCtx, pool)
+		err = pool.Ping(pingCtx)
 		cancel()
 	}
 	if problem := secretProblem(err); problem != nil {
@@ -147,7 +147,7 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 		// connect's errors never hold the DSN's password, so the message may go into the status.
 		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + err.Error()}
 	}
-	cat, err := catalog.New(pool, resolve.Mapping(src))
+	cat, err := catalog.New(pool.DB, resolve.Mapping(src))
 	if err != nil {
 		return nil, &notReady{desv1.ReasonInvalidMapping, err.Error()}
 	}

@@ -6,7 +6,7 @@ import (
 
 // DesSourceSpec describes a catalog database listing small objects and the object store holding them.
 type DesSourceSpec struct {
-	// Catalog is the PostgreSQL table listing the source objects.
+	// Catalog is the table listing the source objects, in PostgreSQL or MySQL/MariaDB.
 	Catalog Catalog `json:"catalog"`
 	// Store is where the source objects are read from.
 	Store SourceStore `json:"store"`
@@ -73,12 +73,19 @@ type DeleteSource struct {
 	DeletesPerSecond int32 `json:"deletesPerSecond,omitempty"`
 }
 
-// Catalog is a PostgreSQL table with one row per source object.
+// Catalog is a table with one row per source object, in PostgreSQL or MySQL/MariaDB.
 type Catalog struct {
-	// DSNSecretRef names the Secret key holding the PostgreSQL connection string
-	// (postgres://user:password@host:5432/db?sslmode=require).
+	// Driver is the catalog database: postgres (PostgreSQL) or mysql (MySQL 8.0.1 and later, MariaDB
+	// 10.6 and later: the versions with FOR UPDATE SKIP LOCKED).
+	// +kubebuilder:default=postgres
+	// +kubebuilder:validation:Enum=postgres;mysql
+	Driver string `json:"driver,omitempty"`
+	// DSNSecretRef names the Secret key holding the connection string, in the driver's format:
+	// postgres://user:password@host:5432/db?sslmode=require (or key=value pairs) for postgres,
+	// user:password@tcp(host:3306)/db?tls=true for mysql.
 	DSNSecretRef SecretKeyRef `json:"dsnSecretRef"`
-	// Table is the catalog table, optionally schema-qualified (schema.table).
+	// Table is the catalog table, optionally schema-qualified (schema.table; for mysql the schema is
+	// the database, and an unqualified table is in the DSN's database).
 	// +kubebuilder:validation:Pattern=`^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$`
 	Table string `json:"table"`
 	// Columns maps the catalog's columns; each defaults to the name in brackets.

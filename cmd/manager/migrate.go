@@ -16,6 +16,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	dsnSource := connect.BindDSN(c.Flags)
 	def := catalog.DefaultMapping("objects", "-")
 	m := &def
+	driver := c.Flags.String("driver", string(catalog.Postgres), "catalog database: postgres or mysql (MySQL, MariaDB)")
 	c.Flags.StringVar(&m.Table, "table", m.Table, "catalog table, optionally schema.table")
 	c.Flags.StringVar(&m.ID, "id-column", m.ID, "id column")
 	c.Flags.StringVar(&m.Shard, "shard-column", m.Shard, "shard column")
@@ -29,7 +30,11 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return c.Usagef("%v", err)
 	}
-	if err := migrate(ctx, dsn, *m); err != nil {
+	d, err := catalog.ParseDriver(*driver)
+	if err != nil {
+		return c.Usagef("--driver: %v", err)
+	}
+	if err := migrate(ctx, d, dsn, *m); err != nil {
 		log.Error(err, "migration failed", "table", m.Table)
 		return cli.ExitFailure
 	}
@@ -38,13 +43,13 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // migrate indexes the id, shard and status columns; the mapping's other columns do not matter to it.
-func migrate(ctx context.Context, dsn string, m catalog.Mapping) error {
-	pool, err := connect.Open(ctx, dsn, connect.PoolOptions{})
+func migrate(ctx context.Context, driver catalog.Driver, dsn string, m catalog.Mapping) error {
+	pool, err := connect.Open(ctx, driver, dsn, connect.PoolOptions{})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	cat, err := catalog.New(pool, m)
+	cat, err := catalog.New(pool.DB, m)
 	if err != nil {
 		return err
 	}

@@ -246,12 +246,16 @@ func openReaderCatalog(ctx context.Context, kube client.Reader, f readerFlags) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("--source %s: %w", f.source, err)
 	}
-	pool, err := connect.Open(ctx, dsn, connect.PoolOptions{MaxConns: 8, ConnectTimeout: 2 * time.Second})
+	driver, err := resolve.Driver(src)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DesSource %s: %w", f.source, err)
+	}
+	pool, err := connect.Open(ctx, driver, dsn, connect.PoolOptions{MaxConns: 8, ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		return nil, nil, err
 	}
 	m := resolve.Mapping(src)
-	cat, err := catalog.New(pool, m)
+	cat, err := catalog.New(pool.DB, m)
 	if err != nil {
 		pool.Close()
 		return nil, nil, fmt.Errorf("DesSource %s: %w", f.source, err)

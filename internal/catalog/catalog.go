@@ -2,15 +2,12 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // DES-owned columns, added by Migrate.
@@ -50,127 +47,42 @@ var (
 
 // Catalog runs DES's statements against one catalog table.
 type Catalog struct {
-	pool *pgxpool.Pool
-	m    Mapping
+	db *DB
+	m  Mapping
 }
 
 // New checks the mapping; it does not touch the database.
-func New(pool *pgxpool.Pool, m Mapping) (*Catalog, error) {
+func New(db *DB, m Mapping) (*Catalog, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("catalog mapping: %w", err)
 	}
-	return &Catalog{pool: pool, m: m}, nil
+	return &Catalog{db: db, m: m}, nil
 }
 
 // Mapping returns the mapping the catalog was made with.
 func (c *Catalog) Mapping() Mapping { return c.m }
 
+// Driver is the catalog database's dialect.
+func (c *Catalog) Driver() Driver { return c.db.Driver() }
+
 // Migrate adds the DES-owned columns, indexes and the des_containers table. It is idempotent and safe
-// to run concurrently (an advisory lock serialises it).
-func (c *Catalog) Migrate(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('des-migrate'))`); err != nil {
-			return fmt.Errorf("migration lock: %w", err)
-		}
-		for _, stmt := range c.migrationStatements() {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("migrate catalog %s: %s: %w", c.m.Table, firstWords(stmt), err)
-			}
-		}
-		return nil
-	})
-}
+// to run concurrently (a database lock serialises it).
+func (c *Catalog) Migrate(ctx context.Context) error { return c.db.d.migrate(ctx, c) }
 
-func (c *Catalog) migrationStatements() []string {
-	t := c.m.tableIdent()
-	_, name := c.m.schemaAndTable()
-	index := func(suffix string) string { return col(truncate(name, 63-len(suffix)) + suffix) }
-	return []string{
-		fmt.Sprintf(`ALTER TABLE %s
-			ADD COLUMN IF NOT EXISTS %s text,
-			ADD COLUMN IF NOT EXISTS %s text,
-			ADD COLUMN IF NOT EXISTS %s text,
-			ADD COLUMN IF NOT EXISTS %s integer NOT NULL DEFAULT 0,
-			ADD COLUMN IF NOT EXISTS %s timestamptz,
-			ADD COLUMN IF NOT EXISTS %s timestamptz,
-			ADD COLUMN IF NOT EXISTS %s timestamptz,
-			ADD COLUMN IF NOT EXISTS %s bigint,
-			ADD COLUMN IF NOT EXISTS %s bigint,
-			ADD COLUMN IF NOT EXISTS %s bigint,
-			ADD COLUMN IF NOT EXISTS %s text,
-			ADD COLUMN IF NOT EXISTS %s text,
-			ADD COLUMN IF NOT EXISTS %s timestamptz,
-			ADD COLUMN IF NOT EXISTS %s timestamptz,
-			ADD COLUMN IF NOT EXISTS %s text`,
-			t, colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt,
-			colOffset, colLength, colCRC32C, colExternalKey,
-			colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused),
-		// Claims scan ready rows of one shard in id order.
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = %s`,
-			index("_des_ready"), t, col(c.m.Shard), col(c.m.ID), col(c.m.Status), literal(c.m.Ready)),
-		// The marker looks for rows without a DES name; without this it rescans named rows every run.
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NULL`,
-			index("_des_unnamed"), t, col(c.m.ID), col(c.m.DesName)),
-		// Commit, roll-back and recovery find a container's rows.
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NOT NULL`,
-			index("_des_container"), t, colContainer, colContainer),
-		// The claim sweep finds old claims; the retry step finds failed rows.
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = %s`,
-			index("_des_claimed"), t, colClaimedAt, col(c.m.Status), literal(c.m.Claimed)),
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = %s`,
-			index("_des_failed"), t, col(c.m.ID), col(c.m.Status), literal(c.m.Failed)),
-		// The reader finds a file's placement by its DES name (Locate).
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, index("_des_name"), t, col(c.m.DesName)),
-		c.fenceTableStatement(),
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-			key text PRIMARY KEY,
-			container text NOT NULL UNIQUE,
-			bucket text NOT NULL,
-			source text NOT NULL,
-			shard integer NOT NULL,
-			day date NOT NULL,
-			files bigint NOT NULL,
-			bytes bigint NOT NULL,
-			object_size bigint NOT NULL,
-			payload_checksum text NOT NULL,
-			index_checksum text NOT NULL,
-			writer text NOT NULL,
-			committed_at timestamptz NOT NULL DEFAULT now())`, c.m.containersIdent()),
-		// Source deletion's progress per container (reclaim.go); added apart so older catalogs migrate.
-		fmt.Sprintf(`ALTER TABLE %s
-			ADD COLUMN IF NOT EXISTS sources_verified_at timestamptz,
-			ADD COLUMN IF NOT EXISTS sources_deleted_at timestamptz`, c.m.containersIdent()),
-		// Reclaiming looks for a source's committed containers whose sources are not done, oldest first;
-		// finished containers (the vast majority, eventually) drop out of the index.
-		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS des_containers_reclaim ON %s (source, shard, committed_at)
-			WHERE sources_deleted_at IS NULL`, c.m.containersIdent()),
-	}
-}
-
-// Check verifies that the table and every mapped and DES-owned column exist, naming what is missing.
+// Check verifies that the server can run the protocol and that the table and every mapped and
+// DES-owned column exist, naming what is missing.
 func (c *Catalog) Check(ctx context.Context) error {
-	schema, name := c.m.schemaAndTable()
-	rows, err := c.pool.Query(ctx, `
-		SELECT a.attname FROM pg_attribute a
-		JOIN pg_class t ON t.oid = a.attrelid
-		JOIN pg_namespace n ON n.oid = t.relnamespace
-		WHERE t.relname = $1 AND t.relkind IN ('r', 'p', 'v')
-		  AND (($2 = '' AND n.nspname = ANY (current_schemas(false))) OR n.nspname = $2)
-		  AND a.attnum > 0 AND NOT a.attisdropped`, name, schema)
+	have, err := c.db.d.columns(ctx, c)
 	if err != nil {
 		return fmt.Errorf("inspect catalog table %s: %w", c.m.Table, err)
 	}
-	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("inspect catalog table %s: %w", c.m.Table, err)
+	if err := c.db.d.checkServer(ctx, c); err != nil {
+		return err
 	}
 	if len(have) == 0 {
 		return fmt.Errorf("%w: %s", ErrTableMissing, c.m.Table)
 	}
-	present := map[string]bool{}
-	for _, h := range have {
-		present[h] = true
-	}
+	present := setOf(have)
 	var missing []string
 	for role, column := range c.m.requiredColumns() {
 		if !present[column] {
@@ -198,46 +110,58 @@ type Row struct {
 	Name   string
 }
 
+// bucketColumn is the expression of a row's bucket: the mapped column, or NULL when every object is
+// in the default bucket (orDefault fills it in).
+func (c *Catalog) bucketColumn(alias string) string {
+	if c.m.Bucket == "" {
+		return "NULL"
+	}
+	return alias + c.col(c.m.Bucket)
+}
+
+func (c *Catalog) orDefault(bucket sql.NullString) string {
+	if bucket.Valid {
+		return bucket.String
+	}
+	return c.m.DefaultBucket
+}
+
 // Claim marks up to limit ready rows of a shard as claimed by container and returns them in id order.
 // Concurrent claimers get disjoint rows (FOR UPDATE SKIP LOCKED). A container that was rolled back or
 // committed claims nothing: the error is ErrContainerClosed (see fence.go).
 func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit int) ([]Row, error) {
 	m := c.m
-	// $5 (the default bucket) is always referenced so PostgreSQL can type it.
-	bucket := "$5::text"
-	if m.Bucket != "" {
-		bucket = fmt.Sprintf("COALESCE(%s, $5::text)", col(m.Bucket))
-	}
-	q := fmt.Sprintf(`
-		UPDATE %[1]s SET %[2]s = $4, %[3]s = $3, %[4]s = now()
-		WHERE %[5]s IN (
-			SELECT %[5]s FROM %[1]s WHERE %[6]s = $1 AND %[2]s = $2
-			ORDER BY %[5]s LIMIT $6 FOR UPDATE SKIP LOCKED)
-		RETURNING %[5]s, %[7]s, %[8]s, %[9]s, %[10]s`,
-		m.tableIdent(), col(m.Status), colContainer, colClaimedAt, col(m.ID), col(m.Shard),
-		bucket, col(m.Key), col(m.Size), col(m.DesName))
+	sel := c.q("")
+	sel.add(`SELECT %s, %s, %s, %s, %s FROM %s WHERE %s = %s AND %s = %s ORDER BY %s LIMIT %s FOR UPDATE SKIP LOCKED`,
+		c.col(m.ID), c.bucketColumn(""), c.col(m.Key), c.col(m.Size), c.col(m.DesName), c.table(),
+		c.col(m.Shard), sel.arg(shard), c.col(m.Status), sel.arg(m.Ready), c.col(m.ID), sel.arg(limit))
 	var claimed []Row
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		state, inserted, err := c.lockFence(ctx, tx, container, "SHARE")
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		claimed = nil
+		state, inserted, err := c.lockFence(ctx, tx, container, false)
 		if err != nil {
 			return err
 		}
 		if state != fenceOpen {
 			return fmt.Errorf("%w (%s)", ErrContainerClosed, state)
 		}
-		rows, err := tx.Query(ctx, q, shard, m.Ready, container, m.Claimed, m.DefaultBucket, limit)
+		claimed, err = collect(ctx, tx, sel, func(r *sql.Rows) (Row, error) {
+			var row Row
+			var bucket sql.NullString
+			err := r.Scan(&row.ID, &bucket, &row.Key, &row.Size, &row.Name)
+			row.Bucket = c.orDefault(bucket)
+			return row, err
+		})
 		if err != nil {
 			return err
 		}
-		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Row, error) {
-			var row Row
-			err := r.Scan(&row.ID, &row.Bucket, &row.Key, &row.Size, &row.Name)
-			return row, err
-		})
-		if err == nil && inserted && len(claimed) == 0 {
-			err = c.dropFence(ctx, tx, container)
+		if len(claimed) == 0 {
+			if inserted {
+				return c.dropFence(ctx, tx, container)
+			}
+			return nil
 		}
-		return err
+		return c.setClaimed(ctx, tx, container, claimed)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim rows of shard %d for %s: %w", shard, container, err)
@@ -246,22 +170,41 @@ func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit 
 	return claimed, nil
 }
 
+// setClaimed moves the rows a claim selected (and locked) to claimed by container.
+func (c *Catalog) setClaimed(ctx context.Context, tx *sql.Tx, container string, rows []Row) error {
+	m := c.m
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	q := c.q("")
+	q.add(`UPDATE %s SET %s = %s, %s = %s, %s = %s WHERE %s AND %s = %s`,
+		c.table(), c.col(m.Status), q.arg(m.Claimed), colContainer, q.arg(container), colClaimedAt, c.db.d.now(),
+		q.in(c.col(m.ID), ids), c.col(m.Status), q.arg(m.Ready))
+	n, err := exec(ctx, tx, q)
+	if err == nil && n != int64(len(rows)) {
+		err = fmt.Errorf("%d of %d locked rows changed", n, len(rows))
+	}
+	return err
+}
+
 // MarkFailed moves one row claimed by container to failed with the error text and the time, counting
 // the failure. It changes nothing if the row is no longer claimed by container or container is closed.
 func (c *Catalog) MarkFailed(ctx context.Context, container string, id int64, cause string) (bool, error) {
 	m := c.m
-	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = $2, %s = %s + 1, %s = now()
-		WHERE %s = $3 AND %s = $4 AND %s = $5`,
-		m.tableIdent(), col(m.Status), colContainer, colError, colRetries, colRetries, colFailedAt,
-		col(m.ID), colContainer, col(m.Status))
+	q := c.q("")
+	q.add(`UPDATE %s SET %s = %s, %s = NULL, %s = %s, %s = %s + 1, %s = %s WHERE %s = %s AND %s = %s AND %s = %s`,
+		c.table(), c.col(m.Status), q.arg(m.Failed), colContainer, colError, q.arg(cause), colRetries, colRetries,
+		colFailedAt, c.db.d.now(), c.col(m.ID), q.arg(id), colContainer, q.arg(container), c.col(m.Status), q.arg(m.Claimed))
 	moved := false
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		state, _, err := c.lockFence(ctx, tx, container, "SHARE")
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		moved = false
+		state, _, err := c.lockFence(ctx, tx, container, false)
 		if err != nil || state != fenceOpen {
 			return err
 		}
-		tag, err := tx.Exec(ctx, q, m.Failed, cause, id, container, m.Claimed)
-		moved = err == nil && tag.RowsAffected() == 1
+		n, err := exec(ctx, tx, q)
+		moved = err == nil && n == 1
 		return err
 	})
 	if err != nil {
@@ -299,15 +242,19 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 	if int64(len(rec.Placements)) != rec.Files {
 		return fmt.Errorf("commit %s: %d placements for %d files", rec.Container, len(rec.Placements), rec.Files)
 	}
-	m := c.m
-	insert := fmt.Sprintf(`INSERT INTO %s (key, container, bucket, source, shard, day, files, bytes,
-		object_size, payload_checksum, index_checksum, writer) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
-		m.containersIdent())
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		if done, err := containerRecorded(ctx, tx, m, rec.Container); err != nil || done {
+	insert := c.q("")
+	insert.add(`INSERT INTO %s (%s, container, bucket, source, shard, day, files, bytes, object_size,
+		payload_checksum, index_checksum, writer, committed_at)
+		VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)`,
+		c.containers(), c.col("key"), insert.arg(rec.Key), insert.arg(rec.Container), insert.arg(rec.Bucket),
+		insert.arg(rec.Source), insert.arg(rec.Shard), insert.arg(rec.Day.UTC().Format(time.DateOnly)),
+		insert.arg(rec.Files), insert.arg(rec.Bytes), insert.arg(rec.ObjectSize), insert.arg(rec.PayloadChecksum),
+		insert.arg(rec.IndexChecksum), insert.arg(rec.Writer), c.db.d.now())
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		if done, err := c.containerRecorded(ctx, tx, rec.Container); err != nil || done {
 			return err // already committed: nothing to do
 		}
-		state, _, err := c.lockFence(ctx, tx, rec.Container, "UPDATE")
+		state, _, err := c.lockFence(ctx, tx, rec.Container, true)
 		switch {
 		case err != nil:
 			return err
@@ -319,10 +266,7 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 		if err := c.packPlaced(ctx, tx, rec); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, insert, rec.Key, rec.Container, rec.Bucket, rec.Source, rec.Shard,
-			rec.Day.UTC().Format(time.DateOnly), rec.Files, rec.Bytes, rec.ObjectSize,
-			rec.PayloadChecksum, rec.IndexChecksum, rec.Writer)
-		if err != nil {
+		if _, err := exec(ctx, tx, insert); err != nil {
 			return err
 		}
 		return c.setFence(ctx, tx, rec.Container, fenceCommitted)
@@ -333,21 +277,18 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 	return nil
 }
 
-// rowQuerier is a pool or a transaction.
-type rowQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// containerRecorded reports whether des_containers has container, through q (a pool or a transaction).
-func containerRecorded(ctx context.Context, q rowQuerier, m Mapping, container string) (bool, error) {
+// containerRecorded reports whether des_containers has container, through on (a pool or a transaction).
+func (c *Catalog) containerRecorded(ctx context.Context, on querier, container string) (bool, error) {
+	q := c.q("")
+	q.add(`SELECT count(*) FROM %s WHERE container = %s`, c.containers(), q.arg(container))
 	var n int
-	err := q.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE container = $1`, m.containersIdent()), container).Scan(&n)
+	err := queryRow(ctx, on, q, &n)
 	return n > 0, err
 }
 
 // IsCommitted reports whether the container has a permanent record.
 func (c *Catalog) IsCommitted(ctx context.Context, container string) (bool, error) {
-	done, err := containerRecorded(ctx, c.pool, c.m, container)
+	done, err := c.containerRecorded(ctx, c.db.sql, container)
 	if err != nil {
 		return false, fmt.Errorf("look up container %s: %w", container, err)
 	}
@@ -359,16 +300,19 @@ func (c *Catalog) IsCommitted(ctx context.Context, container string) (bool, erro
 // committed container are packed, not claimed, so a late roll-back changes nothing.
 func (c *Catalog) RollBack(ctx context.Context, container string) (int64, error) {
 	m := c.m
-	q := fmt.Sprintf(`UPDATE %s SET %s = $1, %s = NULL, %s = NULL WHERE %s = $2 AND %s = $3`,
-		m.tableIdent(), col(m.Status), colContainer, colClaimedAt, colContainer, col(m.Status))
+	q := c.q("")
+	q.add(`UPDATE %s SET %s = %s, %s = NULL, %s = NULL WHERE %s = %s AND %s = %s`,
+		c.table(), c.col(m.Status), q.arg(m.Ready), colContainer, colClaimedAt, colContainer, q.arg(container),
+		c.col(m.Status), q.arg(m.Claimed))
 	var moved int64
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		moved = 0
 		if err := c.closeFence(ctx, tx, container); err != nil {
 			return err
 		}
 		// A separate statement, so that it sees the rows of a claim that held the fence until now.
-		tag, err := tx.Exec(ctx, q, m.Ready, container, m.Claimed)
-		moved = tag.RowsAffected()
+		n, err := exec(ctx, tx, q)
+		moved = n
 		return err
 	})
 	if err != nil {
@@ -397,22 +341,21 @@ func (n Counts) Rows() Counts {
 // Count counts the rows of the catalog per state.
 func (c *Catalog) Count(ctx context.Context) (Counts, error) {
 	m := c.m
-	q := fmt.Sprintf(`SELECT
-		count(*) FILTER (WHERE %[1]s IS NULL),
-		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $1),
-		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $2),
-		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $3),
-		count(*) FILTER (WHERE %[1]s IS NOT NULL AND %[2]s = $4),
-		count(*) FILTER (WHERE %[4]s IS NOT NULL),
-		count(*) FILTER (WHERE %[5]s IS NOT NULL),
-		count(*) FILTER (WHERE %[6]s IS NOT NULL),
-		count(*) FILTER (WHERE %[2]s = $3 AND %[4]s IS NULL AND %[6]s IS NULL),
-		coalesce(min(%[6]s), '')
-		FROM %[3]s`, col(m.DesName), col(m.Status), m.tableIdent(), colSourceDeletedAt, colSourceVerifiedAt, colSourceRefused)
+	name, status := c.col(m.DesName), c.col(m.Status)
+	q := c.q("")
+	named := func(value string) string {
+		return fmt.Sprintf("count(CASE WHEN %s IS NOT NULL AND %s = %s THEN 1 END)", name, status, q.arg(value))
+	}
+	q.add(`SELECT count(CASE WHEN %s IS NULL THEN 1 END), %s, %s, %s, %s,
+		count(%s), count(%s), count(%s),
+		count(CASE WHEN %s = %s AND %s IS NULL AND %s IS NULL THEN 1 END),
+		coalesce(min(%s), '')
+		FROM %s`, name, named(m.Ready), named(m.Claimed), named(m.Packed), named(m.Failed),
+		colSourceDeletedAt, colSourceVerifiedAt, colSourceRefused,
+		status, q.arg(m.Packed), colSourceDeletedAt, colSourceRefused, colSourceRefused, c.table())
 	var n Counts
-	err := c.pool.QueryRow(ctx, q, m.Ready, m.Claimed, m.Packed, m.Failed).
-		Scan(&n.Unnamed, &n.Ready, &n.Claimed, &n.Packed, &n.Failed,
-			&n.SourcesDeleted, &n.SourcesVerified, &n.SourcesRefused, &n.SourcesWaiting, &n.RefusedExample)
+	err := queryRow(ctx, c.db.sql, q, &n.Unnamed, &n.Ready, &n.Claimed, &n.Packed, &n.Failed,
+		&n.SourcesDeleted, &n.SourcesVerified, &n.SourcesRefused, &n.SourcesWaiting, &n.RefusedExample)
 	if err != nil {
 		return n, fmt.Errorf("count catalog rows: %w", err)
 	}
@@ -422,11 +365,8 @@ func (c *Catalog) Count(ctx context.Context) (Counts, error) {
 // IsUnavailable reports whether err means the database could not be reached (as opposed to a
 // statement that failed), so callers can retry later instead of marking anything failed.
 func IsUnavailable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
-	}
-	return pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+	return postgresDialect{}.isUnavailable(err) || mysqlDialect{}.isUnavailable(err) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 func truncate(s string, n int) string {
@@ -446,17 +386,12 @@ func firstWords(stmt string) string {
 
 // RecordedKeys returns which of the given object keys belong to committed containers.
 func (c *Catalog) RecordedKeys(ctx context.Context, keys []string) (map[string]bool, error) {
-	rows, err := c.pool.Query(ctx, fmt.Sprintf(`SELECT key FROM %s WHERE key = ANY($1)`, c.m.containersIdent()), keys)
+	q := c.q("")
+	key := c.col("key")
+	q.add(`SELECT %s FROM %s WHERE %s`, key, c.containers(), q.in(key, keys))
+	found, err := collect(ctx, c.db.sql, q, scanOne[string])
 	if err != nil {
 		return nil, fmt.Errorf("look up committed container keys: %w", err)
 	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("look up committed container keys: %w", err)
-	}
-	out := make(map[string]bool, len(found))
-	for _, k := range found {
-		out[k] = true
-	}
-	return out, nil
+	return setOf(found), nil
 }

@@ -9,44 +9,42 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/test/testworld"
 )
 
-func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres) }
+func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres|testworld.MariaDB) }
 
-// newCatalog creates a catalog table shaped like a user's (no DES columns) with rows spread over shards.
-func newCatalog(t *testing.T, rowsPerShard, shards int) (*catalog.Catalog, *pgxpool.Pool) {
+// newCatalog creates a catalog table shaped like a user's (no DES columns) in a new database of
+// driver, with rows spread over shards (row i, from 1, is N_i in shard i % shards, i bytes), migrated.
+func newCatalog(t *testing.T, driver catalog.Driver, rowsPerShard, shards int) (*catalog.Catalog, *testworld.CatalogDB) {
 	t.Helper()
-	pool, _ := testworld.PG(t).NewDatabase(t)
-	ctx := context.Background()
-	mustExec(t, pool, `CREATE TABLE objects (
-		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
-		status text NOT NULL DEFAULT 'new', des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`)
-	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard)
-		SELECT 'src/' || g, g, 'ready', 'N_' || g, g % $1 FROM generate_series(1, $2) g`, shards, rowsPerShard*shards)
-	c, err := catalog.New(pool, catalog.DefaultMapping("objects", "source-bucket"))
-	if err != nil {
+	db := testworld.NewCatalogDB(t, driver)
+	db.CreateObjects(t, testworld.ObjectsTable{})
+	rows := make([]testworld.ObjectRow, rowsPerShard*shards)
+	for i := range rows {
+		g := i + 1
+		rows[i] = testworld.ObjectRow{Key: fmt.Sprintf("src/%d", g), Size: int64(g), Status: "ready",
+			Name: fmt.Sprintf("N_%d", g), Shard: testworld.Shard(int32(g % shards))}
+	}
+	db.InsertObjects(t, "", rows)
+	c := db.NewCatalog(t, catalog.DefaultMapping("objects", "source-bucket"))
+	if err := c.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return c, pool
+	return c, db
 }
 
-func mustExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+func mustExec(t *testing.T, db *testworld.CatalogDB, stmt string, args ...any) {
 	t.Helper()
-	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	db.Exec(t, stmt, args...)
 }
 
-func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
-	c, _ := newCatalog(t, 1, 1)
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) { testworld.ForEachDialect(t, testMigrateIsIdempotentAndConcurrent) }
+
+func testMigrateIsIdempotentAndConcurrent(t *testing.T, d catalog.Driver) {
+	c, _ := newCatalog(t, d, 1, 1)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {
@@ -65,17 +63,23 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 	}
 }
 
-func TestCheckNamesWhatIsMissing(t *testing.T) {
-	pool, _ := testworld.PG(t).NewDatabase(t)
+func TestCheckNamesWhatIsMissing(t *testing.T) { testworld.ForEachDialect(t, testCheckNamesWhatIsMissing) }
+
+func testCheckNamesWhatIsMissing(t *testing.T, d catalog.Driver) {
+	pool := testworld.NewCatalogDB(t, d)
 	ctx := context.Background()
 	m := catalog.DefaultMapping("objects", "b")
 
-	c, _ := catalog.New(pool, m)
+	c := pool.NewCatalog(t, m)
 	if err := c.Check(ctx); !errors.Is(err, catalog.ErrTableMissing) {
 		t.Fatalf("missing table: got %v", err)
 	}
 
-	mustExec(t, pool, `CREATE TABLE objects (id bigint PRIMARY KEY, source_key text, status text, des_name text, shard int, created_at timestamptz)`)
+	if d == catalog.MySQL {
+		mustExec(t, pool, `CREATE TABLE objects (id bigint PRIMARY KEY, source_key text, status varchar(20), des_name varchar(255), shard int, created_at datetime(6))`)
+	} else {
+		mustExec(t, pool, `CREATE TABLE objects (id bigint PRIMARY KEY, source_key text, status text, des_name text, shard int, created_at timestamptz)`)
+	}
 	err := c.Check(ctx)
 	if !errors.Is(err, catalog.ErrColumnMissing) || !strings.Contains(err.Error(), "size (columns.size)") ||
 		!strings.Contains(err.Error(), "des_container (DES-owned") {
@@ -113,9 +117,11 @@ func TestMappingRejectsInjection(t *testing.T) {
 	}
 }
 
-func TestConcurrentClaimsAreDisjoint(t *testing.T) {
+func TestConcurrentClaimsAreDisjoint(t *testing.T) { testworld.ForEachDialect(t, testConcurrentClaimsAreDisjoint) }
+
+func testConcurrentClaimsAreDisjoint(t *testing.T, d catalog.Driver) {
 	const rows = 500
-	c, _ := newCatalog(t, rows, 1)
+	c, _ := newCatalog(t, d, rows, 1)
 	ctx := context.Background()
 	var mu sync.Mutex
 	seen := map[int64]string{}
@@ -151,8 +157,10 @@ func TestConcurrentClaimsAreDisjoint(t *testing.T) {
 	}
 }
 
-func TestClaimReturnsRowsInIDOrderWithBucket(t *testing.T) {
-	c, _ := newCatalog(t, 10, 2)
+func TestClaimReturnsRowsInIDOrderWithBucket(t *testing.T) { testworld.ForEachDialect(t, testClaimReturnsRowsInIDOrderWithBucket) }
+
+func testClaimReturnsRowsInIDOrderWithBucket(t *testing.T, d catalog.Driver) {
+	c, _ := newCatalog(t, d, 10, 2)
 	got, err := c.Claim(context.Background(), 1, "c1", 3)
 	if err != nil {
 		t.Fatal(err)
@@ -185,10 +193,12 @@ func record(container string, rows []catalog.Row) catalog.Record {
 
 // TestCommitAndRollBackRace checks the arbiter rule: whichever of commit and roll-back runs first wins
 // and the other changes nothing.
-func TestCommitAndRollBackRace(t *testing.T) {
+func TestCommitAndRollBackRace(t *testing.T) { testworld.ForEachDialect(t, testCommitAndRollBackRace) }
+
+func testCommitAndRollBackRace(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
 	t.Run("commit first", func(t *testing.T) {
-		c, _ := newCatalog(t, 5, 1)
+		c, _ := newCatalog(t, d, 5, 1)
 		claimed, _ := c.Claim(ctx, 0, "c1", 5)
 		if err := c.Commit(ctx, record("c1", claimed)); err != nil {
 			t.Fatal(err)
@@ -205,7 +215,7 @@ func TestCommitAndRollBackRace(t *testing.T) {
 		}
 	})
 	t.Run("roll-back first", func(t *testing.T) {
-		c, _ := newCatalog(t, 5, 1)
+		c, _ := newCatalog(t, d, 5, 1)
 		claimed, _ := c.Claim(ctx, 0, "c1", 5)
 		if n, err := c.RollBack(ctx, "c1"); err != nil || n != 5 {
 			t.Fatalf("roll-back moved %d rows (%v)", n, err)
@@ -219,7 +229,7 @@ func TestCommitAndRollBackRace(t *testing.T) {
 		}
 	})
 	t.Run("a commit of more files than claimed rows changes nothing", func(t *testing.T) {
-		c, _ := newCatalog(t, 5, 1)
+		c, _ := newCatalog(t, d, 5, 1)
 		claimed, err := c.Claim(ctx, 0, "c1", 5)
 		if err != nil {
 			t.Fatal(err)
@@ -232,9 +242,11 @@ func TestCommitAndRollBackRace(t *testing.T) {
 	})
 }
 
-func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) {
+func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) { testworld.ForEachDialect(t, testMarkFailedOnlyTouchesOwnClaim) }
+
+func testMarkFailedOnlyTouchesOwnClaim(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 3, 1)
+	c, pool := newCatalog(t, d, 3, 1)
 	rows, _ := c.Claim(ctx, 0, "c1", 3)
 	if ok, err := c.MarkFailed(ctx, "other", rows[0].ID, "boom"); err != nil || ok {
 		t.Fatalf("foreign container marked a row failed (%v)", err)
@@ -244,7 +256,7 @@ func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) {
 	}
 	var msg string
 	var retries int
-	if err := pool.QueryRow(ctx, `SELECT des_error, des_retries FROM objects WHERE id = $1`, rows[0].ID).Scan(&msg, &retries); err != nil {
+	if err := pool.Row(`SELECT des_error, des_retries FROM objects WHERE id = $1`, rows[0].ID).Scan(&msg, &retries); err != nil {
 		t.Fatal(err)
 	}
 	if msg != "source object missing" || retries != 1 {

@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestRolledBackContainerChangesNothing is issue 12's reproduction: after recovery rolls C back, a
 // writer that still believes it owns C must not be able to claim, fail or commit anything for it.
-func TestRolledBackContainerChangesNothing(t *testing.T) {
+func TestRolledBackContainerChangesNothing(t *testing.T) { testworld.ForEachDialect(t, testRolledBackContainerChangesNothing) }
+
+func testRolledBackContainerChangesNothing(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 8, 1)
+	c, pool := newCatalog(t, d, 8, 1)
 	first, err := c.Claim(ctx, 0, "ds-c1", 4)
 	if err != nil || len(first) != 4 {
 		t.Fatalf("claim: %d rows, %v", len(first), err)
@@ -47,19 +50,21 @@ func TestRolledBackContainerChangesNothing(t *testing.T) {
 		t.Fatalf("rolled-back container open=%v (%v)", open, err)
 	}
 	var fences int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM des_container_fences`).Scan(&fences); err != nil || fences != 2 {
+	if err := pool.Row(`SELECT count(*) FROM des_container_fences`).Scan(&fences); err != nil || fences != 2 {
 		t.Fatalf("%d fences (%v), want 2", fences, err)
 	}
 }
 
 // TestClaimsRacingRollBackLeaveNothingClaimed runs a writer that claims one row at a time against a
 // roll-back at a random instant: whatever the interleaving, the container ends with no claimed row.
-func TestClaimsRacingRollBackLeaveNothingClaimed(t *testing.T) {
+func TestClaimsRacingRollBackLeaveNothingClaimed(t *testing.T) { testworld.ForEachDialect(t, testClaimsRacingRollBackLeaveNothingClaimed) }
+
+func testClaimsRacingRollBackLeaveNothingClaimed(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	c, _ := newCatalog(t, 400, 1)
+	c, _ := newCatalog(t, d, 400, 1)
 	for i := range 20 {
 		name := fmt.Sprintf("ds-race-%d", i)
 		var wg sync.WaitGroup
@@ -89,14 +94,16 @@ func TestClaimsRacingRollBackLeaveNothingClaimed(t *testing.T) {
 }
 
 // TestEmptyClaimLeavesNoFence: packing runs over empty shards must not grow the fence table.
-func TestEmptyClaimLeavesNoFence(t *testing.T) {
+func TestEmptyClaimLeavesNoFence(t *testing.T) { testworld.ForEachDialect(t, testEmptyClaimLeavesNoFence) }
+
+func testEmptyClaimLeavesNoFence(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 2, 2)
+	c, pool := newCatalog(t, d, 2, 2)
 	if rows, err := c.Claim(ctx, 7, "ds-empty", 10); err != nil || len(rows) != 0 {
 		t.Fatalf("claim of an empty shard: %d rows, %v", len(rows), err)
 	}
 	var fences int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM des_container_fences`).Scan(&fences); err != nil || fences != 0 {
+	if err := pool.Row(`SELECT count(*) FROM des_container_fences`).Scan(&fences); err != nil || fences != 0 {
 		t.Fatalf("%d fences after an empty claim (%v)", fences, err)
 	}
 	// A roll-back of a container that never claimed still closes it.
@@ -111,9 +118,11 @@ func TestEmptyClaimLeavesNoFence(t *testing.T) {
 // TestFailedRowsReturnToReadyWhileRetriesRemain is issue 12's second reproduction: a row the packer
 // failed once (a 503 from the source) must return to ready, keep its name and shard, and stay failed
 // failed once it has failed MaxRetries times.
-func TestFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T) {
+func TestFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T) { testworld.ForEachDialect(t, testFailedRowsReturnToReadyWhileRetriesRemain) }
+
+func testFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 1, 1)
+	c, pool := newCatalog(t, d, 1, 1)
 	policy := catalog.RetryPolicy{MaxRetries: 3, Backoff: 0, MaxBackoff: time.Hour, Batch: 10}
 	var name string
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -141,7 +150,7 @@ func TestFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T) {
 	assertCounts(t, c, catalog.Counts{Failed: 1})
 	var gotName, msg string
 	var retries int
-	if err := pool.QueryRow(ctx, `SELECT des_name, des_error, des_retries FROM objects`).Scan(&gotName, &msg, &retries); err != nil {
+	if err := pool.Row(`SELECT des_name, des_error, des_retries FROM objects`).Scan(&gotName, &msg, &retries); err != nil {
 		t.Fatal(err)
 	}
 	if gotName != name || msg != "503 SlowDown" || retries != 3 {
@@ -149,30 +158,34 @@ func TestFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T) {
 	}
 }
 
-func TestRetryWaitsOutAGrowingBackoff(t *testing.T) {
+func TestRetryWaitsOutAGrowingBackoff(t *testing.T) { testworld.ForEachDialect(t, testRetryWaitsOutAGrowingBackoff) }
+
+func testRetryWaitsOutAGrowingBackoff(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 3, 1)
-	mustExec(t, pool, `UPDATE objects SET status = 'failed', des_retries = id, des_failed_at = now() - interval '150 seconds'`)
+	c, pool := newCatalog(t, d, 3, 1)
+	mustExec(t, pool, `UPDATE objects SET status = 'failed', des_retries = id, des_failed_at = `+pool.Ago(150*time.Second))
 	// Backoff 60 s: one failure waits 60 s, two 120 s, three 240 s; only the first two are due.
 	moved, err := c.RetryFailed(ctx, catalog.RetryPolicy{MaxRetries: 5, Backoff: time.Minute, MaxBackoff: time.Hour, Batch: 1})
 	if err != nil || moved != 2 {
 		t.Fatalf("moved %d rows (%v), want 2", moved, err)
 	}
 	var stillFailed int64
-	if err := pool.QueryRow(ctx, `SELECT id FROM objects WHERE status = 'failed'`).Scan(&stillFailed); err != nil || stillFailed != 3 {
+	if err := pool.Row(`SELECT id FROM objects WHERE status = 'failed'`).Scan(&stillFailed); err != nil || stillFailed != 3 {
 		t.Fatalf("row still failed: %d (%v), want 3", stillFailed, err)
 	}
 }
 
-func TestClaimHoldersFindsOldClaims(t *testing.T) {
+func TestClaimHoldersFindsOldClaims(t *testing.T) { testworld.ForEachDialect(t, testClaimHoldersFindsOldClaims) }
+
+func testClaimHoldersFindsOldClaims(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 4, 2)
+	c, pool := newCatalog(t, d, 4, 2)
 	for _, name := range []string{"ds-old", "ds-new"} {
 		if _, err := c.Claim(ctx, 0, name, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mustExec(t, pool, `UPDATE objects SET des_claimed_at = now() - interval '2 hours' WHERE des_container = 'ds-old'`)
+	mustExec(t, pool, `UPDATE objects SET des_claimed_at = `+pool.Ago(2*time.Hour)+` WHERE des_container = 'ds-old'`)
 	got, err := c.ClaimHolders(ctx, time.Now().Add(-time.Hour), 10)
 	if err != nil || len(got) != 1 || got[0] != "ds-old" {
 		t.Fatalf("claim holders = %v (%v), want [ds-old]", got, err)
@@ -181,10 +194,12 @@ func TestClaimHoldersFindsOldClaims(t *testing.T) {
 
 // TestConcurrentCommitsOfOneContainer: the packer and a roll-forward may commit the same container at
 // once; both must succeed (the second is a no-op) and the rows are packed once.
-func TestConcurrentCommitsOfOneContainer(t *testing.T) {
+func TestConcurrentCommitsOfOneContainer(t *testing.T) { testworld.ForEachDialect(t, testConcurrentCommitsOfOneContainer) }
+
+func testConcurrentCommitsOfOneContainer(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
 	for round := range 10 {
-		c, _ := newCatalog(t, 5, 1)
+		c, _ := newCatalog(t, d, 5, 1)
 		name := fmt.Sprintf("ds-twice-%d", round)
 		claimed, err := c.Claim(ctx, 0, name, 5)
 		if err != nil {

@@ -2,8 +2,8 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/datavision/des/internal/fill"
 )
@@ -13,31 +13,29 @@ import (
 // counted are those a claim takes (the same predicate, served by the same partial index).
 func (c *Catalog) FillByShard(ctx context.Context, shards []int32) (map[int32]fill.Stats, error) {
 	m := c.m
-	q := fmt.Sprintf(`SELECT %[1]s, count(*), COALESCE(sum(%[4]s), 0)::bigint, min(%[5]s)
-		FROM %[2]s WHERE %[3]s = $1 AND %[1]s = ANY($2) GROUP BY 1`,
-		col(m.Shard), m.tableIdent(), col(m.Status), col(m.Size), col(m.CreatedAt))
-	rows, err := c.pool.Query(ctx, q, m.Ready, shards)
+	q := c.q("")
+	q.add(`SELECT %[1]s, count(*), %[2]s, min(%[3]s) FROM %[4]s WHERE %[5]s = %[6]s AND %[7]s GROUP BY %[1]s`,
+		c.col(m.Shard), c.db.d.bigint("COALESCE(sum("+c.col(m.Size)+"), 0)"), c.col(m.CreatedAt), c.table(),
+		c.col(m.Status), q.arg(m.Ready), q.in(c.col(m.Shard), shards))
+	type shardStats struct {
+		shard int32
+		fill.Stats
+	}
+	found, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (shardStats, error) {
+		var s shardStats
+		var oldest sql.NullTime
+		err := r.Scan(&s.shard, &s.Rows, &s.Bytes, &oldest)
+		if oldest.Valid {
+			s.Oldest = oldest.Time
+		}
+		return s, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sum up ready rows per shard: %w", err)
 	}
-	defer rows.Close()
-	out := make(map[int32]fill.Stats, len(shards))
-	for rows.Next() {
-		var (
-			s      int32
-			st     fill.Stats
-			oldest *time.Time
-		)
-		if err := rows.Scan(&s, &st.Rows, &st.Bytes, &oldest); err != nil {
-			return nil, fmt.Errorf("sum up ready rows per shard: %w", err)
-		}
-		if oldest != nil {
-			st.Oldest = *oldest
-		}
-		out[s] = st
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sum up ready rows per shard: %w", err)
+	out := make(map[int32]fill.Stats, len(found))
+	for _, s := range found {
+		out[s.shard] = s.Stats
 	}
 	return out, nil
 }

@@ -1,5 +1,5 @@
-// Package catalog is DES's access to the source catalog: a PostgreSQL table with one row per source
-// object. It implements the row side of docs/protocol.md: the idempotent migration of DES-owned columns,
+// Package catalog is DES's access to the source catalog: a table in PostgreSQL or MySQL/MariaDB with
+// one row per source object. It implements the row side of docs/protocol.md: the idempotent migration of DES-owned columns,
 // claims with FOR UPDATE SKIP LOCKED, and the guarded commit and roll-back statements that make the
 // database the arbiter between packer and controller.
 package catalog
@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Mapping says where DES finds its data in the user's table.
@@ -85,25 +83,31 @@ func (m Mapping) schemaAndTable() (string, string) {
 	return "", m.Table
 }
 
-func (m Mapping) tableIdent() string {
-	return pgx.Identifier(strings.Split(m.Table, ".")).Sanitize()
-}
+// table is the catalog table, quoted for the catalog's dialect.
+func (c *Catalog) table() string { return c.db.d.ident(strings.Split(c.m.Table, ".")...) }
 
-// containersIdent is the des_containers table, in the catalog table's schema.
-func (m Mapping) containersIdent() string { return m.desTable("des_containers") }
+// containers is the des_containers table, in the catalog table's schema.
+func (c *Catalog) containers() string { return c.desTable("des_containers") }
+
+// fences is the des_container_fences table, in the catalog table's schema (see fence.go).
+func (c *Catalog) fences() string { return c.desTable("des_container_fences") }
 
 // desTable names a DES-owned table in the catalog table's schema.
-func (m Mapping) desTable(name string) string {
-	if schema, _ := m.schemaAndTable(); schema != "" {
-		return pgx.Identifier{schema, name}.Sanitize()
+func (c *Catalog) desTable(name string) string {
+	if schema, _ := c.m.schemaAndTable(); schema != "" {
+		return c.db.d.ident(schema, name)
 	}
-	return pgx.Identifier{name}.Sanitize()
+	return c.db.d.ident(name)
 }
 
-// fencesIdent is the des_container_fences table, in the catalog table's schema (see fence.go).
-func (m Mapping) fencesIdent() string { return m.desTable("des_container_fences") }
+// col quotes a column name.
+func (c *Catalog) col(name string) string { return c.db.d.ident(name) }
 
-func col(name string) string { return pgx.Identifier{name}.Sanitize() }
-
-// literal quotes a string as an SQL literal; only used where PostgreSQL takes no parameters (DDL).
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// cols quotes column names into a list.
+func (c *Catalog) cols(names ...string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = c.col(n)
+	}
+	return strings.Join(quoted, ", ")
+}

@@ -2,13 +2,10 @@ package catalog
 
 import (
 	"context"
-	"errors"
+	"database/sql"
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxErrorLen bounds the error text stored in des_error.
@@ -64,7 +61,7 @@ func (c *Catalog) Mark(ctx context.Context, q MarkQuery, assign func(ids []int64
 		return MarkResult{}, fmt.Errorf("mark: batch limit %d must be positive", q.Limit)
 	}
 	var res MarkResult
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
 		res = MarkResult{}
 		ids, err := c.selectUnnamed(ctx, tx, q)
 		if err != nil || len(ids) == 0 {
@@ -87,21 +84,20 @@ func (c *Catalog) Mark(ctx context.Context, q MarkQuery, assign func(ids []int64
 	return res, nil
 }
 
-func (c *Catalog) selectUnnamed(ctx context.Context, tx pgx.Tx, q MarkQuery) ([]int64, error) {
+func (c *Catalog) selectUnnamed(ctx context.Context, tx *sql.Tx, mq MarkQuery) ([]int64, error) {
 	m := c.m
+	status := c.col(m.Status)
 	// Rows the packer owns (claimed, packed) are never touched even if they somehow lack a name.
-	sel := fmt.Sprintf(`SELECT %[1]s FROM %[2]s
-		WHERE %[3]s IS NULL AND %[1]s > $1
-		  AND %[4]s <= now() - make_interval(secs => $2)
-		  AND %[5]s IS DISTINCT FROM $3 AND %[5]s IS DISTINCT FROM $4
-		  AND (%[5]s IS DISTINCT FROM $5 OR %[6]s < $6)
-		ORDER BY %[1]s LIMIT $7 FOR UPDATE SKIP LOCKED`,
-		col(m.ID), m.tableIdent(), col(m.DesName), col(m.CreatedAt), col(m.Status), colRetries)
-	rows, err := tx.Query(ctx, sel, q.AfterID, q.MinAge.Seconds(), m.Claimed, m.Packed, m.Failed, q.MaxRetries, q.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("select unnamed rows: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	q := c.q("")
+	q.add(`SELECT %[1]s FROM %[2]s
+		WHERE %[3]s IS NULL AND %[1]s > %[4]s AND %[5]s <= %[6]s
+		  AND (%[7]s IS NULL OR %[7]s NOT IN (%[8]s, %[9]s))
+		  AND (%[7]s IS NULL OR %[7]s <> %[10]s OR %[11]s < %[12]s)
+		ORDER BY %[1]s LIMIT %[13]s FOR UPDATE SKIP LOCKED`,
+		c.col(m.ID), c.table(), c.col(m.DesName), q.arg(mq.AfterID), c.col(m.CreatedAt),
+		c.db.d.before(q.arg(mq.MinAge.Microseconds())), status, q.arg(m.Claimed), q.arg(m.Packed),
+		q.arg(m.Failed), colRetries, q.arg(mq.MaxRetries), q.arg(mq.Limit))
+	ids, err := collect(ctx, tx, q, scanOne[int64])
 	if err != nil {
 		return nil, fmt.Errorf("select unnamed rows: %w", err)
 	}
@@ -110,25 +106,18 @@ func (c *Catalog) selectUnnamed(ctx context.Context, tx pgx.Tx, q MarkQuery) ([]
 
 // setNames names the rows in one statement. If the database refuses it, it names them one by one, each
 // in a savepoint, to find the rows it refuses.
-func (c *Catalog) setNames(ctx context.Context, tx pgx.Tx, as []Assignment) (int64, []MarkFailure, error) {
-	ids := make([]int64, len(as))
-	names := make([]string, len(as))
-	shards := make([]int32, len(as))
-	for i, a := range as {
-		ids[i], names[i], shards[i] = a.ID, a.Name, a.Shard
-	}
-	stmt := c.nameStatement()
-	n, err := inSavepoint(ctx, tx, stmt, ids, names, shards, c.m.Ready)
-	if !isRowError(ctx, err) {
+func (c *Catalog) setNames(ctx context.Context, tx *sql.Tx, as []Assignment) (int64, []MarkFailure, error) {
+	n, err := c.inSavepoint(ctx, tx, c.nameStatement(as))
+	if !c.isRowError(ctx, err) {
 		return n, nil, err
 	}
 	var marked int64
 	var failed []MarkFailure
 	for i := range as {
-		n, err := inSavepoint(ctx, tx, stmt, ids[i:i+1], names[i:i+1], shards[i:i+1], c.m.Ready)
+		n, err := c.inSavepoint(ctx, tx, c.nameStatement(as[i:i+1]))
 		switch {
-		case isRowError(ctx, err):
-			failed = append(failed, MarkFailure{ID: ids[i], Error: truncate(err.Error(), maxErrorLen)})
+		case c.isRowError(ctx, err):
+			failed = append(failed, MarkFailure{ID: as[i].ID, Error: truncate(err.Error(), maxErrorLen)})
 		case err != nil:
 			return 0, nil, err
 		default:
@@ -138,34 +127,43 @@ func (c *Catalog) setNames(ctx context.Context, tx pgx.Tx, as []Assignment) (int
 	return marked, failed, nil
 }
 
-// nameStatement sets name, shard and ready on the rows of three parallel arrays, never on a named row.
-func (c *Catalog) nameStatement() string {
+// nameStatement sets name, shard and ready on the assigned rows, never on a named row.
+func (c *Catalog) nameStatement(as []Assignment) *query {
 	m := c.m
-	return fmt.Sprintf(`UPDATE %[1]s AS r SET %[2]s = a.name, %[3]s = a.shard, %[4]s = $4, %[5]s = NULL
-		FROM unnest($1::bigint[], $2::text[], $3::integer[]) AS a(id, name, shard)
-		WHERE r.%[6]s = a.id AND r.%[2]s IS NULL`,
-		m.tableIdent(), col(m.DesName), col(m.Shard), col(m.Status), colError, col(m.ID))
+	ids := make([]int64, len(as))
+	names := make([]string, len(as))
+	shards := make([]int32, len(as))
+	for i, a := range as {
+		ids[i], names[i], shards[i] = a.ID, a.Name, a.Shard
+	}
+	q := c.q("")
+	rows := q.rows("a", rowCol{"id", "bigint", ids}, rowCol{"name", "text", names}, rowCol{"shard", "integer", shards})
+	return q.updateJoin(c.table(), "r", rows, "r."+c.col(m.ID)+" = a.id",
+		[]set{{c.col(m.DesName), "a.name"}, {c.col(m.Shard), "a.shard"}, {c.col(m.Status), q.arg(m.Ready)}, {colError, "NULL"}},
+		"r."+c.col(m.DesName)+" IS NULL")
 }
 
-// inSavepoint runs the name statement in a savepoint, so that a refused row does not abort the batch.
-func inSavepoint(ctx context.Context, tx pgx.Tx, stmt string, ids []int64, names []string, shards []int32, ready string) (int64, error) {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
+// savepoint names the savepoint of inSavepoint; both dialects speak SAVEPOINT.
+const savepoint = "des_mark_rows"
+
+// inSavepoint runs q in a savepoint, so that a refused row does not abort the batch.
+func (c *Catalog) inSavepoint(ctx context.Context, tx *sql.Tx, q *query) (int64, error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+savepoint); err != nil {
 		return 0, fmt.Errorf("savepoint: %w", err)
 	}
-	tag, err := sp.Exec(ctx, stmt, ids, names, shards, ready)
+	n, err := exec(ctx, tx, q)
 	if err != nil {
-		_ = sp.Rollback(ctx)
+		_, _ = tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+savepoint)
 		return 0, err
 	}
-	if err := sp.Commit(ctx); err != nil {
+	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+savepoint); err != nil {
 		return 0, fmt.Errorf("release savepoint: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // setFailed moves refused rows to failed, still unnamed, counting the failure.
-func (c *Catalog) setFailed(ctx context.Context, tx pgx.Tx, failed []MarkFailure) error {
+func (c *Catalog) setFailed(ctx context.Context, tx *sql.Tx, failed []MarkFailure) error {
 	if len(failed) == 0 {
 		return nil
 	}
@@ -175,11 +173,12 @@ func (c *Catalog) setFailed(ctx context.Context, tx pgx.Tx, failed []MarkFailure
 	for i, f := range failed {
 		ids[i], msgs[i] = f.ID, f.Error
 	}
-	q := fmt.Sprintf(`UPDATE %[1]s AS r SET %[2]s = $3, %[3]s = a.err, %[4]s = r.%[4]s + 1
-		FROM unnest($1::bigint[], $2::text[]) AS a(id, err)
-		WHERE r.%[5]s = a.id AND r.%[6]s IS NULL`,
-		m.tableIdent(), col(m.Status), colError, colRetries, col(m.ID), col(m.DesName))
-	if _, err := tx.Exec(ctx, q, ids, msgs, m.Failed); err != nil {
+	q := c.q("")
+	rows := q.rows("a", rowCol{"id", "bigint", ids}, rowCol{"err", "text", msgs})
+	q.updateJoin(c.table(), "r", rows, "r."+c.col(m.ID)+" = a.id",
+		[]set{{c.col(m.Status), q.arg(m.Failed)}, {colError, "a.err"}, {colRetries, "r." + colRetries + " + 1"}},
+		"r."+c.col(m.DesName)+" IS NULL")
+	if _, err := exec(ctx, tx, q); err != nil {
 		return fmt.Errorf("record %d failed rows: %w", len(failed), err)
 	}
 	return nil
@@ -187,7 +186,6 @@ func (c *Catalog) setFailed(ctx context.Context, tx pgx.Tx, failed []MarkFailure
 
 // isRowError reports whether err is the database refusing a statement (as opposed to a lost connection
 // or a cancelled context), i.e. something a row's values may be the cause of.
-func isRowError(ctx context.Context, err error) bool {
-	var pgErr *pgconn.PgError
-	return ctx.Err() == nil && errors.As(err, &pgErr) && !IsUnavailable(err)
+func (c *Catalog) isRowError(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && c.db.d.isRefused(err)
 }

@@ -10,29 +10,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/test/testworld"
 )
 
-// newUnnamedCatalog creates a migrated catalog table without rows.
-func newUnnamedCatalog(t *testing.T) (*catalog.Catalog, *pgxpool.Pool) {
+// newUnnamedCatalog creates a migrated catalog table without rows, whose rows are an hour old unless
+// inserted with another created_at.
+func newUnnamedCatalog(t *testing.T, driver catalog.Driver) (*catalog.Catalog, *testworld.CatalogDB) {
 	t.Helper()
-	pool, _ := testworld.PG(t).NewDatabase(t)
-	mustExec(t, pool, `CREATE TABLE objects (
-		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL DEFAULT 1,
-		status text DEFAULT 'new', des_name text, shard integer,
-		created_at timestamptz NOT NULL DEFAULT now() - interval '1 hour')`)
-	c, err := catalog.New(pool, catalog.DefaultMapping("objects", "source-bucket"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testworld.NewCatalogDB(t, driver)
+	db.CreateObjects(t, testworld.ObjectsTable{CreatedAgo: time.Hour})
+	c := db.NewCatalog(t, catalog.DefaultMapping("objects", "source-bucket"))
 	if err := c.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return c, pool
+	return c, db
 }
+
+// insertKeys adds n rows with the table's defaults, keyed key(1) … key(n).
+func insertKeys(t *testing.T, db *testworld.CatalogDB, n int, key func(i int) string) {
+	t.Helper()
+	rows := make([]testworld.ObjectRow, n)
+	for i := range rows {
+		rows[i].Key = key(i + 1)
+	}
+	db.InsertObjects(t, "", rows)
+}
+
+func kN(i int) string { return fmt.Sprintf("k%d", i) }
 
 // nameByID is an assign function whose names are derived from the ids.
 func nameByID(ids []int64) ([]catalog.Assignment, error) {
@@ -85,10 +90,10 @@ func (r rowState) String() string {
 	return fmt.Sprintf("status=%s name=%s shard=%s error=%q retries=%d", s(r.Status), s(r.Name), shard, s(r.Error), r.Retries)
 }
 
-func row(t *testing.T, pool *pgxpool.Pool, key string) rowState {
+func row(t *testing.T, pool *testworld.CatalogDB, key string) rowState {
 	t.Helper()
 	var r rowState
-	err := pool.QueryRow(context.Background(), `SELECT status, des_name, shard, des_error, des_retries FROM objects WHERE source_key = $1`, key).
+	err := pool.Row(`SELECT status, des_name, shard, des_error, des_retries FROM objects WHERE source_key = $1`, key).
 		Scan(&r.Status, &r.Name, &r.Shard, &r.Error, &r.Retries)
 	if err != nil {
 		t.Fatalf("row %s: %v", key, err)
@@ -96,9 +101,11 @@ func row(t *testing.T, pool *pgxpool.Pool, key string) rowState {
 	return r
 }
 
-func TestMarkNamesEachRowOnce(t *testing.T) {
-	c, pool := newUnnamedCatalog(t)
-	mustExec(t, pool, `INSERT INTO objects (source_key) SELECT 'k' || g FROM generate_series(1, 10) g`)
+func TestMarkNamesEachRowOnce(t *testing.T) { testworld.ForEachDialect(t, testMarkNamesEachRowOnce) }
+
+func testMarkNamesEachRowOnce(t *testing.T, d catalog.Driver) {
+	c, pool := newUnnamedCatalog(t, d)
+	insertKeys(t, pool, 10, kN)
 	q := catalog.MarkQuery{Limit: 4, MaxRetries: 3}
 	if marked, failed := markAll(t, c, q); marked != 10 || failed != 0 {
 		t.Fatalf("first run marked %d, failed %d; want 10, 0", marked, failed)
@@ -116,26 +123,29 @@ func TestMarkNamesEachRowOnce(t *testing.T) {
 }
 
 // TestMarkSelectsOnlyUnnamedOldUnownedRows covers which rows a batch takes.
-func TestMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T) {
+func TestMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T) { testworld.ForEachDialect(t, testMarkSelectsOnlyUnnamedOldUnownedRows) }
+
+func testMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T, d catalog.Driver) {
 	cases := []struct {
 		name     string
-		insert   string // values for (source_key, status, des_name, des_retries, created_at)
+		insert   string        // values for (source_key, status, des_name, des_retries)
+		age      time.Duration // of created_at
 		wantName bool
 	}{
-		{"new unnamed row older than minAge", `'k', 'new', NULL, 0, now() - interval '10 minutes'`, true},
-		{"row without a status", `'k', NULL, NULL, 0, now() - interval '10 minutes'`, true},
-		{"row younger than minAge", `'k', 'new', NULL, 0, now() - interval '1 minute'`, false},
-		{"row created in the future", `'k', 'new', NULL, 0, now() + interval '1 minute'`, false},
-		{"named row", `'k', 'ready', 'OTHER', 0, now() - interval '1 hour'`, false},
-		{"unnamed claimed row (packer's)", `'k', 'claimed', NULL, 0, now() - interval '1 hour'`, false},
-		{"unnamed packed row (packer's)", `'k', 'packed', NULL, 0, now() - interval '1 hour'`, false},
-		{"failed row below the retry limit", `'k', 'failed', NULL, 2, now() - interval '1 hour'`, true},
-		{"failed row at the retry limit", `'k', 'failed', NULL, 3, now() - interval '1 hour'`, false},
+		{"new unnamed row older than minAge", `'k', 'new', NULL, 0`, 10 * time.Minute, true},
+		{"row without a status", `'k', NULL, NULL, 0`, 10 * time.Minute, true},
+		{"row younger than minAge", `'k', 'new', NULL, 0`, time.Minute, false},
+		{"row created in the future", `'k', 'new', NULL, 0`, -time.Minute, false},
+		{"named row", `'k', 'ready', 'OTHER', 0`, time.Hour, false},
+		{"unnamed claimed row (packer's)", `'k', 'claimed', NULL, 0`, time.Hour, false},
+		{"unnamed packed row (packer's)", `'k', 'packed', NULL, 0`, time.Hour, false},
+		{"failed row below the retry limit", `'k', 'failed', NULL, 2`, time.Hour, true},
+		{"failed row at the retry limit", `'k', 'failed', NULL, 3`, time.Hour, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, pool := newUnnamedCatalog(t)
-			mustExec(t, pool, `INSERT INTO objects (source_key, status, des_name, des_retries, created_at) VALUES (`+tc.insert+`)`)
+			c, pool := newUnnamedCatalog(t, d)
+			mustExec(t, pool, `INSERT INTO objects (source_key, status, des_name, des_retries, created_at) VALUES (`+tc.insert+`, `+pool.Ago(tc.age)+`)`)
 			before := row(t, pool, "k")
 			marked, _ := markAll(t, c, catalog.MarkQuery{Limit: 10, MinAge: 5 * time.Minute, MaxRetries: 3})
 			after := row(t, pool, "k")
@@ -154,10 +164,16 @@ func TestMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T) {
 
 // TestMarkFailuresAreRetriedUpToTheLimit refuses some rows with a check constraint: they go to failed with
 // the error and a retry count, one retry per run, until the limit; the other rows of their batches are named.
-func TestMarkFailuresAreRetriedUpToTheLimit(t *testing.T) {
-	c, pool := newUnnamedCatalog(t)
-	mustExec(t, pool, `INSERT INTO objects (source_key) SELECT CASE WHEN g % 3 = 0 THEN 'bad/' ELSE 'good/' END || g
-		FROM generate_series(1, 9) g`)
+func TestMarkFailuresAreRetriedUpToTheLimit(t *testing.T) { testworld.ForEachDialect(t, testMarkFailuresAreRetriedUpToTheLimit) }
+
+func testMarkFailuresAreRetriedUpToTheLimit(t *testing.T, d catalog.Driver) {
+	c, pool := newUnnamedCatalog(t, d)
+	insertKeys(t, pool, 9, func(i int) string {
+		if i%3 == 0 {
+			return fmt.Sprintf("bad/%d", i)
+		}
+		return fmt.Sprintf("good/%d", i)
+	})
 	mustExec(t, pool, `ALTER TABLE objects ADD CONSTRAINT no_bad_names CHECK (des_name IS NULL OR source_key NOT LIKE 'bad/%')`)
 	q := catalog.MarkQuery{Limit: 5, MaxRetries: 2}
 	runs := []struct {
@@ -191,9 +207,11 @@ func TestMarkFailuresAreRetriedUpToTheLimit(t *testing.T) {
 	}
 }
 
-func TestMarkRollsBackWhenAssignFails(t *testing.T) {
-	c, pool := newUnnamedCatalog(t)
-	mustExec(t, pool, `INSERT INTO objects (source_key) SELECT 'k' || g FROM generate_series(1, 5) g`)
+func TestMarkRollsBackWhenAssignFails(t *testing.T) { testworld.ForEachDialect(t, testMarkRollsBackWhenAssignFails) }
+
+func testMarkRollsBackWhenAssignFails(t *testing.T, d catalog.Driver) {
+	c, pool := newUnnamedCatalog(t, d)
+	insertKeys(t, pool, 5, kN)
 	boom := errors.New("lease lost")
 	_, err := c.Mark(context.Background(), catalog.MarkQuery{AfterID: catalog.FirstID, Limit: 5},
 		func([]int64) ([]catalog.Assignment, error) { return nil, boom })
@@ -205,10 +223,12 @@ func TestMarkRollsBackWhenAssignFails(t *testing.T) {
 
 // TestConcurrentMarksAreDisjoint: SKIP LOCKED gives concurrent batches disjoint rows, and the guard keeps
 // any row from being named twice.
-func TestConcurrentMarksAreDisjoint(t *testing.T) {
-	c, pool := newUnnamedCatalog(t)
+func TestConcurrentMarksAreDisjoint(t *testing.T) { testworld.ForEachDialect(t, testConcurrentMarksAreDisjoint) }
+
+func testConcurrentMarksAreDisjoint(t *testing.T, d catalog.Driver) {
+	c, pool := newUnnamedCatalog(t, d)
 	const rows = 2000
-	mustExec(t, pool, `INSERT INTO objects (source_key) SELECT 'k' || g FROM generate_series(1, $1) g`, rows)
+	insertKeys(t, pool, rows, kN)
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	for range 4 {

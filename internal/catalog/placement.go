@@ -2,10 +2,9 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/datavision/des/internal/desformat"
 )
@@ -32,40 +31,45 @@ const placementChunk = 5000
 // tx. The rows claimed by rec.Container must be exactly those: otherwise someone rolled the
 // container back (some rows are gone) or it holds rows it did not write, and ErrRolledBack makes the
 // caller's transaction change nothing.
-func (c *Catalog) packPlaced(ctx context.Context, tx pgx.Tx, rec Record) error {
+func (c *Catalog) packPlaced(ctx context.Context, tx *sql.Tx, rec Record) error {
 	m := c.m
+	count := c.q("")
+	count.add(`SELECT count(*) FROM %s WHERE %s = %s AND %s = %s`,
+		c.table(), colContainer, count.arg(rec.Container), c.col(m.Status), count.arg(m.Claimed))
 	var claimed int64
-	err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s = $1 AND %s = $2`,
-		m.tableIdent(), colContainer, col(m.Status)), rec.Container, m.Claimed).Scan(&claimed)
-	if err != nil {
+	if err := queryRow(ctx, tx, count, &claimed); err != nil {
 		return err
 	}
 	if claimed != rec.Files {
 		return fmt.Errorf("%w: %d rows are claimed by the container, it holds %d files", ErrRolledBack, claimed, rec.Files)
 	}
-	// A packing starts source deletion anew: whatever an earlier packing of the row recorded about
-	// its source (it cannot have been committed, but the columns are the user's table's) is cleared.
-	update := fmt.Sprintf(`UPDATE %[1]s AS t SET %[2]s = $1, %[3]s = $2, %[4]s = now(),
-		%[5]s = l.off, %[6]s = l.len, %[7]s = l.crc, %[8]s = l.ext,
-		%[11]s = l.etag, %[12]s = NULL, %[13]s = NULL, %[14]s = NULL
-		FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
-			AS l(id, off, len, crc, ext, etag)
-		WHERE t.%[9]s = l.id AND t.%[10]s = $3 AND t.%[2]s = $4`,
-		m.tableIdent(), col(m.Status), colContainerKey, colPackedAt,
-		colOffset, colLength, colCRC32C, colExternalKey, col(m.ID), colContainer,
-		colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused)
 	for start := 0; start < len(rec.Placements); start += placementChunk {
 		chunk := rec.Placements[start:min(start+placementChunk, len(rec.Placements))]
-		a := placementColumns(chunk)
-		tag, err := tx.Exec(ctx, update, m.Packed, rec.Key, rec.Container, m.Claimed, a.ids, a.offs, a.lens, a.crcs, a.exts, a.etags)
+		moved, err := exec(ctx, tx, c.placeStatement(rec, chunk))
 		if err != nil {
 			return err
 		}
-		if moved := tag.RowsAffected(); moved != int64(len(chunk)) {
+		if moved != int64(len(chunk)) {
 			return fmt.Errorf("%w: %d of %d placed rows were claimed by the container", ErrRolledBack, moved, len(chunk))
 		}
 	}
 	return nil
+}
+
+// placeStatement moves the rows of chunk, claimed by rec.Container, to packed in rec.Key with their
+// placements. A packing starts source deletion anew: whatever an earlier packing of the row recorded
+// about its source (it cannot have been committed, but the columns are the user's table's) is cleared.
+func (c *Catalog) placeStatement(rec Record, chunk []Placement) *query {
+	m := c.m
+	a := placementColumns(chunk)
+	q := c.q("")
+	rows := q.rows("l", rowCol{"id", "bigint", a.ids}, rowCol{"off", "bigint", a.offs}, rowCol{"len", "bigint", a.lens},
+		rowCol{"crc", "bigint", a.crcs}, rowCol{"ext", "text", a.exts}, rowCol{"etag", "text", a.etags})
+	return q.updateJoin(c.table(), "t", rows, "t."+c.col(m.ID)+" = l.id", []set{
+		{c.col(m.Status), q.arg(m.Packed)}, {colContainerKey, q.arg(rec.Key)}, {colPackedAt, c.db.d.now()},
+		{colOffset, "l.off"}, {colLength, "l.len"}, {colCRC32C, "l.crc"}, {colExternalKey, "l.ext"},
+		{colSourceETag, "l.etag"}, {colSourceVerifiedAt, "NULL"}, {colSourceDeletedAt, "NULL"}, {colSourceRefused, "NULL"},
+	}, fmt.Sprintf("t.%s = %s AND t.%s = %s", colContainer, q.arg(rec.Container), c.col(m.Status), q.arg(m.Claimed)))
 }
 
 // placementArrays are the parameter arrays of the placing statement, one element per placement.
@@ -102,23 +106,24 @@ func placementColumns(ps []Placement) placementArrays {
 // forward: the object's index gives each name's placement, this gives each name's row.
 func (c *Catalog) ClaimedIDs(ctx context.Context, container string) (map[string]int64, error) {
 	m := c.m
-	rows, err := c.pool.Query(ctx, fmt.Sprintf(`SELECT %s, %s FROM %s WHERE %s = $1 AND %s = $2`,
-		col(m.DesName), col(m.ID), m.tableIdent(), colContainer, col(m.Status)), container, m.Claimed)
+	q := c.q("")
+	q.add(`SELECT %s, %s FROM %s WHERE %s = %s AND %s = %s`,
+		c.col(m.DesName), c.col(m.ID), c.table(), colContainer, q.arg(container), c.col(m.Status), q.arg(m.Claimed))
+	type pair struct {
+		name string
+		id   int64
+	}
+	pairs, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (pair, error) {
+		var p pair
+		err := r.Scan(&p.name, &p.id)
+		return p, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
 	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var name string
-		var id int64
-		if err := rows.Scan(&name, &id); err != nil {
-			return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
-		}
-		out[name] = id
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
+	out := make(map[string]int64, len(pairs))
+	for _, p := range pairs {
+		out[p.name] = p.id
 	}
 	return out, nil
 }
@@ -160,27 +165,22 @@ type FileLocation struct {
 // on the catalog table and des_containers: a read-only role suffices.
 func (c *Catalog) Locate(ctx context.Context, names []string) (map[string]FileLocation, error) {
 	m := c.m
-	// DISTINCT ON keeps one row per name, the latest packed, should the catalog hold a name twice.
-	q := fmt.Sprintf(`SELECT DISTINCT ON (t.%[1]s) t.%[1]s, t.%[2]s, d.bucket, d.object_size, t.%[3]s,
-			t.%[4]s, t.%[5]s, t.%[6]s, t.%[7]s
-		FROM %[8]s AS t JOIN %[9]s AS d ON d.key = t.%[2]s
-		WHERE t.%[1]s = ANY($1) AND t.%[10]s = $2
-		ORDER BY t.%[1]s, t.%[11]s DESC NULLS LAST`,
-		col(m.DesName), colContainerKey, col(m.Size), colOffset, colLength, colCRC32C, colExternalKey,
-		m.tableIdent(), m.containersIdent(), col(m.Status), colPackedAt)
-	rows, err := c.pool.Query(ctx, q, names, m.Packed)
-	if err != nil {
-		return nil, fmt.Errorf("locate %d names: %w", len(names), err)
-	}
-	defer rows.Close()
-	out := make(map[string]FileLocation, len(names))
-	for rows.Next() {
+	q := c.q("")
+	// Newest packing first, so that the first row of a name is kept should the catalog hold it twice.
+	q.add(`SELECT t.%[1]s, t.%[2]s, d.bucket, d.object_size, t.%[3]s, t.%[4]s, t.%[5]s, t.%[6]s, t.%[7]s
+		FROM %[8]s AS t JOIN %[9]s AS d ON d.%[10]s = t.%[2]s
+		WHERE %[11]s AND t.%[12]s = %[13]s
+		ORDER BY t.%[1]s, t.%[14]s IS NULL, t.%[14]s DESC`,
+		c.col(m.DesName), colContainerKey, c.col(m.Size), colOffset, colLength, colCRC32C, colExternalKey,
+		c.table(), c.containers(), c.col("key"), q.in("t."+c.col(m.DesName), names), c.col(m.Status), q.arg(m.Packed),
+		colPackedAt)
+	found, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (FileLocation, error) {
 		var fl FileLocation
 		var size int64
 		var off, length, crc *int64
 		var ext *string
-		if err := rows.Scan(&fl.Name, &fl.Key, &fl.Bucket, &fl.ObjectSize, &size, &off, &length, &crc, &ext); err != nil {
-			return nil, fmt.Errorf("locate %d names: %w", len(names), err)
+		if err := r.Scan(&fl.Name, &fl.Key, &fl.Bucket, &fl.ObjectSize, &size, &off, &length, &crc, &ext); err != nil {
+			return fl, err
 		}
 		fl.Size = size
 		if off != nil && length != nil {
@@ -192,10 +192,16 @@ func (c *Catalog) Locate(ctx context.Context, names []string) (map[string]FileLo
 		if ext != nil {
 			fl.ExternalKey = *ext
 		}
-		out[fl.Name] = fl
-	}
-	if err := rows.Err(); err != nil {
+		return fl, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("locate %d names: %w", len(names), err)
+	}
+	out := make(map[string]FileLocation, len(found))
+	for _, fl := range found {
+		if _, dup := out[fl.Name]; !dup {
+			out[fl.Name] = fl
+		}
 	}
 	return out, nil
 }

@@ -7,16 +7,19 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/test/testworld"
 	"github.com/datavision/des/internal/desformat"
 )
 
 // TestCommitRecordsPlacements: after a commit, Locate answers each packed name with exactly the
 // placement the commit was given and the container's bucket from its permanent record, across more
 // rows than one statement places; names that are not packed are absent.
-func TestCommitRecordsPlacements(t *testing.T) {
+func TestCommitRecordsPlacements(t *testing.T) { testworld.ForEachDialect(t, testCommitRecordsPlacements) }
+
+func testCommitRecordsPlacements(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
 	const n = 12_345 // more than two placement statements
-	c, _ := newCatalog(t, n, 1)
+	c, _ := newCatalog(t, d, n, 1)
 	claimed, err := c.Claim(ctx, 0, "c1", n-5) // the last five rows stay ready
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +60,9 @@ func TestCommitRecordsPlacements(t *testing.T) {
 // TestCommitRefusesPlacementsOfOtherRows: a commit must pack exactly the rows claimed by the
 // container. Placements naming a row claimed by another container, or leaving one of its own rows out,
 // change nothing.
-func TestCommitRefusesPlacementsOfOtherRows(t *testing.T) {
+func TestCommitRefusesPlacementsOfOtherRows(t *testing.T) { testworld.ForEachDialect(t, testCommitRefusesPlacementsOfOtherRows) }
+
+func testCommitRefusesPlacementsOfOtherRows(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -69,7 +74,7 @@ func TestCommitRefusesPlacementsOfOtherRows(t *testing.T) {
 		{"one of its own rows left out", func(own, _ []catalog.Row) []catalog.Row { return own[1:] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := newCatalog(t, 10, 1)
+			c, _ := newCatalog(t, d, 10, 1)
 			own, err := c.Claim(ctx, 0, "c1", 4)
 			if err != nil {
 				t.Fatal(err)
@@ -91,9 +96,11 @@ func TestCommitRefusesPlacementsOfOtherRows(t *testing.T) {
 
 // TestLocateRowPackedWithoutPlacement: rows packed before placements were recorded are still found,
 // with their container and size only, so a reader opens that container instead of searching for it.
-func TestLocateRowPackedWithoutPlacement(t *testing.T) {
+func TestLocateRowPackedWithoutPlacement(t *testing.T) { testworld.ForEachDialect(t, testLocateRowPackedWithoutPlacement) }
+
+func testLocateRowPackedWithoutPlacement(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 3, 1)
+	c, pool := newCatalog(t, d, 3, 1)
 	claimed, _ := c.Claim(ctx, 0, "c1", 3)
 	if err := c.Commit(ctx, record("c1", claimed)); err != nil {
 		t.Fatal(err)
@@ -111,9 +118,11 @@ func TestLocateRowPackedWithoutPlacement(t *testing.T) {
 }
 
 // TestClaimedIDsAndPlaceClaimed: roll-forward pairs an object's locations with the claimed rows.
-func TestClaimedIDsAndPlaceClaimed(t *testing.T) {
+func TestClaimedIDsAndPlaceClaimed(t *testing.T) { testworld.ForEachDialect(t, testClaimedIDsAndPlaceClaimed) }
+
+func testClaimedIDsAndPlaceClaimed(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, _ := newCatalog(t, 4, 1)
+	c, _ := newCatalog(t, d, 4, 1)
 	claimed, _ := c.Claim(ctx, 0, "c1", 3)
 	ids, err := c.ClaimedIDs(ctx, "c1")
 	if err != nil {

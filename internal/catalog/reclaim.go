@@ -2,10 +2,9 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/datavision/des/internal/desformat"
 )
@@ -44,11 +43,14 @@ type ReclaimRow struct {
 }
 
 // reclaimWhere is the condition on des_containers d of the containers reclaiming still has to visit:
-// of the source, of the shards (all of them when $2 is empty), committed at least $3 ago by the
-// database's clock, not finished.
-func reclaimWhere(dryRun bool) string {
-	w := `d.source = $1 AND (cardinality($2::integer[]) = 0 OR d.shard = ANY($2::integer[]))
-		AND d.committed_at <= now() - $3::interval AND d.sources_deleted_at IS NULL`
+// of the source, of the shards (all of them when there are none), committed at least delay ago by
+// the database's clock, not finished.
+func (c *Catalog) reclaimWhere(q *query, source string, shards []int32, delay time.Duration, dryRun bool) string {
+	w := "d.source = " + q.arg(source)
+	if len(shards) > 0 {
+		w += " AND " + q.in("d.shard", shards)
+	}
+	w += " AND d.committed_at <= " + c.db.d.before(q.arg(delay.Microseconds())) + " AND d.sources_deleted_at IS NULL"
 	if dryRun {
 		w += ` AND d.sources_verified_at IS NULL`
 	}
@@ -57,17 +59,15 @@ func reclaimWhere(dryRun bool) string {
 
 // ReclaimContainers returns up to limit committed containers of source (in shards, all when empty),
 // committed at least delay ago by the database's clock (the one that stamped committed_at, so a
-// packer or controller whose clock is off still waits the delay), whose sources are not all done (in a dry run: not all verified
-// either), oldest first, so that the files packed longest ago are reclaimed first and a pass cut short
-// by its deadline resumes where it stopped.
+// packer or controller whose clock is off still waits the delay), whose sources are not all done (in a
+// dry run: not all verified either), oldest first, so that the files packed longest ago are reclaimed
+// first and a pass cut short by its deadline resumes where it stopped.
 func (c *Catalog) ReclaimContainers(ctx context.Context, source string, shards []int32, delay time.Duration, dryRun bool, limit int) ([]ReclaimContainer, error) {
-	q := fmt.Sprintf(`SELECT d.container, d.key, d.bucket, d.shard, d.committed_at FROM %s AS d
-		WHERE %s ORDER BY d.committed_at, d.container LIMIT $4`, c.m.containersIdent(), reclaimWhere(dryRun))
-	rows, err := c.pool.Query(ctx, q, source, nonNil(shards), delay, limit)
-	if err != nil {
-		return nil, fmt.Errorf("containers to reclaim of %s: %w", source, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReclaimContainer, error) {
+	q := c.q("")
+	q.add(`SELECT d.container, d.%s, d.bucket, d.shard, d.committed_at FROM %s AS d
+		WHERE %s ORDER BY d.committed_at, d.container LIMIT %s`,
+		c.col("key"), c.containers(), c.reclaimWhere(q, source, shards, delay, dryRun), q.arg(limit))
+	out, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (ReclaimContainer, error) {
 		var rc ReclaimContainer
 		err := r.Scan(&rc.Container, &rc.Key, &rc.Bucket, &rc.Shard, &rc.CommittedAt)
 		return rc, err
@@ -81,41 +81,34 @@ func (c *Catalog) ReclaimContainers(ctx context.Context, source string, shards [
 // ReclaimByShard counts, per shard, the containers ReclaimContainers would return (without a limit):
 // the controller makes a shard due when its sources are waiting.
 func (c *Catalog) ReclaimByShard(ctx context.Context, source string, shards []int32, delay time.Duration, dryRun bool) (map[int32]int64, error) {
-	q := fmt.Sprintf(`SELECT d.shard, count(*) FROM %s AS d WHERE %s GROUP BY 1`, c.m.containersIdent(), reclaimWhere(dryRun))
-	rows, err := c.pool.Query(ctx, q, source, nonNil(shards), delay)
+	q := c.q("")
+	q.add(`SELECT d.shard, count(*) FROM %s AS d WHERE %s GROUP BY d.shard`,
+		c.containers(), c.reclaimWhere(q, source, shards, delay, dryRun))
+	type shardCount struct {
+		shard int32
+		n     int64
+	}
+	found, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (shardCount, error) {
+		var s shardCount
+		err := r.Scan(&s.shard, &s.n)
+		return s, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("containers to reclaim per shard of %s: %w", source, err)
 	}
-	defer rows.Close()
-	out := map[int32]int64{}
-	for rows.Next() {
-		var s int32
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, fmt.Errorf("containers to reclaim per shard of %s: %w", source, err)
-		}
-		out[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("containers to reclaim per shard of %s: %w", source, err)
+	out := make(map[int32]int64, len(found))
+	for _, s := range found {
+		out[s.shard] = s.n
 	}
 	return out, nil
 }
 
-// nonNil makes an empty shard list an empty array rather than NULL, which cardinality() would not
-// count as empty.
-func nonNil(shards []int32) []int32 {
-	if shards == nil {
-		return []int32{}
-	}
-	return shards
-}
-
-// ownRows is the guard of every row statement of reclaiming, for container $1: the row is still packed
-// by it (status $2) and the container has its permanent record.
-func (c *Catalog) ownRows() string {
-	return fmt.Sprintf(`t.%s = $1 AND t.%s = $2 AND EXISTS (SELECT 1 FROM %s AS d WHERE d.container = $1 AND d.key = t.%s)`,
-		colContainer, col(c.m.Status), c.m.containersIdent(), colContainerKey)
+// ownRows is the guard of every row statement of reclaiming: the row t is still packed by container
+// and the container has its permanent record.
+func (c *Catalog) ownRows(q *query, container string) string {
+	return fmt.Sprintf(`t.%s = %s AND t.%s = %s AND EXISTS (SELECT 1 FROM %s AS d WHERE d.container = %s AND d.%s = t.%s)`,
+		colContainer, q.arg(container), c.col(c.m.Status), q.arg(c.m.Packed), c.containers(), q.arg(container),
+		c.col("key"), colContainerKey)
 }
 
 // sourcesLeft is the condition on a row t that reclaiming still has to do: its source is neither
@@ -134,25 +127,21 @@ func sourcesLeft(dryRun bool) string {
 // packer wrote them in that order: a batch's payloads lie mostly side by side in the archive.
 func (c *Catalog) ReclaimRows(ctx context.Context, container string, afterID int64, dryRun bool, limit int) ([]ReclaimRow, error) {
 	m := c.m
-	bucket := "$5::text"
-	if m.Bucket != "" {
-		bucket = fmt.Sprintf("COALESCE(t.%s, $5::text)", col(m.Bucket))
-	}
-	q := fmt.Sprintf(`SELECT t.%[1]s, %[2]s, t.%[3]s, t.%[4]s, t.%[5]s, t.%[6]s, t.%[7]s, t.%[8]s, t.%[9]s, t.%[10]s
-		FROM %[11]s AS t WHERE %[12]s AND t.%[1]s > $3 AND %[13]s ORDER BY t.%[1]s LIMIT $4`,
-		col(m.ID), bucket, col(m.Key), col(m.DesName), col(m.Size), colOffset, colLength, colCRC32C, colExternalKey,
-		colSourceETag, m.tableIdent(), c.ownRows(), sourcesLeft(dryRun))
-	rows, err := c.pool.Query(ctx, q, container, m.Packed, afterID, limit, m.DefaultBucket)
-	if err != nil {
-		return nil, fmt.Errorf("rows to reclaim of %s: %w", container, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReclaimRow, error) {
+	q := c.q("")
+	q.add(`SELECT t.%[1]s, %[2]s, t.%[3]s, t.%[4]s, t.%[5]s, t.%[6]s, t.%[7]s, t.%[8]s, t.%[9]s, t.%[10]s
+		FROM %[11]s AS t WHERE %[12]s AND t.%[1]s > %[13]s AND %[14]s ORDER BY t.%[1]s LIMIT %[15]s`,
+		c.col(m.ID), c.bucketColumn("t."), c.col(m.Key), c.col(m.DesName), c.col(m.Size), colOffset, colLength,
+		colCRC32C, colExternalKey, colSourceETag, c.table(), c.ownRows(q, container), q.arg(afterID),
+		sourcesLeft(dryRun), q.arg(limit))
+	out, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (ReclaimRow, error) {
 		var rr ReclaimRow
+		var bucket sql.NullString
 		var off, length, crc *int64
 		var ext, etag *string
-		if err := r.Scan(&rr.ID, &rr.Bucket, &rr.Key, &rr.Name, &rr.Size, &off, &length, &crc, &ext, &etag); err != nil {
+		if err := r.Scan(&rr.ID, &bucket, &rr.Key, &rr.Name, &rr.Size, &off, &length, &crc, &ext, &etag); err != nil {
 			return rr, err
 		}
+		rr.Bucket = c.orDefault(bucket)
 		rr.Location.Name = rr.Name
 		rr.Location.Size = rr.Size
 		// A row packed before placements were recorded has no offset and no CRC: reclaiming keeps it.
@@ -185,19 +174,22 @@ func (c *Catalog) RecordReclaimed(ctx context.Context, container string, deleted
 		return nil
 	}
 	m := c.m
-	del := fmt.Sprintf(`UPDATE %s AS t SET %s = now(), %s = COALESCE(t.%s, now())
-		WHERE %s AND t.%s = ANY($3) AND t.%s IS NULL`,
-		m.tableIdent(), colSourceDeletedAt, colSourceVerifiedAt, colSourceVerifiedAt, c.ownRows(), col(m.ID), colSourceDeletedAt)
-	ver := fmt.Sprintf(`UPDATE %s AS t SET %s = now() WHERE %s AND t.%s = ANY($3) AND t.%s IS NULL`,
-		m.tableIdent(), colSourceVerifiedAt, c.ownRows(), col(m.ID), colSourceDeletedAt)
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	now := c.db.d.now()
+	del := c.q("")
+	del.add(`UPDATE %s AS t SET %s = %s, %s = COALESCE(t.%s, %s) WHERE %s AND %s AND t.%s IS NULL`,
+		c.table(), colSourceDeletedAt, now, colSourceVerifiedAt, colSourceVerifiedAt, now, c.ownRows(del, container),
+		del.in("t."+c.col(m.ID), deleted), colSourceDeletedAt)
+	ver := c.q("")
+	ver.add(`UPDATE %s AS t SET %s = %s WHERE %s AND %s AND t.%s IS NULL`,
+		c.table(), colSourceVerifiedAt, now, c.ownRows(ver, container), ver.in("t."+c.col(m.ID), verified), colSourceDeletedAt)
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
 		if len(deleted) > 0 {
-			if _, err := tx.Exec(ctx, del, container, m.Packed, deleted); err != nil {
+			if _, err := exec(ctx, tx, del); err != nil {
 				return err
 			}
 		}
 		if len(verified) > 0 {
-			if _, err := tx.Exec(ctx, ver, container, m.Packed, verified); err != nil {
+			if _, err := exec(ctx, tx, ver); err != nil {
 				return err
 			}
 		}
@@ -223,10 +215,11 @@ func (c *Catalog) RefuseReclaim(ctx context.Context, container string, refusals 
 		reasons = append(reasons, truncate(r, maxErrorLen))
 	}
 	m := c.m
-	q := fmt.Sprintf(`UPDATE %s AS t SET %s = l.reason FROM unnest($3::bigint[], $4::text[]) AS l(id, reason)
-		WHERE %s AND t.%s = l.id AND t.%s IS NULL`,
-		m.tableIdent(), colSourceRefused, c.ownRows(), col(m.ID), colSourceDeletedAt)
-	if _, err := c.pool.Exec(ctx, q, container, m.Packed, ids, reasons); err != nil {
+	q := c.q("")
+	rows := q.rows("l", rowCol{"id", "bigint", ids}, rowCol{"reason", "text", reasons})
+	q.updateJoin(c.table(), "t", rows, "t."+c.col(m.ID)+" = l.id", []set{{colSourceRefused, "l.reason"}},
+		c.ownRows(q, container)+" AND t."+colSourceDeletedAt+" IS NULL")
+	if _, err := exec(ctx, c.db.sql, q); err != nil {
 		return fmt.Errorf("record %d refused source deletions of %s: %w", len(ids), container, err)
 	}
 	return nil
@@ -241,12 +234,14 @@ func (c *Catalog) FinishReclaim(ctx context.Context, container string, dryRun bo
 	if dryRun {
 		mark = "sources_verified_at"
 	}
-	q := fmt.Sprintf(`UPDATE %[1]s AS d SET %[2]s = now() WHERE d.container = $1 AND d.%[2]s IS NULL
-		AND NOT EXISTS (SELECT 1 FROM %[3]s AS t WHERE t.%[4]s = $1 AND t.%[5]s = $2 AND %[6]s)`,
-		m.containersIdent(), mark, m.tableIdent(), colContainer, col(m.Status), sourcesLeft(dryRun))
-	tag, err := c.pool.Exec(ctx, q, container, m.Packed)
+	q := c.q("")
+	q.add(`UPDATE %[1]s AS d SET %[2]s = %[3]s WHERE d.container = %[4]s AND d.%[2]s IS NULL
+		AND NOT EXISTS (SELECT 1 FROM %[5]s AS t WHERE t.%[6]s = %[4]s AND t.%[7]s = %[8]s AND %[9]s)`,
+		c.containers(), mark, c.db.d.now(), q.arg(container), c.table(), colContainer, c.col(m.Status),
+		q.arg(m.Packed), sourcesLeft(dryRun))
+	n, err := exec(ctx, c.db.sql, q)
 	if err != nil {
 		return false, fmt.Errorf("finish reclaiming %s: %w", container, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return n == 1, nil
 }

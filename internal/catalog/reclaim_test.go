@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/test/testworld"
 )
 
 // commitWithETags claims n rows of shard 0 for container and commits them with an ETag per row.
@@ -58,9 +59,11 @@ func containerNames(t *testing.T, c *catalog.Catalog, dryRun bool) []string {
 // TestReclaimOffersOnlyCommittedRows: a rolled-back container's rows are never offered, its container
 // never listed; a row packed again in a new container after the roll-back carries the new ETag; the
 // rows carry their placement and ETag; a roll-forward's rows (no ETag) carry none.
-func TestReclaimOffersOnlyCommittedRows(t *testing.T) {
+func TestReclaimOffersOnlyCommittedRows(t *testing.T) { testworld.ForEachDialect(t, testReclaimOffersOnlyCommittedRows) }
+
+func testReclaimOffersOnlyCommittedRows(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, pool := newCatalog(t, 9, 1)
+	c, pool := newCatalog(t, d, 9, 1)
 	first := commitWithETags(t, c, "c1", 3, func(id int64) string { return fmt.Sprintf(`"old-%d"`, id) })
 
 	rolled, err := c.Claim(ctx, 0, "c2", 3)
@@ -74,8 +77,12 @@ func TestReclaimOffersOnlyCommittedRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A container record whose rows are not packed by it (a hand-made record) offers nothing either.
-	mustExec(t, pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes, object_size,
-		payload_checksum, index_checksum, writer) VALUES ('k2', 'c2', 'archive', 'src', 0, '2026-11-26', 3, 3, 3, 'p', 'i', 'w')`)
+	key := `"key"`
+	if d == catalog.MySQL {
+		key = "`key`"
+	}
+	mustExec(t, pool, `INSERT INTO des_containers (`+key+`, container, bucket, source, shard, day, files, bytes, object_size,
+		payload_checksum, index_checksum, writer, committed_at) VALUES ('k2', 'c2', 'archive', 'src', 0, '2026-11-26', 3, 3, 3, 'p', 'i', 'w', `+pool.Ago(time.Hour)+`)`)
 	if got := reclaimIDs(t, c, "c2", false); len(got) != 0 {
 		t.Fatalf("rolled-back rows offered: %v", got)
 	}
@@ -125,9 +132,11 @@ func TestReclaimOffersOnlyCommittedRows(t *testing.T) {
 
 // TestReclaimRecordAndFinish walks one container through a dry run and a real pass: what each
 // statement records, what is offered next, when the container is finished, and the counts.
-func TestReclaimRecordAndFinish(t *testing.T) {
+func TestReclaimRecordAndFinish(t *testing.T) { testworld.ForEachDialect(t, testReclaimRecordAndFinish) }
+
+func testReclaimRecordAndFinish(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
-	c, _ := newCatalog(t, 6, 1)
+	c, _ := newCatalog(t, d, 6, 1)
 	rows := commitWithETags(t, c, "c1", 5, func(id int64) string { return fmt.Sprint(id) })
 	id := func(i int) int64 { return rows[i].ID }
 	type step struct {

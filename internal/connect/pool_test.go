@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/test/testworld"
 )
@@ -67,7 +68,7 @@ func TestPoolCache(t *testing.T) {
 	var prev interface{ Ping(context.Context) error }
 	for _, st := range steps {
 		clock.Add(st.advance)
-		p, err := cache.Get(ctx, st.slot, st.dsn)
+		p, err := cache.Get(ctx, st.slot, catalog.Postgres, st.dsn)
 		if err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
@@ -99,7 +100,7 @@ func TestPoolCache(t *testing.T) {
 func TestPoolCacheRefusesInvalidDSN(t *testing.T) {
 	cache := &connect.PoolCache{}
 	defer cache.Close()
-	if _, err := cache.Get(context.Background(), "ns/s/k", "postgres://u:Xpw@h:bad/db"); !errors.Is(err, connect.ErrInvalidDSN) {
+	if _, err := cache.Get(context.Background(), "ns/s/k", catalog.Postgres, "postgres://u:Xpw@h:bad/db"); !errors.Is(err, connect.ErrInvalidDSN) {
 		t.Fatalf("err = %v, want ErrInvalidDSN", err)
 	}
 	if cache.Len() != 0 {

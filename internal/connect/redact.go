@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -18,8 +19,12 @@ var kvPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
 // urlPassword finds the user info's password in a URL DSN that net/url cannot parse (a bad port, say).
 var urlPassword = regexp.MustCompile(`://[^:/@]*:([^@/]*)@`)
 
+// mysqlPassword finds the password of a MySQL DSN (user:password@tcp(host)/db) that the driver cannot
+// parse: the password runs to the last @ before the address.
+var mysqlPassword = regexp.MustCompile(`^[^:@/]*:(.*)@[^@]*/`)
+
 // Redact removes every form of dsn's password from msg: as written, URL-escaped, and as pgconn
-// reads it (which also covers $PGPASSWORD and quoted key=value values).
+// reads it (which also covers $PGPASSWORD and quoted key=value values), and as a MySQL DSN has it.
 func Redact(msg, dsn string) string {
 	return redactAll(msg, secretsOf(dsn))
 }
@@ -37,6 +42,9 @@ func secretsOf(dsn string) []string {
 	if cfg, err := pgconn.ParseConfig(dsn); err == nil {
 		add(cfg.Password)
 	}
+	if cfg, err := mysql.ParseDSN(dsn); err == nil {
+		add(cfg.Passwd)
+	}
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
 		pw, _ := u.User.Password()
 		add(pw)
@@ -44,6 +52,9 @@ func secretsOf(dsn string) []string {
 	for _, m := range kvPassword.FindAllStringSubmatch(dsn, -1) {
 		add(m[1])
 		add(strings.Trim(m[1], "'"))
+	}
+	if m := mysqlPassword.FindStringSubmatch(dsn); m != nil {
+		add(m[1])
 	}
 	for _, m := range urlPassword.FindAllStringSubmatch(dsn, -1) {
 		add(m[1])

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/test/testworld"
 )
@@ -24,6 +25,9 @@ func TestRedact(t *testing.T) {
 		{"key=value quoted", "host=h password='sp ace pw' dbname=db", "auth failed for 'sp ace pw'", "sp ace pw"},
 		{"malformed key=value keeps redacting", "host=h password=n0parse port=x", "echo: password=n0parse port=x", "n0parse"},
 		{"malformed URL keeps redacting", "postgres://u:leak3d@h:notaport/db", "parse postgres://u:leak3d@h:notaport/db", "leak3d"},
+		{"MySQL", "u:my5ql@tcp(h:3306)/db", "connect u:my5ql@tcp(h:3306)/db: refused", "my5ql"},
+		{"MySQL password with @", "u:p@ss@tcp(h:3306)/db?tls=true", "dial u:p@ss@tcp(h:3306)/db: refused (p@ss)", "p@ss"},
+		{"malformed MySQL keeps redacting", "u:br0ken@tcp(h:3306/db", "parse u:br0ken@tcp(h:3306/db", "br0ken"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,22 +52,29 @@ func TestRedactRealConnectErrors(t *testing.T) {
 	pg := testworld.PG(t)
 	hp := net.JoinHostPort("127.0.0.1", fmt.Sprint(pg.Port))
 	host, port, _ := net.SplitHostPort(hp)
-	cases := []struct{ name, dsn, secret string }{
-		{"URL: password as role", "postgres://Rol3Pw:Rol3Pw@" + hp + "/postgres?sslmode=disable", "Rol3Pw"},
-		{"URL: password as database", "postgres://postgres:Db9Pw@" + hp + "/Db9Pw?sslmode=disable", "Db9Pw"},
-		{"key=value: password as role", "host=" + host + " port=" + port + " user=Kv7Pw password=Kv7Pw dbname=postgres sslmode=disable", "Kv7Pw"},
-		{"key=value: password as database", "host=" + host + " port=" + port + " user=postgres password=KvDb5 dbname=KvDb5 sslmode=disable", "KvDb5"},
+	my := net.JoinHostPort("127.0.0.1", fmt.Sprint(testworld.Maria(t).Port))
+	cases := []struct {
+		name   string
+		driver catalog.Driver
+		dsn    string
+		secret string
+	}{
+		{"URL: password as role", catalog.Postgres, "postgres://Rol3Pw:Rol3Pw@" + hp + "/postgres?sslmode=disable", "Rol3Pw"},
+		{"URL: password as database", catalog.Postgres, "postgres://postgres:Db9Pw@" + hp + "/Db9Pw?sslmode=disable", "Db9Pw"},
+		{"key=value: password as role", catalog.Postgres, "host=" + host + " port=" + port + " user=Kv7Pw password=Kv7Pw dbname=postgres sslmode=disable", "Kv7Pw"},
+		{"key=value: password as database", catalog.Postgres, "host=" + host + " port=" + port + " user=postgres password=KvDb5 dbname=KvDb5 sslmode=disable", "KvDb5"},
+		{"MySQL: password as user", catalog.MySQL, "My5Pw:My5Pw@tcp(" + my + ")/", "My5Pw"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			pool, err := connect.Open(ctx, tc.dsn, connect.PoolOptions{ConnectTimeout: 5 * time.Second})
+			pool, err := connect.Open(ctx, tc.driver, tc.dsn, connect.PoolOptions{ConnectTimeout: 5 * time.Second})
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
 			defer pool.Close()
-			err = connect.Ping(ctx, pool)
+			err = pool.Ping(ctx)
 			if err == nil {
 				t.Fatal("Ping succeeded, want a refused connection")
 			}
@@ -89,8 +100,17 @@ func errorsUnwrapped(err error) error {
 }
 
 func TestOpenInvalidDSNNeverEchoes(t *testing.T) {
-	for _, dsn := range []string{"postgres://u:Inv4lid@h:notaport/db", "host=h password=Inv4lid port=notaport"} {
-		_, err := connect.Open(context.Background(), dsn, connect.PoolOptions{})
+	for _, c := range []struct {
+		driver catalog.Driver
+		dsn    string
+	}{
+		{catalog.Postgres, "postgres://u:Inv4lid@h:notaport/db"},
+		{catalog.Postgres, "host=h password=Inv4lid port=notaport"},
+		{catalog.MySQL, "u:Inv4lid@tcp(h:3306"},
+		{catalog.MySQL, "postgres://u:Inv4lid@h/db"},
+	} {
+		dsn := c.dsn
+		_, err := connect.Open(context.Background(), c.driver, dsn, connect.PoolOptions{})
 		if !errors.Is(err, connect.ErrInvalidDSN) {
 			t.Fatalf("Open(%q) error = %v, want ErrInvalidDSN", connect.Redact(dsn, dsn), err)
 		}

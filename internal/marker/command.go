@@ -53,12 +53,16 @@ func RunSource(ctx context.Context, kube client.Client, o Options) (Summary, err
 	if err := settings.Validate(); err != nil {
 		return Summary{}, fmt.Errorf("DesSource %s/%s: %w", o.Namespace, o.Source, err)
 	}
-	pool, err := connect.Open(ctx, o.DSN, connect.PoolOptions{})
+	driver, err := resolve.Driver(&src)
+	if err != nil {
+		return Summary{}, fmt.Errorf("DesSource %s/%s: %w", o.Namespace, o.Source, err)
+	}
+	pool, err := connect.Open(ctx, driver, o.DSN, connect.PoolOptions{})
 	if err != nil {
 		return Summary{}, err
 	}
 	defer pool.Close()
-	cat, err := catalog.New(pool, resolve.Mapping(&src))
+	cat, err := catalog.New(pool.DB, resolve.Mapping(&src))
 	if err != nil {
 		return Summary{}, err
 	}

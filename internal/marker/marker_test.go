@@ -52,7 +52,7 @@ func newWorld(t testing.TB, rows int, age time.Duration) *world {
 		RETURN NEW; END $$`)
 	w.exec(t, `CREATE TRIGGER audit_name BEFORE UPDATE ON objects FOR EACH ROW EXECUTE FUNCTION audit_name()`)
 	var err error
-	if w.cat, err = catalog.New(pool, catalog.DefaultMapping("objects", "scans")); err != nil {
+	if w.cat, err = catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", "scans")); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.cat.Migrate(context.Background()); err != nil {

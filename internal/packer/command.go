@@ -129,12 +129,16 @@ func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	pool, err := connect.Open(ctx, dsn, connect.PoolOptions{})
+	driver, err := resolve.Driver(src)
+	if err != nil {
+		return fmt.Errorf("DesSource %s: %w", src.Name, err)
+	}
+	pool, err := connect.Open(ctx, driver, dsn, connect.PoolOptions{})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	cat, err := catalog.New(pool, resolve.Mapping(src))
+	cat, err := catalog.New(pool.DB, resolve.Mapping(src))
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	w.exec(`CREATE TABLE objects (id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
 		status text NOT NULL, des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`)
 	var err error
-	if w.cat, err = catalog.New(pool, catalog.DefaultMapping("objects", w.source)); err != nil {
+	if w.cat, err = catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", w.source)); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.cat.Migrate(w.ctx); err != nil {

@@ -44,7 +44,7 @@ func newCatalogWorld(t testing.TB) *catalogWorld {
 		des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", "source"))
+	cat, err := catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", "source"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +75,7 @@ func readOnlyCatalog(t testing.TB, pool *pgxpool.Pool, dsn string) (*catalog.Cat
 		}
 	}
 	u.User = url.User(role)
-	ro, err := pgxpool.New(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ro.Close)
-	cat, err := catalog.New(ro, catalog.DefaultMapping("objects", "source"))
+	cat, err := catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, u.String()), catalog.DefaultMapping("objects", "source"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,11 +262,7 @@ func TestCatalogUnreachableFallsBackToSearch(t *testing.T) {
 	s := newStore(t)
 	cw, early, late := catalogFixture(t, s)
 	// A real pool on a port where nothing listens: every lookup fails to connect.
-	down, err := pgxpool.New(context.Background(), "postgres://des@127.0.0.1:1/des?connect_timeout=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(down.Close)
+	down := testworld.OpenCatalogDB(t, catalog.Postgres, "postgres://des@127.0.0.1:1/des?connect_timeout=2")
 	deadCat, err := catalog.New(down, catalog.DefaultMapping("objects", "source"))
 	if err != nil {
 		t.Fatal(err)

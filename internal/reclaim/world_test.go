@@ -48,13 +48,13 @@ func newWorld(t *testing.T, n int) *world {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	s3 := testworld.S3Store(t)
-	pool, _ := testworld.PG(t).NewDatabase(t)
+	pool, dsn := testworld.PG(t).NewDatabase(t)
 	w := &world{t: t, ctx: context.Background(), pool: pool, store: objstore.NewFromAPI(s3.Client()),
 		source: s3.NewBucket(t), archive: s3.NewBucket(t), content: map[string][]byte{}, keys: map[int64]string{}}
 	w.exec(`CREATE TABLE objects (id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
 		status text NOT NULL, des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`)
 	var err error
-	if w.cat, err = catalog.New(pool, catalog.DefaultMapping("objects", w.source)); err != nil {
+	if w.cat, err = catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", w.source)); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.cat.Migrate(w.ctx); err != nil {

@@ -29,6 +29,11 @@ func Mapping(src *desv1.DesSource) catalog.Mapping {
 	}
 }
 
+// Driver is the catalog driver a DesSource declares (postgres when unset, as the CRD defaults it).
+func Driver(src *desv1.DesSource) (catalog.Driver, error) {
+	return catalog.ParseDriver(src.Spec.Catalog.Driver)
+}
+
 // StoreConfig is the object-store configuration of a spec with credentials read from its Secret's
 // data (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN) and an optional
 // CA bundle. The controller uses it; pods use StoreConfigFromFiles on mounted Secrets.

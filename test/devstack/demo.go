@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/datavision/des/internal/connect"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -127,12 +127,12 @@ func (p Progress) String() string {
 // WaitPacked waits until no row is unnamed, ready or claimed and every DesContainer is final,
 // reporting progress every few seconds.
 func (s *Stack) WaitPacked(ctx context.Context, seed *Seed, timeout time.Duration) (Progress, error) {
-	pool, err := pgxpool.New(ctx, seed.DSN)
+	pool, err := connect.Open(ctx, catalog.Postgres, seed.DSN, connect.PoolOptions{})
 	if err != nil {
 		return Progress{}, err
 	}
 	defer pool.Close()
-	cat, err := catalog.New(pool, catalog.DefaultMapping("objects", seed.SourceBucket))
+	cat, err := catalog.New(pool.DB, catalog.DefaultMapping("objects", seed.SourceBucket))
 	if err != nil {
 		return Progress{}, err
 	}
