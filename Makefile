@@ -44,7 +44,7 @@ verify-generated: $(CONTROLLER_GEN) ## Fail when generated code or manifests are
 ##@ Test
 
 .PHONY: test-deps
-test-deps: ## Install the system packages tests need (PostgreSQL, redis-server, containerd, runc, CNI plugins, from Debian) when missing.
+test-deps: ## Install the system packages tests need (PostgreSQL, MariaDB, redis-server, containerd, runc, CNI plugins, from Debian) when missing.
 	hack/test-deps.sh
 
 .PHONY: test-assets

@@ -143,7 +143,13 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 	if problem := secretProblem(err); problem != nil {
 		return nil, problem
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, connect.ErrInvalidDSN):
+		return nil, &notReady{desv1.ReasonInvalidDSN, fmt.Sprintf("the DSN in Secret %q is not a %s connection string: %v",
+			src.Spec.Catalog.DSNSecretRef.Name, driverName(src), err)}
+	case errors.Is(err, catalog.ErrUnknownDriver):
+		return nil, &notReady{desv1.ReasonInvalidMapping, err.Error()}
+	case err != nil:
 		// connect's errors never hold the DSN's password, so the message may go into the status.
 		return nil, &notReady{desv1.ReasonDatabaseUnreachable, "cannot reach the catalog database: " + err.Error()}
 	}
@@ -165,6 +171,8 @@ func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSo
 		err = cat.Check(ctx)
 	}
 	switch {
+	case errors.Is(err, catalog.ErrServerUnsupported):
+		return &notReady{desv1.ReasonCatalogUnsupported, err.Error()}
 	case errors.Is(err, catalog.ErrTableMissing):
 		return &notReady{desv1.ReasonTableNotFound, err.Error()}
 	case errors.Is(err, catalog.ErrColumnMissing):
@@ -270,6 +278,14 @@ func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // secretProblem is the Ready=False a Secret error calls for, naming the Secret and what it lacks, or
 // nil when err is not about a Secret.
+// driverName is the source's catalog driver for messages ("postgres" when unset).
+func driverName(src *desv1.DesSource) string {
+	if src.Spec.Catalog.Driver == "" {
+		return string(catalog.Postgres)
+	}
+	return src.Spec.Catalog.Driver
+}
+
 func secretProblem(err error) *notReady {
 	switch {
 	case err == nil:

@@ -72,6 +72,12 @@ const (
 	// the controller's own identity (pod role, IRSA, environment) instead.
 	ReasonNoCredentialsSecret ConditionReason = "NoCredentialsSecret"
 	ReasonDatabaseUnreachable ConditionReason = "DatabaseUnreachable"
+	// ReasonInvalidDSN: the DSN in the Secret is not a connection string of spec.catalog.driver (a
+	// PostgreSQL URL for a mysql source, say); the message gives the format.
+	ReasonInvalidDSN ConditionReason = "InvalidDSN"
+	// ReasonCatalogUnsupported: the catalog database cannot run DES's claims: MySQL before 8.0.1 or
+	// MariaDB before 10.6 (no FOR UPDATE SKIP LOCKED), or a table not in InnoDB.
+	ReasonCatalogUnsupported ConditionReason = "CatalogUnsupported"
 	ReasonInvalidMapping      ConditionReason = "InvalidMapping"
 	ReasonMigrationFailed     ConditionReason = "MigrationFailed"
 	ReasonTableNotFound       ConditionReason = "TableNotFound"

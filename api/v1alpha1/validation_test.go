@@ -163,6 +163,8 @@ func TestInvalidResourcesAreRefusedWithAClearMessage(t *testing.T) {
 			"spec.catalog.dsnSecretRef: Required value"},
 		{"DSN secret without key", "DesSource", func(o map[string]any) { unset(o, "spec", "catalog", "dsnSecretRef", "key") },
 			"spec.catalog.dsnSecretRef.key: Required value"},
+		{"a driver DES does not speak", "DesSource", func(o map[string]any) { set(o, "oracle", "spec", "catalog", "driver") },
+			`spec.catalog.driver: Unsupported value: "oracle": supported values: "postgres", "mysql"`},
 		{"unknown column", "DesSource", func(o map[string]any) { set(o, "colour", "spec", "catalog", "columns", "color") },
 			`unknown field "spec.catalog.columns.color"`},
 		{"column that is not an identifier", "DesSource", func(o map[string]any) {
