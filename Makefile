@@ -78,9 +78,12 @@ test-e2e: test-deps test-assets build image-chaos ## Run the end-to-end suite on
 ##@ Demo
 
 .PHONY: demo
-demo: test-deps test-assets build image ## Run DES end to end on this machine: a local stack, a few thousand files packed and read back.
+# The demo's catalog database: postgres, or mysql (a MariaDB server).
+CATALOG ?= postgres
+
+demo: test-deps test-assets build image ## Run DES end to end on this machine: a local stack, a few thousand files packed and read back (CATALOG=mysql: on MariaDB).
 	go build -o $(BIN)/demo ./test/demo
-	hack/demo.sh up
+	DES_DEMO_CATALOG=$(CATALOG) hack/demo.sh up
 
 .PHONY: demo-down
 demo-down: ## Stop the demo stack.

@@ -32,7 +32,7 @@ func insertKeys(t *testing.T, db *testworld.CatalogDB, n int, key func(i int) st
 	t.Helper()
 	rows := make([]testworld.ObjectRow, n)
 	for i := range rows {
-		rows[i].Key = key(i + 1)
+		rows[i].Key, rows[i].Size = key(i+1), 1
 	}
 	db.InsertObjects(t, "", rows)
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/test/devstack"
 	"github.com/datavision/des/test/testworld"
 )
@@ -28,23 +29,36 @@ func main() {
 	dir := flag.String("dir", "tmp/demo", "folder for the stack's kubeconfig, overlays and logs")
 	files := flag.Int("files", 6000, "number of source files to seed")
 	exit := flag.Bool("exit", false, "stop after the checks instead of keeping the stack up")
+	driver := flag.String("catalog", envOr("DES_DEMO_CATALOG", string(catalog.Postgres)), "catalog database: postgres or mysql (MariaDB); env DES_DEMO_CATALOG")
 	flag.Parse()
+	d, err := catalog.ParseDriver(*driver)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "DEMO FAILED: -catalog:", err)
+		os.Exit(2)
+	}
 	// Outside the sandbox this runs the demo again inside one and exits when it ends.
 	if err := testworld.EnterSandbox(); err != nil {
 		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
 		os.Exit(1)
 	}
-	if err := runUntilSignal(*dir, *files, *exit); err != nil {
+	if err := runUntilSignal(*dir, *files, *exit, d); err != nil {
 		fmt.Fprintln(os.Stderr, "DEMO FAILED:", err)
 		os.Exit(1)
 	}
 }
 
 // runUntilSignal runs the demo; SIGINT or SIGTERM cancels it, and the stack is torn down either way.
-func runUntilSignal(dir string, files int, exit bool) error {
+func runUntilSignal(dir string, files int, exit bool, driver catalog.Driver) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, dir, files, exit)
+	return run(ctx, dir, files, exit, driver)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func logf(format string, args ...any) {
@@ -64,11 +78,11 @@ var demoSamples = devstack.SampleOptions{ShardBits: 2, MaxFiles: 100_000, MinFil
 // fill policy did not do its job.
 const minFilesPerContainer = 1000
 
-func run(ctx context.Context, dir string, files int, exit bool) error {
+func run(ctx context.Context, dir string, files int, exit bool, driver catalog.Driver) error {
 	dir, _ = filepath.Abs(dir)
 	shardBits := demoSamples.ShardBits
-	logf("starting the local stack and node in %s", dir)
-	s, err := devstack.Start(ctx, devstack.Options{Dir: dir, Logf: logf})
+	logf("starting the local stack and node in %s (catalog: %s)", dir, driver)
+	s, err := devstack.Start(ctx, devstack.Options{Dir: dir, Logf: logf, Catalog: driver})
 	if err != nil {
 		return err
 	}

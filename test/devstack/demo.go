@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/datavision/des/internal/connect"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -78,7 +77,8 @@ patches:
   patch: |-
     - {op: replace, path: /spec/store/endpoint, value: "%[3]s"}
     - {op: replace, path: /spec/naming/shardBits, value: %[4]d}
-    - {op: add, path: /spec/marker, value: {schedule: "* * * * *", minAge: 0s}}%[10]s
+    - {op: add, path: /spec/marker, value: {schedule: "* * * * *", minAge: 0s}}
+    - {op: add, path: /spec/catalog/driver, value: %[11]s}%[10]s
 - target: {kind: DesShard, name: scans-all}
   patch: |-
     - {op: replace, path: /spec/archive/endpoint, value: "%[3]s"}
@@ -90,7 +90,7 @@ patches:
     - {op: replace, path: /spec/bigFileThreshold, value: 524288}
     - {op: replace, path: /spec/shardsPerJob, value: 64}
     - {op: remove, path: /spec/job/resources}
-`, seed.Namespace, samples, s.samplesEndpoint(), o.ShardBits, 1<<o.ShardBits-1, o.MaxFiles, o.MinFiles, o.MaxWait, o.Interval, deleteSource)
+`, seed.Namespace, samples, s.samplesEndpoint(), o.ShardBits, 1<<o.ShardBits-1, o.MaxFiles, o.MinFiles, o.MaxWait, o.Interval, deleteSource, seed.Driver)
 	if err := writeOverlay(overlay, kustomization); err != nil {
 		return err
 	}
@@ -127,12 +127,7 @@ func (p Progress) String() string {
 // WaitPacked waits until no row is unnamed, ready or claimed and every DesContainer is final,
 // reporting progress every few seconds.
 func (s *Stack) WaitPacked(ctx context.Context, seed *Seed, timeout time.Duration) (Progress, error) {
-	pool, err := connect.Open(ctx, catalog.Postgres, seed.DSN, connect.PoolOptions{})
-	if err != nil {
-		return Progress{}, err
-	}
-	defer pool.Close()
-	cat, err := catalog.New(pool.DB, catalog.DefaultMapping("objects", seed.SourceBucket))
+	cat, err := catalog.New(seed.DB().DB, catalog.DefaultMapping("objects", seed.SourceBucket))
 	if err != nil {
 		return Progress{}, err
 	}

@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -10,12 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/internal/naming"
 	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/test/testworld"
 )
 
 // Seed describes the source data the demo created: a bucket of small files and the catalog table
@@ -24,7 +29,9 @@ type Seed struct {
 	Namespace     string
 	SourceBucket  string
 	ArchiveBucket string
-	DSN           string
+	// Driver is the catalog database's; DSN connects to it as its owner.
+	Driver catalog.Driver
+	DSN    string
 	// ReaderDSN connects as a role that may only read the catalog (the reader sidecar's).
 	ReaderDSN string
 	// Files maps each DES name to the SHA-256 of its content.
@@ -35,6 +42,7 @@ type Seed struct {
 	Bytes   int64
 
 	opts  SeedOptions
+	db    *connect.Pool
 	gen   *naming.Generator
 	rng   *rand.Rand
 	store *objstore.Store
@@ -46,14 +54,10 @@ func (s *Seed) Total() int { return len(s.Files) + len(s.Unnamed) }
 
 // ResolveNames reads the DES names the marker gave the unnamed rows and moves them into Files.
 func (s *Seed) ResolveNames(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, s.DSN)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
+	q := testworld.Placeholders(s.Driver, `SELECT des_name FROM objects WHERE source_key = $1`)
 	for key, sum := range s.Unnamed {
 		var name *string
-		if err := conn.QueryRow(ctx, `SELECT des_name FROM objects WHERE source_key = $1`, key).Scan(&name); err != nil {
+		if err := s.db.DB.SQL().QueryRowContext(ctx, q, key).Scan(&name); err != nil {
 			return fmt.Errorf("name of %s: %w", key, err)
 		}
 		if name == nil {
@@ -64,6 +68,9 @@ func (s *Seed) ResolveNames(ctx context.Context) error {
 	}
 	return nil
 }
+
+// DB is a pool on the catalog database (as its owner), open until the stack closes.
+func (s *Seed) DB() *connect.Pool { return s.db }
 
 // SeedOptions size the source data.
 type SeedOptions struct {
@@ -91,22 +98,22 @@ func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error)
 			return nil, fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
-	dsn, err := s.PG.CreateDatabase(ctx)
+	seed.Driver = s.Opts.Catalog
+	dsn, err := s.Catalog.CreateDatabase(ctx)
 	if err != nil {
 		return nil, err
 	}
 	seed.DSN = dsn
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
+	if seed.db, err = connect.Open(ctx, seed.Driver, dsn, connect.PoolOptions{}); err != nil {
 		return nil, err
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE objects (
-		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL, status text,
-		des_name text UNIQUE, shard integer, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	s.closers = append(s.closers, seed.db.Close)
+	// A user's table: DES's columns come from the migration the sample DesSource allows.
+	ddl := testworld.ObjectsDDL(seed.Driver, testworld.ObjectsTable{Extra: []string{"UNIQUE (des_name)"}})
+	if _, err := seed.db.DB.SQL().ExecContext(ctx, ddl); err != nil {
 		return nil, fmt.Errorf("create catalog table: %w", err)
 	}
-	if seed.ReaderDSN, err = createReadOnlyRole(ctx, conn, dsn); err != nil {
+	if seed.ReaderDSN, err = createReadOnlyRole(ctx, seed.db.DB.SQL(), seed.Driver, dsn); err != nil {
 		return nil, err
 	}
 	gen, err := naming.NewGenerator(naming.Config{Prefix: opts.Prefix, Node: 1})
@@ -115,10 +122,10 @@ func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error)
 	}
 	seed.gen, seed.opts, seed.store = gen, opts, objstore.NewFromAPI(s3)
 	seed.rng = rand.New(rand.NewPCG(opts.Seed, 7))
-	if err := seed.add(ctx, conn, opts.Files-opts.Unnamed, true); err != nil {
+	if err := seed.add(ctx, opts.Files-opts.Unnamed, true); err != nil {
 		return nil, err
 	}
-	if err := seed.add(ctx, conn, opts.Unnamed, false); err != nil {
+	if err := seed.add(ctx, opts.Unnamed, false); err != nil {
 		return nil, err
 	}
 	return seed, s.createSecrets(ctx, seed)
@@ -126,20 +133,13 @@ func (s *Stack) SeedSource(ctx context.Context, opts SeedOptions) (*Seed, error)
 
 // AddFiles puts n more source objects and lists them as named, ready rows, as an application that
 // keeps ingesting would. It must not run concurrently with other uses of the Seed.
-func (s *Seed) AddFiles(ctx context.Context, n int) error {
-	conn, err := pgx.Connect(ctx, s.DSN)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	return s.add(ctx, conn, n, true)
-}
+func (s *Seed) AddFiles(ctx context.Context, n int) error { return s.add(ctx, n, true) }
 
 // add puts n source objects and inserts their catalog rows, named and ready, or without name, shard
 // and status for the marker. The seed counts the files only once their rows are in: a failed insert
 // (a database restart) leaves it as it was, and the caller may simply try again.
-func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error {
-	rows := make([][]any, 0, n)
+func (s *Seed) add(ctx context.Context, n int, named bool) error {
+	rows := make([]testworld.ObjectRow, 0, n)
 	files, unnamed, bytes := map[string][32]byte{}, map[string][32]byte{}, int64(0)
 	for range n {
 		i := s.next
@@ -152,7 +152,7 @@ func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error
 		bytes += int64(len(data))
 		if !named {
 			unnamed[key] = sha256.Sum256(data)
-			rows = append(rows, []any{key, int64(len(data)), nil, nil, nil})
+			rows = append(rows, testworld.ObjectRow{Key: key, Size: int64(len(data)), NullStatus: true})
 			continue
 		}
 		name, err := s.gen.New()
@@ -164,9 +164,9 @@ func (s *Seed) add(ctx context.Context, conn *pgx.Conn, n int, named bool) error
 			return err
 		}
 		files[name] = sha256.Sum256(data)
-		rows = append(rows, []any{key, int64(len(data)), "ready", name, int32(shard)})
+		rows = append(rows, testworld.ObjectRow{Key: key, Size: int64(len(data)), Status: "ready", Name: name, Shard: testworld.Shard(int32(shard))})
 	}
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"objects"}, []string{"source_key", "size", "status", "des_name", "shard"}, pgx.CopyFromRows(rows)); err != nil {
+	if err := testworld.InsertObjects(ctx, s.db.DB.SQL(), s.Driver, "", rows); err != nil {
 		return fmt.Errorf("fill catalog: %w", err)
 	}
 	maps.Copy(s.Files, files)
@@ -216,27 +216,47 @@ func (s *Stack) createSecrets(ctx context.Context, seed *Seed) error {
 }
 
 // createReadOnlyRole makes the reader sidecar's catalog role, as config/samples/reader-sidecar-pod.yaml
-// tells users to: SELECT on the catalog table and on the tables DES's migration creates later (default
-// privileges of the catalog's owner), nothing else. It returns the role's DSN for the same database.
-func createReadOnlyRole(ctx context.Context, conn *pgx.Conn, dsn string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", fmt.Errorf("catalog DSN: %w", err)
+// tells users to: SELECT on the catalog table and on the tables DES's migration creates later, nothing
+// else (PostgreSQL: default privileges of the catalog's owner; MySQL: SELECT on the database, since it
+// grants on a table only once the table exists). It returns the role's DSN for the same database.
+func createReadOnlyRole(ctx context.Context, db *sql.DB, driver catalog.Driver, dsn string) (string, error) {
+	var stmts []string
+	var roleDSN string
+	switch driver {
+	case catalog.MySQL:
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			return "", fmt.Errorf("catalog DSN: %w", err)
+		}
+		user := "des_reader_" + cfg.DBName
+		stmts = []string{
+			fmt.Sprintf("CREATE USER '%s'@'%%'", user),
+			fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%%'", cfg.DBName, user),
+		}
+		cfg.User, cfg.Passwd = user, ""
+		roleDSN = cfg.FormatDSN()
+	default:
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("catalog DSN: %w", err)
+		}
+		owner := u.User.Username()
+		role := "des_reader_" + strings.TrimPrefix(u.Path, "/")
+		stmts = []string{
+			fmt.Sprintf(`CREATE ROLE %s LOGIN`, pgx.Identifier{role}.Sanitize()),
+			fmt.Sprintf(`GRANT SELECT ON objects TO %s`, pgx.Identifier{role}.Sanitize()),
+			fmt.Sprintf(`ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT ON TABLES TO %s`,
+				pgx.Identifier{owner}.Sanitize(), pgx.Identifier{role}.Sanitize()),
+		}
+		u.User = url.User(role)
+		roleDSN = u.String()
 	}
-	owner := u.User.Username()
-	role := "des_reader_" + strings.TrimPrefix(u.Path, "/")
-	for _, stmt := range []string{
-		fmt.Sprintf(`CREATE ROLE %s LOGIN`, pgx.Identifier{role}.Sanitize()),
-		fmt.Sprintf(`GRANT SELECT ON objects TO %s`, pgx.Identifier{role}.Sanitize()),
-		fmt.Sprintf(`ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT ON TABLES TO %s`,
-			pgx.Identifier{owner}.Sanitize(), pgx.Identifier{role}.Sanitize()),
-	} {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
+	for _, stmt := range stmts {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return "", fmt.Errorf("read-only catalog role: %s: %w", stmt, err)
 		}
 	}
-	u.User = url.User(role)
-	return u.String(), nil
+	return roleDSN, nil
 }
 
 // SourceObjects counts the objects left in the source bucket.

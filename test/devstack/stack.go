@@ -1,5 +1,5 @@
 // Package devstack is DEVELOPMENT AND TEST TOOLING: the whole DES system on one machine, the way a
-// cluster runs it. It starts the real servers (PostgreSQL, a versitygw S3 server, kube-apiserver +
+// cluster runs it. It starts the real servers (PostgreSQL or MariaDB, a versitygw S3 server, kube-apiserver +
 // etcd, kube-controller-manager) and a real node (containerd, kubelet, kube-scheduler) inside the test
 // world's sandbox, then installs DES as a user does: `kubectl apply -k` of an overlay of
 // config/default that only points it at this machine (image tag, pull policy, host network). The
@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -27,12 +28,24 @@ type Options struct {
 	Dir string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// Catalog is the catalog database the stack runs: PostgreSQL (the default) or MariaDB.
+	Catalog catalog.Driver
+}
+
+// CatalogServer is the catalog database server of a stack.
+type CatalogServer interface {
+	// CreateDatabase makes an empty database and returns its DSN in the driver's format.
+	CreateDatabase(ctx context.Context) (string, error)
+	// Restart stops the server, cutting every connection, and starts it again after down.
+	Restart(ctx context.Context, down time.Duration) error
+	Close()
 }
 
 // Stack is a running local DES system.
 type Stack struct {
-	Opts       Options
-	PG         *testworld.PostgresServer
+	Opts Options
+	// Catalog is the catalog database server (PostgreSQL or MariaDB, Opts.Catalog).
+	Catalog    CatalogServer
 	S3         *testworld.S3Server
 	Kube       *testworld.KubeServer
 	Node       *testworld.NodeServer
@@ -45,6 +58,8 @@ type Stack struct {
 	deleting bool
 
 	cm *testworld.ControllerManager
+	// closers run at Close before the servers stop (the seeds' pools).
+	closers []func()
 }
 
 // Scheme has the Kubernetes and DES types.
@@ -55,6 +70,9 @@ func Scheme() *runtime.Scheme { return testworld.Scheme() }
 func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if opts.Catalog == "" {
+		opts.Catalog = catalog.Postgres
 	}
 	if !testworld.InSandbox() {
 		return nil, fmt.Errorf("%w: devstack runs inside the sandbox: call testworld.EnterSandbox first", testworld.ErrSandbox)
@@ -76,7 +94,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		what string
 		run  func() error
 	}{
-		{"PostgreSQL", func() (err error) { s.PG, err = testworld.StartPostgres(ctx); return }},
+		{catalogServerName[opts.Catalog], func() error { return s.startCatalog(ctx) }},
 		{"S3 server (versitygw)", func() (err error) { s.S3, err = testworld.StartS3(ctx); return }},
 		{"kube-apiserver + etcd, DES CRDs", func() (err error) {
 			s.Kube, err = testworld.StartKube(ctx, testworld.KubeOptions{Scheme: Scheme(), Sandbox: true})
@@ -101,6 +119,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 // Close stops everything: the node first (its pods with it), then the servers.
 func (s *Stack) Close() {
+	for _, c := range s.closers {
+		c()
+	}
 	if s.Node != nil {
 		s.Node.Close()
 	}
@@ -113,9 +134,30 @@ func (s *Stack) Close() {
 	if s.S3 != nil {
 		s.S3.Close()
 	}
-	if s.PG != nil {
-		s.PG.Close()
+	if s.Catalog != nil {
+		s.Catalog.Close()
 	}
+}
+
+var catalogServerName = map[catalog.Driver]string{catalog.Postgres: "PostgreSQL", catalog.MySQL: "MariaDB"}
+
+// startCatalog starts the catalog database server of Opts.Catalog.
+func (s *Stack) startCatalog(ctx context.Context) error {
+	switch s.Opts.Catalog {
+	case catalog.Postgres:
+		pg, err := testworld.StartPostgres(ctx)
+		if err == nil {
+			s.Catalog = pg
+		}
+		return err
+	case catalog.MySQL:
+		maria, err := testworld.StartMariaDB(ctx)
+		if err == nil {
+			s.Catalog = maria
+		}
+		return err
+	}
+	return fmt.Errorf("devstack: no catalog server for driver %q", s.Opts.Catalog)
 }
 
 // ErrTimeout is returned by waits that gave up.

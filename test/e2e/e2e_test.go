@@ -1,6 +1,7 @@
 // Package e2e runs DES end to end the way a cluster runs it (test/devstack): DES installed with
 // `kubectl apply -k`, the controller as its Deployment under its own ServiceAccount and RBAC, packer
-// Jobs and the marker CronJob in real containers on a real kubelet, against real PostgreSQL, S3 and
+// Jobs and the marker CronJob in real containers on a real kubelet, against a real catalog database
+// (PostgreSQL, then MariaDB: the suite runs once per database), S3 and
 // Kubernetes control-plane servers. While it packs, containers are SIGKILLed, pods deleted, the
 // controller pod deleted and killed, and the kubelet stopped for longer than a shard Lease; afterwards
 // every catalog row must be in exactly one committed container, the archive must hold nothing else,
@@ -20,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
@@ -65,13 +65,19 @@ func randomSeed(t *testing.T) uint64 {
 	return uint64(time.Now().UnixNano())
 }
 
+// TestPackOnARealNodeUnderFaults runs the whole system once per catalog database (PostgreSQL, then
+// MariaDB), each on a stack of its own.
 func TestPackOnARealNodeUnderFaults(t *testing.T) {
+	testworld.ForEachDialect(t, packOnARealNodeUnderFaults)
+}
+
+func packOnARealNodeUnderFaults(t *testing.T, driver catalog.Driver) {
 	seedValue := randomSeed(t)
 	t.Logf("random seed %d (replay with DES_E2E_SEED=%d)", seedValue, seedValue)
 	rng := rand.New(rand.NewPCG(seedValue, 1))
 	ctx := context.Background()
 	began := time.Now()
-	s, err := devstack.Start(ctx, devstack.Options{Dir: t.TempDir(), Logf: t.Logf})
+	s, err := devstack.Start(ctx, devstack.Options{Dir: t.TempDir(), Logf: t.Logf, Catalog: driver})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +161,9 @@ func TestPackOnARealNodeUnderFaults(t *testing.T) {
 	rolledBack := countPhase(t, s, desv1.PhaseRolledBack)
 	out, _ := s.Kubectl(ctx, "-n", ns, "get", "dessources,desshards")
 	t.Logf("\n%s", out)
-	t.Logf("E2E FIGURES: %d rows (%d named by the marker CronJob, %d ingested while packing) exactly once; faults: %s; "+
+	t.Logf("E2E FIGURES (%s catalog): %d rows (%d named by the marker CronJob, %d ingested while packing) exactly once; faults: %s; "+
 		"packer clocks off by up to ±%s; S3 answers lost: %v; %d containers rolled back; %d source objects deleted after verification, 0 left; %s in all, %.0fs from the last fault to all packed",
-		seed.Total(), unnamed, seed.Total()-files, f, clockSkew, proxy.Lost(), rolledBack, p.Rows.SourcesDeleted, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
+		driver, seed.Total(), unnamed, seed.Total()-files, f, clockSkew, proxy.Lost(), rolledBack, p.Rows.SourcesDeleted, time.Since(began).Round(time.Second), time.Since(packStart).Seconds())
 	deleteShardAndCheckCleanup(t, s, seed)
 }
 
@@ -174,7 +180,7 @@ func ingest(t *testing.T, seed *devstack.Seed) (stop func()) {
 				return
 			case <-time.After(2 * time.Second):
 			}
-			// A failed insert (PostgreSQL restarting) adds nothing; the next tick tries again.
+			// A failed insert (the catalog database restarting) adds nothing; the next tick tries again.
 			if err := seed.AddFiles(context.Background(), 15); err != nil {
 				t.Logf("ingest: %v (trying again)", err)
 			}
@@ -186,15 +192,15 @@ func ingest(t *testing.T, seed *devstack.Seed) (stop func()) {
 
 // faults counts what injectFaults did.
 type faults struct {
-	containerKills, podDeletes, freezes, controllerKills, controllerDeletes, kubeletStops, pgRestarts, skipped int
+	containerKills, podDeletes, freezes, controllerKills, controllerDeletes, kubeletStops, catalogRestarts, skipped int
 }
 
 func (f faults) String() string {
 	return fmt.Sprintf("%d packer containers SIGKILLed, %d packer pods deleted, %d packers SIGSTOPped for %s, "+
-		"controller container SIGKILLed %d and pod deleted %d, kubelet stopped %d× for %s, PostgreSQL restarted %d× "+
+		"controller container SIGKILLed %d and pod deleted %d, kubelet stopped %d× for %s, catalog database restarted %d× "+
 		"(skipped %d: no packer running)",
 		f.containerKills, f.podDeletes, f.freezes, frozenFor, f.controllerKills, f.controllerDeletes, f.kubeletStops,
-		kubeletDown, f.pgRestarts, f.skipped)
+		kubeletDown, f.catalogRestarts, f.skipped)
 }
 
 // kubeletDown is how long the kubelet stays stopped: longer than a shard Lease.
@@ -224,7 +230,7 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 	ctx := context.Background()
 	plan := []string{"kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer", "kill-packer",
 		"delete-packer", "delete-packer", "delete-packer", "freeze-packer", "freeze-packer",
-		"kill-controller", "delete-controller", "stop-kubelet", "restart-postgres"}
+		"kill-controller", "delete-controller", "stop-kubelet", "restart-catalog"}
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 	var f faults
 	// Pods this function SIGKILLed: their status may still say Running for a moment, and a later
@@ -281,13 +287,13 @@ func injectFaults(t *testing.T, s *devstack.Stack, rng *rand.Rand) faults {
 			}
 			f.freezes++
 			t.Logf("fault: SIGCONT sent to packer %s", pod.Name)
-		case "restart-postgres":
-			t.Logf("fault: PostgreSQL restarting (every connection cut, down 5s)")
-			if err := s.PG.Restart(ctx, 5*time.Second); err != nil {
-				t.Fatalf("PostgreSQL restart: %v", err)
+		case "restart-catalog":
+			t.Logf("fault: catalog database restarting (every connection cut, down 5s)")
+			if err := s.Catalog.Restart(ctx, 5*time.Second); err != nil {
+				t.Fatalf("catalog database restart: %v", err)
 			}
-			f.pgRestarts++
-			t.Logf("fault: PostgreSQL back")
+			f.catalogRestarts++
+			t.Logf("fault: catalog database back")
 		case "kill-controller", "delete-controller":
 			controllerFault(t, s, what == "kill-controller")
 			if what == "kill-controller" {
@@ -402,12 +408,8 @@ func controllerFault(t *testing.T, s *devstack.Stack, kill bool) {
 func checkExactlyOnce(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, seed.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	rows, err := pool.Query(ctx, `SELECT des_name, des_container_key FROM objects`)
+	db := seed.DB().DB.SQL()
+	rows, err := db.QueryContext(ctx, `SELECT des_name, des_container_key FROM objects`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,10 +424,24 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
 	if rows.Err() != nil {
 		t.Fatal(rows.Err())
 	}
-	recorded, err := pgx.CollectRows(must(pool.Query(ctx, `SELECT key FROM des_containers`)), pgx.RowTo[string])
-	if err != nil {
+	rows.Close()
+	keyColumn := `"key"`
+	if seed.Driver == catalog.MySQL {
+		keyColumn = "`key`"
+	}
+	var recorded []string
+	keys := must(db.QueryContext(ctx, `SELECT `+keyColumn+` FROM des_containers`))
+	for keys.Next() {
+		var k string
+		if err := keys.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		recorded = append(recorded, k)
+	}
+	if err := keys.Err(); err != nil {
 		t.Fatal(err)
 	}
+	keys.Close()
 	list := &desv1.DesContainerList{}
 	if err := s.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)

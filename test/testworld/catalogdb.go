@@ -69,14 +69,17 @@ func (d *CatalogDB) SQL() *sql.DB { return d.Pool.DB.SQL() }
 // placeholder finds PostgreSQL's $n, which the test statements are written with.
 var placeholder = regexp.MustCompile(`\$\d+`)
 
-// Dialect rewrites a statement written for PostgreSQL's placeholders ($1, $2, … in order, each used
-// once) for the database: MySQL takes ? instead.
-func (d *CatalogDB) Dialect(stmt string) string {
-	if d.Driver == catalog.MySQL {
+// Placeholders rewrites a statement written with PostgreSQL's placeholders ($1, $2, … in order, each
+// used once) for driver: MySQL takes ? instead.
+func Placeholders(driver catalog.Driver, stmt string) string {
+	if driver == catalog.MySQL {
 		return placeholder.ReplaceAllString(stmt, "?")
 	}
 	return stmt
 }
+
+// Dialect rewrites a statement of the test for the database (see Placeholders).
+func (d *CatalogDB) Dialect(stmt string) string { return Placeholders(d.Driver, stmt) }
 
 // Exec runs a statement of the test (see Dialect) and fails the test if it fails.
 func (d *CatalogDB) Exec(t testing.TB, stmt string, args ...any) int64 {
@@ -123,6 +126,11 @@ type ObjectsTable struct {
 // CreateObjects makes the test catalog table.
 func (d *CatalogDB) CreateObjects(t testing.TB, o ObjectsTable) {
 	t.Helper()
+	d.Exec(t, ObjectsDDL(d.Driver, o))
+}
+
+// ObjectsDDL is the CREATE TABLE statement of the test catalog table in driver's dialect.
+func ObjectsDDL(driver catalog.Driver, o ObjectsTable) string {
 	if o.Name == "" {
 		o.Name = "objects"
 	}
@@ -130,7 +138,7 @@ func (d *CatalogDB) CreateObjects(t testing.TB, o ObjectsTable) {
 		o.StatusDefault = "new"
 	}
 	var cols []string
-	if d.Driver == catalog.MySQL {
+	if driver == catalog.MySQL {
 		cols = []string{"id BIGINT AUTO_INCREMENT PRIMARY KEY", "source_key VARCHAR(1024) NOT NULL",
 			"size BIGINT NOT NULL DEFAULT 1", fmt.Sprintf("status VARCHAR(32) DEFAULT '%s'", o.StatusDefault),
 			"des_name VARCHAR(255)", "shard INT",
@@ -147,16 +155,19 @@ func (d *CatalogDB) CreateObjects(t testing.TB, o ObjectsTable) {
 		}
 	}
 	cols = append(cols, o.Extra...)
-	d.Exec(t, fmt.Sprintf("CREATE TABLE %s (%s)", o.Name, strings.Join(cols, ", ")))
+	return fmt.Sprintf("CREATE TABLE %s (%s)", o.Name, strings.Join(cols, ", "))
 }
 
-// ObjectRow is one row InsertObjects adds; zero fields take the table's defaults.
+// ObjectRow is one row InsertObjects adds, of Size bytes (0 is an empty object); a row without a status
+// gets the table's default, one without a name or shard NULL.
 type ObjectRow struct {
 	Key    string
 	Size   int64
 	Status string
 	Name   string
 	Shard  *int32
+	// NullStatus inserts a NULL status instead of the table's default.
+	NullStatus bool
 }
 
 // insertChunk bounds the rows of one INSERT (MySQL takes at most 65535 placeholders).
@@ -166,6 +177,13 @@ const insertChunk = 2000
 // INSERTs. Rows without a status get the table's default, rows without a name or shard NULL.
 func (d *CatalogDB) InsertObjects(t testing.TB, table string, rows []ObjectRow) {
 	t.Helper()
+	if err := InsertObjects(context.Background(), d.SQL(), d.Driver, table, rows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// InsertObjects is CatalogDB.InsertObjects on any pool of driver (the demo's seeding uses it).
+func InsertObjects(ctx context.Context, db *sql.DB, driver catalog.Driver, table string, rows []ObjectRow) error {
 	if table == "" {
 		table = "objects"
 	}
@@ -173,17 +191,11 @@ func (d *CatalogDB) InsertObjects(t testing.TB, table string, rows []ObjectRow) 
 		chunk := rows[start:min(start+insertChunk, len(rows))]
 		var values []string
 		var args []any
-		n := 0
 		ph := func(v any) string {
-			n++
 			args = append(args, v)
-			return fmt.Sprintf("$%d", n)
+			return fmt.Sprintf("$%d", len(args))
 		}
 		for _, r := range chunk {
-			size := int64(1)
-			if r.Size != 0 {
-				size = r.Size
-			}
 			var name, shard any
 			if r.Name != "" {
 				name = r.Name
@@ -192,15 +204,22 @@ func (d *CatalogDB) InsertObjects(t testing.TB, table string, rows []ObjectRow) 
 				shard = *r.Shard
 			}
 			// Placeholders in the order they appear: MySQL's are positional.
-			key, sz := ph(r.Key), ph(size)
+			key, sz := ph(r.Key), ph(r.Size)
 			status := "DEFAULT"
-			if r.Status != "" {
+			switch {
+			case r.NullStatus:
+				status = "NULL"
+			case r.Status != "":
 				status = ph(r.Status)
 			}
 			values = append(values, fmt.Sprintf("(%s, %s, %s, %s, %s)", key, sz, status, ph(name), ph(shard)))
 		}
-		d.Exec(t, fmt.Sprintf("INSERT INTO %s (source_key, size, status, des_name, shard) VALUES %s", table, strings.Join(values, ", ")), args...)
+		stmt := fmt.Sprintf("INSERT INTO %s (source_key, size, status, des_name, shard) VALUES %s", table, strings.Join(values, ", "))
+		if _, err := db.ExecContext(ctx, Placeholders(driver, stmt), args...); err != nil {
+			return fmt.Errorf("insert %d catalog rows: %w", len(chunk), err)
+		}
 	}
+	return nil
 }
 
 // Shard is a shard number for ObjectRow.
