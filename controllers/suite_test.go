@@ -22,7 +22,7 @@ import (
 var testScheme = testworld.Scheme()
 
 func TestMain(m *testing.M) {
-	testworld.MainWith(m, testworld.Kube|testworld.Postgres|testworld.S3, testworld.KubeOptions{Scheme: testScheme})
+	testworld.MainWith(m, testworld.Kube|testworld.Postgres|testworld.MariaDB|testworld.S3, testworld.KubeOptions{Scheme: testScheme})
 }
 
 // testEnv is one test's namespace on the shared API server, with a fake clock for schedules.
