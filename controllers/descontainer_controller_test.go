@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +36,7 @@ type crashWorld struct {
 	bucket string
 	con    *desv1.DesContainer
 	rows   []catalog.Row
-	pool   *pgxpool.Pool
+	db     *testworld.CatalogDB
 }
 
 const crashShard = 3
@@ -51,24 +50,32 @@ func newCrashWorld(t *testing.T, phase desv1.ContainerPhase) *crashWorld {
 // bucket) before it is created: its spec is immutable.
 func newCrashWorldWith(t *testing.T, phase desv1.ContainerPhase, mutate func(c *desv1.DesContainer, bucket string)) *crashWorld {
 	t.Helper()
+	return newCrashWorldOn(t, catalog.Postgres, phase, mutate)
+}
+
+// newCrashWorldOn is newCrashWorldWith with its catalog in a database of driver d.
+func newCrashWorldOn(t *testing.T, d catalog.Driver, phase desv1.ContainerPhase, mutate func(c *desv1.DesContainer, bucket string)) *crashWorld {
+	t.Helper()
 	e := newTestEnv(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	mustExec(t, pool, userTable)
-	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard)
-		SELECT 'src/' || g, 100 * g, 'ready', 'N_' || g, $1 FROM generate_series(1, 5) g`, crashShard)
+	db := testworld.NewCatalogDB(t, d)
+	db.CreateObjects(t, testworld.ObjectsTable{})
+	// Five ready rows of sizes 100 to 500: the archive stores those of 300 B and more externally.
+	var rows []testworld.ObjectRow
+	for g := 1; g <= 5; g++ {
+		rows = append(rows, testworld.ObjectRow{Key: fmt.Sprintf("src/%d", g), Size: int64(100 * g), Status: "ready",
+			Name: fmt.Sprintf("N_%d", g), Shard: testworld.Shard(crashShard)})
+	}
+	db.InsertObjects(t, "", rows)
 	s3 := testworld.S3Store(t)
 	bucket := s3.NewBucket(t)
-	src := e.realSource("src", dsn, bucket)
+	src := e.realSourceOn(d, "src", db.DSN, bucket)
 	e.create(src)
 	e.secret("archive-s3", map[string]string{"AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey})
 	ds := sampleShard("daily", "src", crashShard)
 	ds.Spec.Archive.Endpoint, ds.Spec.Archive.Bucket, ds.Spec.Archive.Prefix = s3.Endpoint, bucket, "arch"
 	e.create(ds)
 
-	cat, err := catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := db.NewCatalog(t, catalog.DefaultMapping("objects", bucket))
 	if err := cat.Migrate(e.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +96,11 @@ func newCrashWorldWith(t *testing.T, phase desv1.ContainerPhase, mutate func(c *
 	if err := e.c.Status().Update(e.ctx, con); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := cat.Claim(e.ctx, crashShard, con.Name, 100)
-	if err != nil || len(rows) != 5 {
-		t.Fatalf("claim: %d rows, %v", len(rows), err)
+	claimed, err := cat.Claim(e.ctx, crashShard, con.Name, 100)
+	if err != nil || len(claimed) != 5 {
+		t.Fatalf("claim: %d rows, %v", len(claimed), err)
 	}
-	return &crashWorld{testEnv: e, cat: cat, store: store, bucket: bucket, con: con, rows: rows, pool: pool}
+	return &crashWorld{testEnv: e, cat: cat, store: store, bucket: bucket, con: con, rows: claimed, db: db}
 }
 
 func (w *crashWorld) reconciler() *DesContainerReconciler {
@@ -242,7 +249,9 @@ func legacyKey(c *desv1.DesContainer, _ string) {
 	c.Spec.Key = protocol.LegacyContainerKey("arch", day, c.Spec.Shard, id)
 }
 
-func TestRecoveryMatrix(t *testing.T) {
+func TestRecoveryMatrix(t *testing.T) { testworld.ForEachDialect(t, testRecoveryMatrix) }
+
+func testRecoveryMatrix(t *testing.T, d catalog.Driver) {
 	type recoveryCase struct {
 		name      string
 		crash     func(w *crashWorld)
@@ -315,7 +324,7 @@ func TestRecoveryMatrix(t *testing.T) {
 			if tc.legacy {
 				mutate = legacyKey
 			}
-			w := newCrashWorldWith(t, desv1.PhaseWriting, mutate)
+			w := newCrashWorldOn(t, d, desv1.PhaseWriting, mutate)
 			if tc.legacy != (w.con.Spec.Key == protocol.LegacyContainerKey("arch", w.clock.Now(), crashShard, w.con.Name[len("daily-"):])) {
 				t.Fatalf("key %s: legacy = %v", w.con.Spec.Key, !tc.legacy)
 			}
@@ -600,7 +609,7 @@ func TestRecoveryDeletesOnlyWhatTheContainerOwns(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCrashWorldWith(t, desv1.PhaseWriting, tc.mutate)
 			if tc.committed != nil {
-				mustExec(t, w.pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes,
+				w.db.Exec(t, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes,
 					object_size, payload_checksum, index_checksum, writer) VALUES ($1, 'daily-c0000000000000001', $2, 'src', $3, now(), 5, 1, 1, 'x', 'y', 'other-pod')`,
 					tc.committed(w.con), w.bucket, crashShard)
 			}

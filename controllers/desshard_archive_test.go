@@ -17,7 +17,7 @@ import (
 // their big payloads.
 func TestShardStatusAndSweep(t *testing.T) {
 	w := newCrashWorld(t, desv1.PhaseWriting)
-	mustExec(t, w.pool, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ('x', 1, 'ready', 'N_x', $1), ('y', 1, 'ready', 'N_y', $1)`, crashShard)
+	w.db.Exec(t, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ('x', 1, 'ready', 'N_x', $1), ('y', 1, 'ready', 'N_y', $1)`, crashShard)
 
 	liveUpload := w.store.NewUploader(w.ctx, w.bucket, w.con.Spec.Key, objstore.UploadOptions{PartSize: objstore.MinPartSize})
 	if _, err := liveUpload.Write(make([]byte, objstore.MinPartSize+1)); err != nil {
@@ -44,7 +44,7 @@ func TestShardStatusAndSweep(t *testing.T) {
 	for i, layout := range []func(string, time.Time, int32, string) string{protocol.ContainerKey, protocol.LegacyContainerKey} {
 		committed, orphan := fmt.Sprintf("c00000000000001%d0", i), fmt.Sprintf("c00000000000001%d1", i)
 		key := layout("arch", day, crashShard, committed)
-		mustExec(t, w.pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes, object_size,
+		w.db.Exec(t, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes, object_size,
 			payload_checksum, index_checksum, writer) VALUES ($1, $2, $3, 'src', $4, now(), 1, 1, 1, 'x', 'y', 'packer-pod-0')`,
 			key, protocol.ContainerName("daily", committed), w.bucket, crashShard)
 		kept = append(kept, key, protocol.BigFilesPrefix(key)+"N_big")

@@ -2,10 +2,9 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -15,25 +14,21 @@ import (
 )
 
 // migratedSource creates the DesSource "src" (changed by mutate, when given) on a fresh catalog
-// database with the user's table migrated, and returns the database.
-func (e *testEnv) migratedSource(mutate func(*desv1.DesSource)) *pgxpool.Pool {
+// database of driver d with the user's table migrated, and returns the database.
+func (e *testEnv) migratedSource(d catalog.Driver, mutate func(*desv1.DesSource)) *testworld.CatalogDB {
 	e.t.Helper()
-	pool, dsn := testworld.PG(e.t).NewDatabase(e.t)
-	mustExec(e.t, pool, userTable)
+	db := testworld.NewCatalogDB(e.t, d)
+	db.CreateObjects(e.t, testworld.ObjectsTable{})
 	bucket := testworld.S3Store(e.t).NewBucket(e.t)
-	src := e.realSource("src", dsn, bucket)
+	src := e.realSourceOn(d, "src", db.DSN, bucket)
 	if mutate != nil {
 		mutate(src)
 	}
 	e.create(src)
-	cat, err := catalog.New(testworld.OpenCatalogDB(e.t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", bucket))
-	if err != nil {
+	if err := db.NewCatalog(e.t, catalog.DefaultMapping("objects", bucket)).Migrate(e.ctx); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := cat.Migrate(e.ctx); err != nil {
-		e.t.Fatal(err)
-	}
-	return pool
+	return db
 }
 
 // TestFillPolicyPacksOnlyShardsThatFill: a run gives Jobs only to shards whose ready rows reach
@@ -41,20 +36,31 @@ func (e *testEnv) migratedSource(mutate func(*desv1.DesSource)) *pgxpool.Pool {
 // its status says how full it is and when it will be packed, and a later run packs it once maxWait
 // has passed. A check that finds nothing due starts no Job.
 func TestFillPolicyPacksOnlyShardsThatFill(t *testing.T) {
+	testworld.ForEachDialect(t, testFillPolicyPacksOnlyShardsThatFill)
+}
+
+func testFillPolicyPacksOnlyShardsThatFill(t *testing.T, d catalog.Driver) {
 	e := newTestEnv(t)
-	pool := e.migratedSource(nil)
+	db := e.migratedSource(d, nil)
 	now := e.clock.Now()
+	// rows adds n ready rows to shard, built here (MySQL has no generate_series); created is given
+	// in UTC, which MySQL's DATETIME holds.
 	rows := func(shard, n int, size int64, created time.Time) {
 		t.Helper()
-		mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard, created_at)
-			SELECT 'k/' || $1::text || '/' || g, $2, 'ready', 'N_' || $1::text || '_' || g, $5, $3 FROM generate_series(1, $4) g`,
-			fmt.Sprint(shard), size, created, n, shard)
+		var values []string
+		var args []any
+		for g := 1; g <= n; g++ {
+			p := len(args)
+			values = append(values, fmt.Sprintf("($%d, $%d, 'ready', $%d, $%d, $%d)", p+1, p+2, p+3, p+4, p+5))
+			args = append(args, fmt.Sprintf("k/%d/%d", shard, g), size, fmt.Sprintf("N_%d_%d", shard, g), shard, created.UTC())
+		}
+		db.Exec(t, `INSERT INTO objects (source_key, size, status, des_name, shard, created_at) VALUES `+strings.Join(values, ", "), args...)
 	}
-	rows(1, 5, 10, now.Add(-10*time.Minute))                                                                               // below everything: waits until created + maxWait
-	rows(2, 12, 10, now)                                                                                                   // minFiles reached
-	rows(3, 2, 3000, now)                                                                                                  // minBytes reached by two big rows
-	rows(4, 1, 10, now.Add(-90*time.Minute))                                                                               // waited longer than maxWait
-	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ('k/5', 1, 'new', NULL, 5)`) // not ready
+	rows(1, 5, 10, now.Add(-10*time.Minute))                                                                        // below everything: waits until created + maxWait
+	rows(2, 12, 10, now)                                                                                            // minFiles reached
+	rows(3, 2, 3000, now)                                                                                           // minBytes reached by two big rows
+	rows(4, 1, 10, now.Add(-90*time.Minute))                                                                        // waited longer than maxWait
+	db.Exec(t, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ('k/5', 1, 'new', NULL, 5)`) // not ready
 
 	ds := sampleShard("fill", "src", 1, 2, 3, 4, 5)
 	ds.Spec.ShardsPerJob, ds.Spec.Interval = 1, metav1.Duration{Duration: 20 * time.Minute}
@@ -113,13 +119,13 @@ func TestFillPolicyPacksOnlyShardsThatFill(t *testing.T) {
 // Job once one of its committed containers' delay has passed, and its status says why.
 func TestShardsWithSourcesDueGetJobs(t *testing.T) {
 	e := newTestEnv(t)
-	pool := e.migratedSource(func(src *desv1.DesSource) {
+	db := e.migratedSource(catalog.Postgres, func(src *desv1.DesSource) {
 		src.Spec.DeleteSource = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Delay: metav1.Duration{Duration: time.Hour}}
 	})
 	now := e.clock.Now()
 	record := func(container string, shard int, committed time.Time) {
 		t.Helper()
-		mustExec(t, pool, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes, object_size,
+		db.Exec(t, `INSERT INTO des_containers (key, container, bucket, source, shard, day, files, bytes, object_size,
 			payload_checksum, index_checksum, writer, committed_at) VALUES ($1, $1, 'b', 'src', $2, $3::timestamptz::date, 1, 1, 1, 'x', 'y', 'w', $3::timestamptz)`,
 			container, shard, committed)
 	}

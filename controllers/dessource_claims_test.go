@@ -27,7 +27,7 @@ func TestStrayClaimsGoBack(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCrashWorld(t, tc.phase)
-			mustExec(t, w.pool, `UPDATE objects SET des_claimed_at = now() - interval '1 hour'`)
+			w.db.Exec(t, `UPDATE objects SET des_claimed_at = now() - interval '1 hour'`)
 			if tc.deleted {
 				w.get(w.con)
 				controllerutil.RemoveFinalizer(w.con, protocol.FinalizerRecovery)

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -33,6 +34,13 @@ func (e *testEnv) realSource(name, dsn, bucket string) *desv1.DesSource {
 	src.Spec.Store.Region = s3.Region
 	src.Spec.Store.PathStyle = true
 	src.Spec.Store.Bucket = bucket
+	return src
+}
+
+// realSourceOn is realSource for a catalog database of driver d: the DesSource names its driver.
+func (e *testEnv) realSourceOn(d catalog.Driver, name, dsn, bucket string) *desv1.DesSource {
+	src := e.realSource(name, dsn, bucket)
+	src.Spec.Catalog.Driver = string(d)
 	return src
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/reader"
@@ -126,7 +127,8 @@ func BenchmarkSidecarVsDirect(b *testing.B) {
 			b.Helper()
 			parallel(benchFiles, benchWorkers, func(i int) { get(b, w.http.URL+"/v1/files/"+names[i]) })
 		})
-	cw := newCatalogWorld(b)
+	// The comparison of access paths is made on PostgreSQL, the default catalog database.
+	cw := newCatalogWorld(b, catalog.Postgres)
 	cw.pack(writer, testDay.Time(), "c00000000000000f1", files)
 	wc := newWorld(b, cw.bucket, reader.Config{Catalog: cw.readOnly})
 	measure("sidecar-catalog", wc.requests,

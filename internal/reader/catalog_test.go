@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
@@ -21,69 +21,80 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-// catalogWorld is a catalog (real PostgreSQL) whose rows are packed into containers in the real S3
-// server, committed with their placements exactly as the packer commits them.
+// catalogWorld is a catalog (a real PostgreSQL or MariaDB database) whose rows are packed into
+// containers in the real S3 server, committed with their placements exactly as the packer commits them.
 type catalogWorld struct {
 	t      testing.TB
 	bucket string
-	pool   *pgxpool.Pool
+	db     *testworld.CatalogDB
 	cat    *catalog.Catalog
 	// readOnly is the same catalog through a role that may only SELECT, as the reader gets it.
 	readOnly *catalog.Catalog
-	roRole   string
-	files    map[string][]byte // name → payload
-	keyOf    map[string]string // name → container key
+	// revoke takes the read-only role's SELECT away again.
+	revoke []string
+	files  map[string][]byte // name → payload
+	keyOf  map[string]string // name → container key
 }
 
-func newCatalogWorld(t testing.TB) *catalogWorld {
+func newCatalogWorld(t testing.TB, d catalog.Driver) *catalogWorld {
 	t.Helper()
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `CREATE TABLE objects (
-		id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL, status text NOT NULL,
-		des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	db := testworld.NewCatalogDB(t, d)
+	db.CreateObjects(t, testworld.ObjectsTable{})
+	cat := db.NewCatalog(t, catalog.DefaultMapping("objects", "source"))
+	if err := cat.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", "source"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cat.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ro, role := readOnlyCatalog(t, pool, dsn)
-	return &catalogWorld{t: t, bucket: testworld.S3Store(t).NewBucket(t), pool: pool, cat: cat,
-		readOnly: ro, roRole: role, files: map[string][]byte{}, keyOf: map[string]string{}}
+	ro, revoke := readOnlyCatalog(t, db)
+	return &catalogWorld{t: t, bucket: testworld.S3Store(t).NewBucket(t), db: db, cat: cat,
+		readOnly: ro, revoke: revoke, files: map[string][]byte{}, keyOf: map[string]string{}}
 }
 
 // readOnlyCatalog makes the role docs/reader.md tells users to make (SELECT on the catalog table and
-// des_containers, nothing else) and returns the catalog seen through it.
-func readOnlyCatalog(t testing.TB, pool *pgxpool.Pool, dsn string) (*catalog.Catalog, string) {
+// des_containers, nothing else) and returns the catalog seen through it, with the statements that
+// revoke its SELECT.
+func readOnlyCatalog(t testing.TB, db *testworld.CatalogDB) (*catalog.Catalog, []string) {
 	t.Helper()
-	ctx := context.Background()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := "reader_" + strings.TrimPrefix(u.Path, "/")
-	for _, stmt := range []string{
-		"CREATE ROLE " + role + " LOGIN",
-		"GRANT SELECT ON objects, des_containers TO " + role,
-	} {
-		if _, err := pool.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
+	var grant, revoke []string
+	var dsn string
+	switch db.Driver {
+	case catalog.MySQL:
+		cfg, err := mysql.ParseDSN(db.DSN)
+		if err != nil {
+			t.Fatal(err)
 		}
+		// Users are the server's, not the database's: the database's name keeps them apart. The
+		// server skips name resolution, so the reader's host is its address.
+		user := "'reader_" + cfg.DBName + "'@'127.0.0.1'"
+		grant = []string{"CREATE USER " + user}
+		for _, table := range []string{"objects", "des_containers"} {
+			grant = append(grant, "GRANT SELECT ON "+cfg.DBName+"."+table+" TO "+user)
+			revoke = append(revoke, "REVOKE SELECT ON "+cfg.DBName+"."+table+" FROM "+user)
+		}
+		cfg.User, cfg.Passwd = "reader_"+cfg.DBName, ""
+		dsn = cfg.FormatDSN()
+	default:
+		u, err := url.Parse(db.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		role := "reader_" + strings.TrimPrefix(u.Path, "/")
+		grant = []string{"CREATE ROLE " + role + " LOGIN", "GRANT SELECT ON objects, des_containers TO " + role}
+		revoke = []string{"REVOKE SELECT ON objects, des_containers FROM " + role}
+		u.User = url.User(role)
+		dsn = u.String()
 	}
-	u.User = url.User(role)
-	cat, err := catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, u.String()), catalog.DefaultMapping("objects", "source"))
+	for _, stmt := range grant {
+		db.Exec(t, stmt)
+	}
+	cat, err := catalog.New(testworld.OpenCatalogDB(t, db.Driver, dsn), catalog.DefaultMapping("objects", "source"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The role really is read-only: DES's own statements are refused.
-	if err := cat.Migrate(ctx); err == nil {
+	if err := cat.Migrate(context.Background()); err == nil {
 		t.Fatal("the read-only role could migrate the catalog")
 	}
-	return cat, role
+	return cat, revoke
 }
 
 // pack writes files into a container written on day (big ones external) and commits their rows.
@@ -93,10 +104,8 @@ func (cw *catalogWorld) pack(s *objstore.Store, day time.Time, id string, files 
 	key := shardKey(day, testShard, id)
 	archive := putContainer(t, s, cw.bucket, key, files, extThreshold)
 	for _, f := range files {
-		if _, err := cw.pool.Exec(ctx, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ($1, $2, 'ready', $3, $4)`,
-			"src/"+f.name, len(f.data), f.name, testShard); err != nil {
-			t.Fatal(err)
-		}
+		cw.db.Exec(t, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ($1, $2, 'ready', $3, $4)`,
+			"src/"+f.name, len(f.data), f.name, testShard)
 		cw.files[f.name], cw.keyOf[f.name] = f.data, key
 	}
 	rows, err := cw.cat.Claim(ctx, testShard, id, len(files))
@@ -134,16 +143,14 @@ func (cw *catalogWorld) pack(s *objstore.Store, day time.Time, id string, files 
 
 func (cw *catalogWorld) exec(sql string, args ...any) {
 	cw.t.Helper()
-	if _, err := cw.pool.Exec(context.Background(), sql, args...); err != nil {
-		cw.t.Fatalf("%s: %v", sql, err)
-	}
+	cw.db.Exec(cw.t, sql, args...)
 }
 
 // catalogFixture packs a container on the names' day and one five days later (a backlog: beyond any
 // look-ahead window), with small, empty, mid-sized and external files.
-func catalogFixture(t testing.TB, s *objstore.Store) (*catalogWorld, []string, []string) {
+func catalogFixture(t testing.TB, d catalog.Driver, s *objstore.Store) (*catalogWorld, []string, []string) {
 	t.Helper()
-	cw := newCatalogWorld(t)
+	cw := newCatalogWorld(t, d)
 	names := desNames(t, 26, testShard, 9)
 	early, late := names[:20], names[20:]
 	var files []file
@@ -172,8 +179,12 @@ func catalogFixture(t testing.TB, s *objstore.Store) (*catalogWorld, []string, [
 // warm read costs one too; HEAD costs none; a name packed days after its own day is found the same
 // way; a name the catalog does not have packed is a 404 without any request.
 func TestReadByNameFromCatalogIsOneRequest(t *testing.T) {
+	testworld.ForEachDialect(t, testReadByNameFromCatalogIsOneRequest)
+}
+
+func testReadByNameFromCatalogIsOneRequest(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, late := catalogFixture(t, s)
+	cw, early, late := catalogFixture(t, d, s)
 	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.readOnly})
 	for _, name := range []string{early[0], early[3], early[4], early[5], late[2]} {
 		for _, temp := range []string{"cold", "warm"} {
@@ -232,10 +243,15 @@ func TestReadByNameFromCatalogIsOneRequest(t *testing.T) {
 // TestCatalogReadNeverServesBadBytes: bytes that do not match the CRC-32C the catalog recorded are
 // never delivered whole: a small payload is refused before the headers (502), a streamed one is cut.
 func TestCatalogReadNeverServesBadBytes(t *testing.T) {
+	testworld.ForEachDialect(t, testCatalogReadNeverServesBadBytes)
+}
+
+func testCatalogReadNeverServesBadBytes(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, _ := catalogFixture(t, s)
+	cw, early, _ := catalogFixture(t, d, s)
 	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.cat, VerifyBuffer: 2048})
-	cw.exec(`UPDATE objects SET des_crc32c = (des_crc32c + 1) % 4294967296 WHERE des_name = ANY($1)`, []string{early[0], early[4], early[5]})
+	// IN rather than = ANY($1): MySQL has no arrays.
+	cw.exec(`UPDATE objects SET des_crc32c = (des_crc32c + 1) % 4294967296 WHERE des_name IN ($1, $2, $3)`, early[0], early[4], early[5])
 
 	resp, body := do(t, http.MethodGet, w.http.URL+"/v1/files/"+early[0], nil, nil)
 	mustStatus(t, resp, body, http.StatusBadGateway)
@@ -259,10 +275,14 @@ func TestCatalogReadNeverServesBadBytes(t *testing.T) {
 // searching the archive, also in a container written five days after the name's day, counts the
 // fallback in a metric, and still serves exact bytes.
 func TestCatalogUnreachableFallsBackToSearch(t *testing.T) {
+	testworld.ForEachDialect(t, testCatalogUnreachableFallsBackToSearch)
+}
+
+func testCatalogUnreachableFallsBackToSearch(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, late := catalogFixture(t, s)
+	cw, early, late := catalogFixture(t, d, s)
 	// A real pool on a port where nothing listens: every lookup fails to connect.
-	down := testworld.OpenCatalogDB(t, catalog.Postgres, "postgres://des@127.0.0.1:1/des?connect_timeout=2")
+	down := testworld.OpenCatalogDB(t, d, unreachableDSN[d])
 	deadCat, err := catalog.New(down, catalog.DefaultMapping("objects", "source"))
 	if err != nil {
 		t.Fatal(err)
@@ -290,8 +310,12 @@ func TestCatalogUnreachableFallsBackToSearch(t *testing.T) {
 // TestReadOfRowPackedBeforePlacements: a row packed before placements were recorded names only its
 // container: the reader opens that container (no search) and serves the file.
 func TestReadOfRowPackedBeforePlacements(t *testing.T) {
+	testworld.ForEachDialect(t, testReadOfRowPackedBeforePlacements)
+}
+
+func testReadOfRowPackedBeforePlacements(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, _ := catalogFixture(t, s)
+	cw, early, _ := catalogFixture(t, d, s)
 	cw.exec(`UPDATE objects SET des_offset = NULL, des_length = NULL, des_crc32c = NULL WHERE des_name = $1`, early[7])
 	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.cat})
 	before := w.requests()
@@ -308,8 +332,12 @@ func TestReadOfRowPackedBeforePlacements(t *testing.T) {
 // TestBatchFromCatalog: a batch over two containers costs one coalesced range per container plus one
 // GET per external payload, with no listing and no index, and reports names the catalog lacks.
 func TestBatchFromCatalog(t *testing.T) {
+	testworld.ForEachDialect(t, testBatchFromCatalog)
+}
+
+func testBatchFromCatalog(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, late := catalogFixture(t, s)
+	cw, early, late := catalogFixture(t, d, s)
 	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.cat})
 	absent := desNames(t, 40, testShard, 9)[39]
 	names := append(append([]string{absent}, early...), late...)
@@ -343,8 +371,12 @@ func TestBatchFromCatalog(t *testing.T) {
 // TestCatalogOtherBucketIsNotServed: a placement in a bucket the reader does not serve is a 404, and
 // nothing is fetched from anywhere.
 func TestCatalogOtherBucketIsNotServed(t *testing.T) {
+	testworld.ForEachDialect(t, testCatalogOtherBucketIsNotServed)
+}
+
+func testCatalogOtherBucketIsNotServed(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, _ := catalogFixture(t, s)
+	cw, early, _ := catalogFixture(t, d, s)
 	cw.exec(`UPDATE des_containers SET bucket = 'elsewhere'`)
 	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.cat})
 	before := w.requests()
@@ -360,8 +392,12 @@ func TestCatalogOtherBucketIsNotServed(t *testing.T) {
 // after the first read: the warm read still goes through the catalog's placement, while a name not read
 // before falls back to searching the archive.
 func TestWarmReadNeedsNoCatalogQuery(t *testing.T) {
+	testworld.ForEachDialect(t, testWarmReadNeedsNoCatalogQuery)
+}
+
+func testWarmReadNeedsNoCatalogQuery(t *testing.T, d catalog.Driver) {
 	s := newStore(t)
-	cw, early, _ := catalogFixture(t, s)
+	cw, early, _ := catalogFixture(t, d, s)
 	w := newWorld(t, cw.bucket, reader.Config{Catalog: cw.readOnly})
 	get := func(name, wantBy string) {
 		t.Helper()
@@ -374,7 +410,9 @@ func TestWarmReadNeedsNoCatalogQuery(t *testing.T) {
 	get(early[0], "catalog")
 	resp, body := do(t, http.MethodPost, w.http.URL+"/v1/batch", nil, batchBody("", early[1:3]))
 	mustStatus(t, resp, body, http.StatusOK)
-	cw.exec("REVOKE SELECT ON objects, des_containers FROM " + cw.roRole)
+	for _, stmt := range cw.revoke {
+		cw.exec(stmt)
+	}
 	before := w.requests()
 	get(early[0], "catalog")
 	get(early[1], "catalog") // placed by the batch's answer
@@ -389,6 +427,12 @@ func TestWarmReadNeedsNoCatalogQuery(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "des_reader_"))
 		}
 	}
+}
+
+// unreachableDSN names a catalog on a port where nothing listens, in each driver's format.
+var unreachableDSN = map[catalog.Driver]string{
+	catalog.Postgres: "postgres://des@127.0.0.1:1/des?connect_timeout=2",
+	catalog.MySQL:    "des@tcp(127.0.0.1:1)/des?timeout=2s",
 }
 
 func grepLines(b []byte, sub string) string {

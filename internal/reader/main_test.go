@@ -25,7 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testworld.Main(m, testworld.S3|testworld.Kube|testworld.Postgres|testworld.Redis)
+	testworld.Main(m, testworld.S3|testworld.Kube|testworld.Postgres|testworld.MariaDB|testworld.Redis)
 }
 
 const (
