@@ -85,6 +85,11 @@ func TestSourceReadyExplainsWhatIsWrong(t *testing.T) {
 			mustExec(e.t, pool, userTable)
 			return e.realSource("src", dsn, testworld.S3Store(e.t).NewBucket(e.t))
 		}, "ColumnNotFound", "des_container (DES-owned: run `manager migrate` or set catalog.allowMigration)"},
+		{"a source filter on a column DES owns", func(e *testEnv) *desv1.DesSource {
+			src := e.realSource("src", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.Port), "bucket")
+			src.Spec.Catalog.Where = "size < 100 AND status = 'x'"
+			return src
+		}, "InvalidMapping", `at 16: "status" is not a column the filter may use (id, source_key, size, created_at)`},
 		{"source store Secret without the access-key entries", func(e *testEnv) *desv1.DesSource {
 			pool, dsn := pg.NewDatabase(e.t)
 			mustExec(e.t, pool, userTable)

@@ -91,6 +91,17 @@ type Catalog struct {
 	// Columns maps the catalog's columns; each defaults to the name in brackets.
 	// +kubebuilder:default={}
 	Columns ColumnMapping `json:"columns,omitempty"`
+	// Where limits the rows DES takes on (names, claims, counts, fill policy) to those matching a
+	// predicate on the mapped id, bucket, key, size and createdAt columns, by their names in the
+	// table: comparisons (=, <>, <, <=, >, >=) with integers and 'strings', IN (…), LIKE 'pattern',
+	// BETWEEN … AND …, IS [NOT] NULL, combined with AND, OR, NOT and parentheses; for example
+	// `size < 104857600 AND source_key LIKE 'scans/%'`. Values are passed to the database as
+	// arguments, never as SQL. A filter the grammar does not allow makes the source Ready=False
+	// (InvalidMapping) with the position of the problem.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2000
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r"^(\s|[A-Za-z_][A-Za-z0-9_]*|-?[0-9]+|'([^']|'')*'|<=|>=|<>|!=|=|<|>|[(),])*$")`,message="spec.catalog.where may hold only column names, integers, 'strings', comparisons, parentheses and commas (no ';', comments or quoted identifiers)"
+	Where string `json:"where,omitempty"`
 	// Statuses are the values of the status column for each state of a row.
 	// +kubebuilder:default={ready:"ready",claimed:"claimed",packed:"packed",failed:"failed"}
 	Statuses StatusValues `json:"statuses,omitempty"`

@@ -163,6 +163,12 @@ func TestInvalidResourcesAreRefusedWithAClearMessage(t *testing.T) {
 			"spec.catalog.dsnSecretRef: Required value"},
 		{"DSN secret without key", "DesSource", func(o map[string]any) { unset(o, "spec", "catalog", "dsnSecretRef", "key") },
 			"spec.catalog.dsnSecretRef.key: Required value"},
+		{"a source filter with a second statement", "DesSource", func(o map[string]any) {
+			set(o, "size < 1; DROP TABLE objects", "spec", "catalog", "where")
+		}, "spec.catalog.where may hold only column names, integers, 'strings', comparisons, parentheses and commas"},
+		{"a source filter with a comment", "DesSource", func(o map[string]any) {
+			set(o, "size < 1 -- and more", "spec", "catalog", "where")
+		}, "spec.catalog.where may hold only"},
 		{"a driver DES does not speak", "DesSource", func(o map[string]any) { set(o, "oracle", "spec", "catalog", "driver") },
 			`spec.catalog.driver: Unsupported value: "oracle": supported values: "postgres", "mysql"`},
 		{"unknown column", "DesSource", func(o map[string]any) { set(o, "colour", "spec", "catalog", "columns", "color") },
@@ -345,6 +351,11 @@ func TestEdgeValuesAreAccepted(t *testing.T) {
 		mutate func(o map[string]any)
 	}{
 		{"interval of 10s", "DesShard", func(o map[string]any) { set(o, "10s", "spec", "interval") }},
+		{"a source filter with every construct", "DesSource", func(o map[string]any) {
+			set(o, "(size < 104857600 AND source_key LIKE 'scans/%') OR NOT (id IN (1, -2)) OR created_at BETWEEN '2026-01-01' AND 'it''s' OR bucket IS NOT NULL",
+				"spec", "catalog", "where")
+		}},
+		{"mysql", "DesSource", func(o map[string]any) { set(o, "mysql", "spec", "catalog", "driver") }},
 		{"the e2e's interval", "DesShard", func(o map[string]any) { set(o, "15s", "spec", "interval") }},
 		{"the demo's interval", "DesShard", func(o map[string]any) { set(o, "20s", "spec", "interval") }},
 		{"zero durations (a Go client's unset fields)", "DesShard", func(o map[string]any) {

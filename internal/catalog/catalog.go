@@ -47,8 +47,9 @@ var (
 
 // Catalog runs DES's statements against one catalog table.
 type Catalog struct {
-	db *DB
-	m  Mapping
+	db    *DB
+	m     Mapping
+	where Where
 }
 
 // New checks the mapping; it does not touch the database.
@@ -56,7 +57,11 @@ func New(db *DB, m Mapping) (*Catalog, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("catalog mapping: %w", err)
 	}
-	return &Catalog{db: db, m: m}, nil
+	where, err := m.ParseWhere()
+	if err != nil {
+		return nil, fmt.Errorf("catalog mapping: %w", err)
+	}
+	return &Catalog{db: db, m: m, where: where}, nil
 }
 
 // Mapping returns the mapping the catalog was made with.
@@ -110,6 +115,16 @@ type Row struct {
 	Name   string
 }
 
+// filter is " AND <source filter>" for a statement on the table aliased by alias ("" or "t."), or ""
+// when the source has no filter.
+func (c *Catalog) filter(q *query, alias string) string {
+	w := c.where.sql(q, func(column string) string { return alias + c.col(column) })
+	if w == "" {
+		return ""
+	}
+	return " AND " + w
+}
+
 // bucketColumn is the expression of a row's bucket: the mapped column, or NULL when every object is
 // in the default bucket (orDefault fills it in).
 func (c *Catalog) bucketColumn(alias string) string {
@@ -132,9 +147,9 @@ func (c *Catalog) orDefault(bucket sql.NullString) string {
 func (c *Catalog) Claim(ctx context.Context, shard int, container string, limit int) ([]Row, error) {
 	m := c.m
 	sel := c.q("")
-	sel.add(`SELECT %s, %s, %s, %s, %s FROM %s WHERE %s = %s AND %s = %s ORDER BY %s LIMIT %s FOR UPDATE SKIP LOCKED`,
+	sel.add(`SELECT %s, %s, %s, %s, %s FROM %s WHERE %s = %s AND %s = %s%s ORDER BY %s LIMIT %s FOR UPDATE SKIP LOCKED`,
 		c.col(m.ID), c.bucketColumn(""), c.col(m.Key), c.col(m.Size), c.col(m.DesName), c.table(),
-		c.col(m.Shard), sel.arg(shard), c.col(m.Status), sel.arg(m.Ready), c.col(m.ID), sel.arg(limit))
+		c.col(m.Shard), sel.arg(shard), c.col(m.Status), sel.arg(m.Ready), c.filter(sel, ""), c.col(m.ID), sel.arg(limit))
 	var claimed []Row
 	err := c.inTx(ctx, func(tx *sql.Tx) error {
 		claimed = nil
@@ -338,7 +353,7 @@ func (n Counts) Rows() Counts {
 	return Counts{Unnamed: n.Unnamed, Ready: n.Ready, Claimed: n.Claimed, Packed: n.Packed, Failed: n.Failed}
 }
 
-// Count counts the rows of the catalog per state.
+// Count counts the rows of the catalog per state (only the rows the source filter matches).
 func (c *Catalog) Count(ctx context.Context) (Counts, error) {
 	m := c.m
 	name, status := c.col(m.DesName), c.col(m.Status)
@@ -350,9 +365,9 @@ func (c *Catalog) Count(ctx context.Context) (Counts, error) {
 		count(%s), count(%s), count(%s),
 		count(CASE WHEN %s = %s AND %s IS NULL AND %s IS NULL THEN 1 END),
 		coalesce(min(%s), '')
-		FROM %s`, name, named(m.Ready), named(m.Claimed), named(m.Packed), named(m.Failed),
+		FROM %s WHERE 1 = 1%s`, name, named(m.Ready), named(m.Claimed), named(m.Packed), named(m.Failed),
 		colSourceDeletedAt, colSourceVerifiedAt, colSourceRefused,
-		status, q.arg(m.Packed), colSourceDeletedAt, colSourceRefused, colSourceRefused, c.table())
+		status, q.arg(m.Packed), colSourceDeletedAt, colSourceRefused, colSourceRefused, c.table(), c.filter(q, ""))
 	var n Counts
 	err := queryRow(ctx, c.db.sql, q, &n.Unnamed, &n.Ready, &n.Claimed, &n.Packed, &n.Failed,
 		&n.SourcesDeleted, &n.SourcesVerified, &n.SourcesRefused, &n.SourcesWaiting, &n.RefusedExample)

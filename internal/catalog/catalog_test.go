@@ -41,7 +41,9 @@ func mustExec(t *testing.T, db *testworld.CatalogDB, stmt string, args ...any) {
 	db.Exec(t, stmt, args...)
 }
 
-func TestMigrateIsIdempotentAndConcurrent(t *testing.T) { testworld.ForEachDialect(t, testMigrateIsIdempotentAndConcurrent) }
+func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
+	testworld.ForEachDialect(t, testMigrateIsIdempotentAndConcurrent)
+}
 
 func testMigrateIsIdempotentAndConcurrent(t *testing.T, d catalog.Driver) {
 	c, _ := newCatalog(t, d, 1, 1)
@@ -63,7 +65,9 @@ func testMigrateIsIdempotentAndConcurrent(t *testing.T, d catalog.Driver) {
 	}
 }
 
-func TestCheckNamesWhatIsMissing(t *testing.T) { testworld.ForEachDialect(t, testCheckNamesWhatIsMissing) }
+func TestCheckNamesWhatIsMissing(t *testing.T) {
+	testworld.ForEachDialect(t, testCheckNamesWhatIsMissing)
+}
 
 func testCheckNamesWhatIsMissing(t *testing.T, d catalog.Driver) {
 	pool := testworld.NewCatalogDB(t, d)
@@ -117,7 +121,9 @@ func TestMappingRejectsInjection(t *testing.T) {
 	}
 }
 
-func TestConcurrentClaimsAreDisjoint(t *testing.T) { testworld.ForEachDialect(t, testConcurrentClaimsAreDisjoint) }
+func TestConcurrentClaimsAreDisjoint(t *testing.T) {
+	testworld.ForEachDialect(t, testConcurrentClaimsAreDisjoint)
+}
 
 func testConcurrentClaimsAreDisjoint(t *testing.T, d catalog.Driver) {
 	const rows = 500
@@ -157,7 +163,9 @@ func testConcurrentClaimsAreDisjoint(t *testing.T, d catalog.Driver) {
 	}
 }
 
-func TestClaimReturnsRowsInIDOrderWithBucket(t *testing.T) { testworld.ForEachDialect(t, testClaimReturnsRowsInIDOrderWithBucket) }
+func TestClaimReturnsRowsInIDOrderWithBucket(t *testing.T) {
+	testworld.ForEachDialect(t, testClaimReturnsRowsInIDOrderWithBucket)
+}
 
 func testClaimReturnsRowsInIDOrderWithBucket(t *testing.T, d catalog.Driver) {
 	c, _ := newCatalog(t, d, 10, 2)
@@ -242,7 +250,9 @@ func testCommitAndRollBackRace(t *testing.T, d catalog.Driver) {
 	})
 }
 
-func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) { testworld.ForEachDialect(t, testMarkFailedOnlyTouchesOwnClaim) }
+func TestMarkFailedOnlyTouchesOwnClaim(t *testing.T) {
+	testworld.ForEachDialect(t, testMarkFailedOnlyTouchesOwnClaim)
+}
 
 func testMarkFailedOnlyTouchesOwnClaim(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()

@@ -15,7 +15,9 @@ import (
 
 // TestRolledBackContainerChangesNothing is issue 12's reproduction: after recovery rolls C back, a
 // writer that still believes it owns C must not be able to claim, fail or commit anything for it.
-func TestRolledBackContainerChangesNothing(t *testing.T) { testworld.ForEachDialect(t, testRolledBackContainerChangesNothing) }
+func TestRolledBackContainerChangesNothing(t *testing.T) {
+	testworld.ForEachDialect(t, testRolledBackContainerChangesNothing)
+}
 
 func testRolledBackContainerChangesNothing(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -57,7 +59,9 @@ func testRolledBackContainerChangesNothing(t *testing.T, d catalog.Driver) {
 
 // TestClaimsRacingRollBackLeaveNothingClaimed runs a writer that claims one row at a time against a
 // roll-back at a random instant: whatever the interleaving, the container ends with no claimed row.
-func TestClaimsRacingRollBackLeaveNothingClaimed(t *testing.T) { testworld.ForEachDialect(t, testClaimsRacingRollBackLeaveNothingClaimed) }
+func TestClaimsRacingRollBackLeaveNothingClaimed(t *testing.T) {
+	testworld.ForEachDialect(t, testClaimsRacingRollBackLeaveNothingClaimed)
+}
 
 func testClaimsRacingRollBackLeaveNothingClaimed(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -94,7 +98,9 @@ func testClaimsRacingRollBackLeaveNothingClaimed(t *testing.T, d catalog.Driver)
 }
 
 // TestEmptyClaimLeavesNoFence: packing runs over empty shards must not grow the fence table.
-func TestEmptyClaimLeavesNoFence(t *testing.T) { testworld.ForEachDialect(t, testEmptyClaimLeavesNoFence) }
+func TestEmptyClaimLeavesNoFence(t *testing.T) {
+	testworld.ForEachDialect(t, testEmptyClaimLeavesNoFence)
+}
 
 func testEmptyClaimLeavesNoFence(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -118,7 +124,9 @@ func testEmptyClaimLeavesNoFence(t *testing.T, d catalog.Driver) {
 // TestFailedRowsReturnToReadyWhileRetriesRemain is issue 12's second reproduction: a row the packer
 // failed once (a 503 from the source) must return to ready, keep its name and shard, and stay failed
 // failed once it has failed MaxRetries times.
-func TestFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T) { testworld.ForEachDialect(t, testFailedRowsReturnToReadyWhileRetriesRemain) }
+func TestFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T) {
+	testworld.ForEachDialect(t, testFailedRowsReturnToReadyWhileRetriesRemain)
+}
 
 func testFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -158,7 +166,9 @@ func testFailedRowsReturnToReadyWhileRetriesRemain(t *testing.T, d catalog.Drive
 	}
 }
 
-func TestRetryWaitsOutAGrowingBackoff(t *testing.T) { testworld.ForEachDialect(t, testRetryWaitsOutAGrowingBackoff) }
+func TestRetryWaitsOutAGrowingBackoff(t *testing.T) {
+	testworld.ForEachDialect(t, testRetryWaitsOutAGrowingBackoff)
+}
 
 func testRetryWaitsOutAGrowingBackoff(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -175,7 +185,9 @@ func testRetryWaitsOutAGrowingBackoff(t *testing.T, d catalog.Driver) {
 	}
 }
 
-func TestClaimHoldersFindsOldClaims(t *testing.T) { testworld.ForEachDialect(t, testClaimHoldersFindsOldClaims) }
+func TestClaimHoldersFindsOldClaims(t *testing.T) {
+	testworld.ForEachDialect(t, testClaimHoldersFindsOldClaims)
+}
 
 func testClaimHoldersFindsOldClaims(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -194,7 +206,9 @@ func testClaimHoldersFindsOldClaims(t *testing.T, d catalog.Driver) {
 
 // TestConcurrentCommitsOfOneContainer: the packer and a roll-forward may commit the same container at
 // once; both must succeed (the second is a no-op) and the rows are packed once.
-func TestConcurrentCommitsOfOneContainer(t *testing.T) { testworld.ForEachDialect(t, testConcurrentCommitsOfOneContainer) }
+func TestConcurrentCommitsOfOneContainer(t *testing.T) {
+	testworld.ForEachDialect(t, testConcurrentCommitsOfOneContainer)
+}
 
 func testConcurrentCommitsOfOneContainer(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()

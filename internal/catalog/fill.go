@@ -14,9 +14,9 @@ import (
 func (c *Catalog) FillByShard(ctx context.Context, shards []int32) (map[int32]fill.Stats, error) {
 	m := c.m
 	q := c.q("")
-	q.add(`SELECT %[1]s, count(*), %[2]s, min(%[3]s) FROM %[4]s WHERE %[5]s = %[6]s AND %[7]s GROUP BY %[1]s`,
+	q.add(`SELECT %[1]s, count(*), %[2]s, min(%[3]s) FROM %[4]s WHERE %[5]s = %[6]s AND %[7]s%[8]s GROUP BY %[1]s`,
 		c.col(m.Shard), c.db.d.bigint("COALESCE(sum("+c.col(m.Size)+"), 0)"), c.col(m.CreatedAt), c.table(),
-		c.col(m.Status), q.arg(m.Ready), q.in(c.col(m.Shard), shards))
+		c.col(m.Status), q.arg(m.Ready), q.in(c.col(m.Shard), shards), c.filter(q, ""))
 	type shardStats struct {
 		shard int32
 		fill.Stats

@@ -20,6 +20,9 @@ type Mapping struct {
 	DefaultBucket string
 	// Status values.
 	Ready, Claimed, Packed, Failed string
+	// Where is the source filter (see where.go): only matching rows are named, claimed, counted and
+	// judged by the fill policy. Empty matches every row.
+	Where string
 }
 
 // DefaultMapping is the mapping of a DesSource that sets nothing but the table.
@@ -60,8 +63,22 @@ func (m Mapping) Validate() error {
 	if len(map[string]bool{m.Ready: true, m.Claimed: true, m.Packed: true, m.Failed: true}) != 4 {
 		return fmt.Errorf("status values ready, claimed, packed and failed must all differ")
 	}
-	return nil
+	_, err := m.ParseWhere()
+	return err
 }
+
+// FilterColumns are the columns a source filter may use: the mapped id, bucket (when mapped), key,
+// size and creation time. Status, DES name and shard are DES's state, not the user's selection.
+func (m Mapping) FilterColumns() []string {
+	cols := []string{m.ID}
+	if m.Bucket != "" {
+		cols = append(cols, m.Bucket)
+	}
+	return append(cols, m.Key, m.Size, m.CreatedAt)
+}
+
+// ParseWhere parses the mapping's source filter.
+func (m Mapping) ParseWhere() (Where, error) { return ParseWhere(m.Where, m.FilterColumns()) }
 
 // requiredColumns maps a role to the user's column name; the bucket column only when mapped.
 func (m Mapping) requiredColumns() map[string]string {

@@ -92,11 +92,11 @@ func (c *Catalog) selectUnnamed(ctx context.Context, tx *sql.Tx, mq MarkQuery) (
 	q.add(`SELECT %[1]s FROM %[2]s
 		WHERE %[3]s IS NULL AND %[1]s > %[4]s AND %[5]s <= %[6]s
 		  AND (%[7]s IS NULL OR %[7]s NOT IN (%[8]s, %[9]s))
-		  AND (%[7]s IS NULL OR %[7]s <> %[10]s OR %[11]s < %[12]s)
+		  AND (%[7]s IS NULL OR %[7]s <> %[10]s OR %[11]s < %[12]s)%[14]s
 		ORDER BY %[1]s LIMIT %[13]s FOR UPDATE SKIP LOCKED`,
 		c.col(m.ID), c.table(), c.col(m.DesName), q.arg(mq.AfterID), c.col(m.CreatedAt),
 		c.db.d.before(q.arg(mq.MinAge.Microseconds())), status, q.arg(m.Claimed), q.arg(m.Packed),
-		q.arg(m.Failed), colRetries, q.arg(mq.MaxRetries), q.arg(mq.Limit))
+		q.arg(m.Failed), colRetries, q.arg(mq.MaxRetries), q.arg(mq.Limit), c.filter(q, ""))
 	ids, err := collect(ctx, tx, q, scanOne[int64])
 	if err != nil {
 		return nil, fmt.Errorf("select unnamed rows: %w", err)

@@ -123,7 +123,9 @@ func testMarkNamesEachRowOnce(t *testing.T, d catalog.Driver) {
 }
 
 // TestMarkSelectsOnlyUnnamedOldUnownedRows covers which rows a batch takes.
-func TestMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T) { testworld.ForEachDialect(t, testMarkSelectsOnlyUnnamedOldUnownedRows) }
+func TestMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T) {
+	testworld.ForEachDialect(t, testMarkSelectsOnlyUnnamedOldUnownedRows)
+}
 
 func testMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T, d catalog.Driver) {
 	cases := []struct {
@@ -164,7 +166,9 @@ func testMarkSelectsOnlyUnnamedOldUnownedRows(t *testing.T, d catalog.Driver) {
 
 // TestMarkFailuresAreRetriedUpToTheLimit refuses some rows with a check constraint: they go to failed with
 // the error and a retry count, one retry per run, until the limit; the other rows of their batches are named.
-func TestMarkFailuresAreRetriedUpToTheLimit(t *testing.T) { testworld.ForEachDialect(t, testMarkFailuresAreRetriedUpToTheLimit) }
+func TestMarkFailuresAreRetriedUpToTheLimit(t *testing.T) {
+	testworld.ForEachDialect(t, testMarkFailuresAreRetriedUpToTheLimit)
+}
 
 func testMarkFailuresAreRetriedUpToTheLimit(t *testing.T, d catalog.Driver) {
 	c, pool := newUnnamedCatalog(t, d)
@@ -207,7 +211,9 @@ func testMarkFailuresAreRetriedUpToTheLimit(t *testing.T, d catalog.Driver) {
 	}
 }
 
-func TestMarkRollsBackWhenAssignFails(t *testing.T) { testworld.ForEachDialect(t, testMarkRollsBackWhenAssignFails) }
+func TestMarkRollsBackWhenAssignFails(t *testing.T) {
+	testworld.ForEachDialect(t, testMarkRollsBackWhenAssignFails)
+}
 
 func testMarkRollsBackWhenAssignFails(t *testing.T, d catalog.Driver) {
 	c, pool := newUnnamedCatalog(t, d)
@@ -223,7 +229,9 @@ func testMarkRollsBackWhenAssignFails(t *testing.T, d catalog.Driver) {
 
 // TestConcurrentMarksAreDisjoint: SKIP LOCKED gives concurrent batches disjoint rows, and the guard keeps
 // any row from being named twice.
-func TestConcurrentMarksAreDisjoint(t *testing.T) { testworld.ForEachDialect(t, testConcurrentMarksAreDisjoint) }
+func TestConcurrentMarksAreDisjoint(t *testing.T) {
+	testworld.ForEachDialect(t, testConcurrentMarksAreDisjoint)
+}
 
 func testConcurrentMarksAreDisjoint(t *testing.T, d catalog.Driver) {
 	c, pool := newUnnamedCatalog(t, d)

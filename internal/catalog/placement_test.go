@@ -7,14 +7,16 @@ import (
 	"testing"
 
 	"github.com/datavision/des/internal/catalog"
-	"github.com/datavision/des/test/testworld"
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestCommitRecordsPlacements: after a commit, Locate answers each packed name with exactly the
 // placement the commit was given and the container's bucket from its permanent record, across more
 // rows than one statement places; names that are not packed are absent.
-func TestCommitRecordsPlacements(t *testing.T) { testworld.ForEachDialect(t, testCommitRecordsPlacements) }
+func TestCommitRecordsPlacements(t *testing.T) {
+	testworld.ForEachDialect(t, testCommitRecordsPlacements)
+}
 
 func testCommitRecordsPlacements(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -60,7 +62,9 @@ func testCommitRecordsPlacements(t *testing.T, d catalog.Driver) {
 // TestCommitRefusesPlacementsOfOtherRows: a commit must pack exactly the rows claimed by the
 // container. Placements naming a row claimed by another container, or leaving one of its own rows out,
 // change nothing.
-func TestCommitRefusesPlacementsOfOtherRows(t *testing.T) { testworld.ForEachDialect(t, testCommitRefusesPlacementsOfOtherRows) }
+func TestCommitRefusesPlacementsOfOtherRows(t *testing.T) {
+	testworld.ForEachDialect(t, testCommitRefusesPlacementsOfOtherRows)
+}
 
 func testCommitRefusesPlacementsOfOtherRows(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -96,7 +100,9 @@ func testCommitRefusesPlacementsOfOtherRows(t *testing.T, d catalog.Driver) {
 
 // TestLocateRowPackedWithoutPlacement: rows packed before placements were recorded are still found,
 // with their container and size only, so a reader opens that container instead of searching for it.
-func TestLocateRowPackedWithoutPlacement(t *testing.T) { testworld.ForEachDialect(t, testLocateRowPackedWithoutPlacement) }
+func TestLocateRowPackedWithoutPlacement(t *testing.T) {
+	testworld.ForEachDialect(t, testLocateRowPackedWithoutPlacement)
+}
 
 func testLocateRowPackedWithoutPlacement(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -118,7 +124,9 @@ func testLocateRowPackedWithoutPlacement(t *testing.T, d catalog.Driver) {
 }
 
 // TestClaimedIDsAndPlaceClaimed: roll-forward pairs an object's locations with the claimed rows.
-func TestClaimedIDsAndPlaceClaimed(t *testing.T) { testworld.ForEachDialect(t, testClaimedIDsAndPlaceClaimed) }
+func TestClaimedIDsAndPlaceClaimed(t *testing.T) {
+	testworld.ForEachDialect(t, testClaimedIDsAndPlaceClaimed)
+}
 
 func testClaimedIDsAndPlaceClaimed(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()

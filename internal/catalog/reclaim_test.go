@@ -59,7 +59,9 @@ func containerNames(t *testing.T, c *catalog.Catalog, dryRun bool) []string {
 // TestReclaimOffersOnlyCommittedRows: a rolled-back container's rows are never offered, its container
 // never listed; a row packed again in a new container after the roll-back carries the new ETag; the
 // rows carry their placement and ETag; a roll-forward's rows (no ETag) carry none.
-func TestReclaimOffersOnlyCommittedRows(t *testing.T) { testworld.ForEachDialect(t, testReclaimOffersOnlyCommittedRows) }
+func TestReclaimOffersOnlyCommittedRows(t *testing.T) {
+	testworld.ForEachDialect(t, testReclaimOffersOnlyCommittedRows)
+}
 
 func testReclaimOffersOnlyCommittedRows(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()
@@ -132,7 +134,9 @@ func testReclaimOffersOnlyCommittedRows(t *testing.T, d catalog.Driver) {
 
 // TestReclaimRecordAndFinish walks one container through a dry run and a real pass: what each
 // statement records, what is offered next, when the container is finished, and the counts.
-func TestReclaimRecordAndFinish(t *testing.T) { testworld.ForEachDialect(t, testReclaimRecordAndFinish) }
+func TestReclaimRecordAndFinish(t *testing.T) {
+	testworld.ForEachDialect(t, testReclaimRecordAndFinish)
+}
 
 func testReclaimRecordAndFinish(t *testing.T, d catalog.Driver) {
 	ctx := context.Background()

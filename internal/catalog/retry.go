@@ -48,10 +48,10 @@ func (c *Catalog) retryBatch(ctx context.Context, p RetryPolicy) (int64, error) 
 	backoff := fmt.Sprintf("LEAST(%s * POWER(2, GREATEST(%s - 1, 0)), %s)",
 		sel.arg(p.Backoff.Microseconds()), colRetries, sel.arg(p.MaxBackoff.Microseconds()))
 	sel.add(`SELECT %[1]s FROM %[2]s
-		WHERE %[3]s = %[4]s AND %[5]s IS NOT NULL AND %[6]s < %[7]s AND (%[8]s IS NULL OR %[8]s <= %[9]s)
+		WHERE %[3]s = %[4]s AND %[5]s IS NOT NULL AND %[6]s < %[7]s AND (%[8]s IS NULL OR %[8]s <= %[9]s)%[11]s
 		ORDER BY %[1]s LIMIT %[10]s FOR UPDATE SKIP LOCKED`,
 		c.col(m.ID), c.table(), c.col(m.Status), sel.arg(m.Failed), c.col(m.DesName), colRetries, sel.arg(p.MaxRetries),
-		colFailedAt, c.db.d.before(backoff), sel.arg(p.Batch))
+		colFailedAt, c.db.d.before(backoff), sel.arg(p.Batch), c.filter(sel, ""))
 	var moved int64
 	err := c.inTx(ctx, func(tx *sql.Tx) error {
 		moved = 0

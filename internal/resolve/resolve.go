@@ -26,6 +26,7 @@ func Mapping(src *desv1.DesSource) catalog.Mapping {
 		Claimed:       c.Statuses.Claimed,
 		Packed:        c.Statuses.Packed,
 		Failed:        c.Statuses.Failed,
+		Where:         c.Where,
 	}
 }
 
