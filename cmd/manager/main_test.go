@@ -12,7 +12,7 @@ import (
 // The migrate tests run against a real PostgreSQL, the read-service test against S3 and the API server;
 // the layout tests need no server (servers start when a test first asks for them).
 func TestMain(m *testing.M) {
-	testworld.Main(m, testworld.Postgres|testworld.S3|testworld.Kube)
+	testworld.Main(m, testworld.Postgres|testworld.MariaDB|testworld.S3|testworld.Kube)
 }
 
 // TestSubcommandLayout: every subcommand answers --help and bad usage the same way and has the same

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/connect"
 	"github.com/datavision/des/test/testworld"
 )
@@ -75,5 +76,33 @@ func TestMigrateReadsTheDSNLikeEverySubcommand(t *testing.T) {
 				t.Fatalf("des_container columns: %d (%v), want migrated=%v", n, err, tc.migrated)
 			}
 		})
+	}
+}
+
+// TestMigrateMySQL: `manager migrate --driver=mysql` adds DES's columns and tables to a MariaDB
+// catalog, twice without harm; a wrong driver name is a usage error.
+func TestMigrateMySQL(t *testing.T) {
+	db := testworld.NewCatalogDB(t, catalog.MySQL)
+	db.CreateObjects(t, testworld.ObjectsTable{})
+	t.Setenv(connect.EnvCatalogDSN, db.DSN)
+	for i := range 2 {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"migrate", "--driver=mysql", "--table=objects"}, &stdout, &stderr); code != 0 {
+			t.Fatalf("run %d: exit %d; stderr:\n%s", i+1, code, stderr.String())
+		}
+	}
+	var n int
+	db.QueryRow(t, `SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'objects' AND column_name = 'des_container'`, nil, &n)
+	if n != 1 {
+		t.Fatalf("des_container columns: %d, want 1", n)
+	}
+	db.QueryRow(t, `SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ('des_containers', 'des_container_fences')`, nil, &n)
+	if n != 2 {
+		t.Fatalf("%d of DES's tables, want 2", n)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"migrate", "--driver=oracle", "--table=objects"}, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), `unknown catalog driver "oracle"`) {
+		t.Fatalf("--driver=oracle: exit %d; stderr:\n%s", code, stderr.String())
 	}
 }
