@@ -271,6 +271,7 @@ type DesSourceStatus struct {
 // +kubebuilder:resource:shortName=dsrc,categories=des
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Table",type=string,JSONPath=`.spec.catalog.table`
+// +kubebuilder:printcolumn:name="Driver",type=string,priority=1,JSONPath=`.spec.catalog.driver`
 // +kubebuilder:printcolumn:name="Shard-Bits",type=integer,JSONPath=`.spec.naming.shardBits`
 // +kubebuilder:printcolumn:name="Ready-Rows",type=integer,JSONPath=`.status.rows.ready`
 // +kubebuilder:printcolumn:name="Packed",type=integer,JSONPath=`.status.rows.packed`
