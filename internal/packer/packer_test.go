@@ -213,7 +213,10 @@ func testDatabaseConnectionsLostMidRun(t *testing.T, d catalog.Driver) {
 func (w *world) terminateConnections() {
 	w.t.Helper()
 	if !w.mysql() {
-		w.exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+		var n int
+		w.db.QueryRow(w.t, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`, nil, &n)
+		w.t.Logf("terminated %d connections", n)
 		return
 	}
 	// MySQL kills one connection per statement; the ids are read first, then killed.
@@ -226,12 +229,16 @@ func (w *world) terminateConnections() {
 		ids = append(ids, id)
 		return nil
 	})
+	n := 0
 	for _, id := range ids {
 		// A connection may have gone on its own since it was listed.
 		if _, err := w.db.SQL().ExecContext(w.ctx, fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
 			w.t.Logf("kill connection %d: %v", id, err)
+			continue
 		}
+		n++
 	}
+	w.t.Logf("terminated %d connections", n)
 }
 
 func drainAndCheck(t *testing.T, w *world) {
