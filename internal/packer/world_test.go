@@ -97,8 +97,9 @@ func newWorld(t testing.TB, o worldOptions) *world {
 		store:  objstore.NewFromAPI(s3.Client()),
 		source: s3.NewBucket(t), bucket: s3.NewBucket(t), content: map[string][]byte{}, next: map[int32]int{},
 	}
-	// Every row the tests add says its size and status (addRows): the table's defaults never apply.
-	db.CreateObjects(t, testworld.ObjectsTable{})
+	// Every row the test adds says its size and status, so the table's defaults never apply; a status
+	// is never NULL, as in a user's table: DES writing one is an error the test must see.
+	db.CreateObjects(t, testworld.ObjectsTable{Extra: []string{"CHECK (status IS NOT NULL)"}})
 	w.cat = db.NewCatalog(t, catalog.DefaultMapping("objects", w.source))
 	if err := w.cat.Migrate(w.ctx); err != nil {
 		t.Fatal(err)
