@@ -39,7 +39,7 @@ func BenchmarkPackVsGet(b *testing.B) {
 	w.store = store
 	w.addRows(0, []int64{size}, n, nil)
 	keys := make([]string, 0, n)
-	r, err := w.pool.Query(w.ctx, `SELECT source_key FROM objects ORDER BY id`)
+	r, err := w.db.SQL().QueryContext(w.ctx, `SELECT source_key FROM objects ORDER BY id`)
 	if err != nil {
 		b.Fatal(err)
 	}

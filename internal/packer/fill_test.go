@@ -7,7 +7,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/packer"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestRemainderWaitsForTheFillPolicy: the packer fills containers while the shard's ready rows fill
@@ -15,8 +17,12 @@ import (
 // container; once that remainder's oldest row has waited maxWait, a run packs it. A shard below the
 // policy from the start gets no container at all.
 func TestRemainderWaitsForTheFillPolicy(t *testing.T) {
+	testworld.ForEachDialect(t, testRemainderWaitsForTheFillPolicy)
+}
+
+func testRemainderWaitsForTheFillPolicy(t *testing.T, d catalog.Driver) {
 	limits := desv1.ContainerLimits{MaxFiles: 100, MinFiles: 100, MaxWait: metav1.Duration{Duration: time.Hour}}
-	w := newWorld(t, worldOptions{shards: []int32{2, 5}, threshold: threshold, limits: limits})
+	w := newWorld(t, worldOptions{driver: d, shards: []int32{2, 5}, threshold: threshold, limits: limits})
 	w.addRows(2, []int64{10, 2000}, 250, nil)
 	w.addRows(5, []int64{10}, 40, nil)
 
@@ -31,7 +37,7 @@ func TestRemainderWaitsForTheFillPolicy(t *testing.T) {
 	}
 
 	// An hour later the remainders have waited maxWait: both are packed.
-	w.exec(`UPDATE objects SET created_at = created_at - interval '61 minutes' WHERE status = 'ready'`)
+	w.exec(`UPDATE objects SET created_at = created_at - INTERVAL '61' MINUTE WHERE status = 'ready'`) // both dialects' syntax
 	if err := w.packer("pod-b", nil, packer.Tuning{}).Run(w.ctx); err != nil {
 		t.Fatalf("second Run: %v", err)
 	}

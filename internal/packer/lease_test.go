@@ -13,10 +13,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/lease"
 	"github.com/datavision/des/internal/packer"
 	"github.com/datavision/des/internal/protocol"
 	"github.com/datavision/des/test/objstoretest"
+	"github.com/datavision/des/test/testworld"
 )
 
 // The Lease itself (one winner, take-over only when expired, every way of losing it) is tested in
@@ -37,7 +39,11 @@ func steal(t *testing.T, c client.Client, ns, name, holder string) {
 // Two packers racing for one shard: one holds the Lease and packs, the other skips the shard (or, if
 // it comes after the first released the Lease, finds nothing left); no row is claimed twice.
 func TestTwoPackersRaceForOneShard(t *testing.T) {
-	w := newWorld(t, worldOptions{shards: []int32{9}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 100}})
+	testworld.ForEachDialect(t, testTwoPackersRaceForOneShard)
+}
+
+func testTwoPackersRaceForOneShard(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, worldOptions{driver: d, shards: []int32{9}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 100}})
 	w.countClaims()
 	w.addRows(9, []int64{100, 5000, 20000}, 600, nil)
 	metrics := map[string]*packer.Metrics{"pod-a": packer.NewMetrics(nil), "pod-b": packer.NewMetrics(nil)}
@@ -66,7 +72,11 @@ func TestTwoPackersRaceForOneShard(t *testing.T) {
 // A packer whose Lease is taken away stops at once: it commits nothing more, aborts its upload and
 // leaves the open container to recovery, which rolls it back; a fresh packer then packs everything.
 func TestLeaseLostStopsThePackerAtOnce(t *testing.T) {
-	w := newWorld(t, worldOptions{shards: []int32{5}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 50}})
+	testworld.ForEachDialect(t, testLeaseLostStopsThePackerAtOnce)
+}
+
+func testLeaseLostStopsThePackerAtOnce(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, worldOptions{driver: d, shards: []int32{5}, threshold: threshold, limits: desv1.ContainerLimits{MaxFiles: 50}})
 	w.addRows(5, []int64{3000}, 400, nil)
 	// The 75th source GET (inside the second container) hangs until the Lease is lost, so the steal
 	// below always finds the packer writing that container, never between containers or committing.
@@ -110,7 +120,11 @@ func TestLeaseLostStopsThePackerAtOnce(t *testing.T) {
 // packer watches it instead, sees it unchanged for a whole Lease duration on its own clock, takes it
 // over and packs the shard.
 func TestPackerTakesOverALeaseItSawUnchanged(t *testing.T) {
-	w := newWorld(t, worldOptions{shards: []int32{5}, threshold: threshold})
+	testworld.ForEachDialect(t, testPackerTakesOverALeaseItSawUnchanged)
+}
+
+func testPackerTakesOverALeaseItSawUnchanged(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, worldOptions{driver: d, shards: []int32{5}, threshold: threshold})
 	w.addRows(5, []int64{1000}, 20, nil)
 	future := metav1.NewMicroTime(time.Now().Add(10 * time.Minute))
 	w.create(&coordinationv1.Lease{

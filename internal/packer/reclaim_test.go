@@ -2,6 +2,7 @@ package packer_test
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/packer"
+	"github.com/datavision/des/test/testworld"
 )
 
 // setDeleteSource changes the world's DesSource.spec.deleteSource (the packer reads it at its start).
@@ -38,29 +41,24 @@ var deleteNow = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify, Check: desv1
 func (w *world) checkSources() (gone int) {
 	w.t.Helper()
 	t, ctx := w.t, w.ctx
-	rows, err := w.pool.Query(ctx, `SELECT o.des_name, o.source_key, o.status, o.des_source_deleted_at IS NOT NULL,
-		coalesce(o.des_source_refused, ''), coalesce(o.des_container_key, ''), coalesce(o.des_offset, -1), coalesce(o.des_length, -1),
-		coalesce(o.des_external_key, ''), c.key IS NOT NULL
-		FROM objects o LEFT JOIN des_containers c ON c.key = o.des_container_key`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := "c." + w.ident("key")
 	type row struct {
 		name, key, status, refused, container, external string
 		deleted, committed                              bool
 		off, length                                     int64
 	}
 	var all []row
-	for rows.Next() {
+	w.query(`SELECT o.des_name, o.source_key, o.status, o.des_source_deleted_at IS NOT NULL,
+		coalesce(o.des_source_refused, ''), coalesce(o.des_container_key, ''), coalesce(o.des_offset, -1), coalesce(o.des_length, -1),
+		coalesce(o.des_external_key, ''), `+key+` IS NOT NULL
+		FROM objects o LEFT JOIN des_containers c ON `+key+` = o.des_container_key`, nil, func(rows *sql.Rows) error {
 		var r row
 		if err := rows.Scan(&r.name, &r.key, &r.status, &r.deleted, &r.refused, &r.container, &r.off, &r.length, &r.external, &r.committed); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		all = append(all, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 	for _, r := range all {
 		_, err := w.store.Head(ctx, w.source, r.key)
 		missing := objstoreNotFound(err)
@@ -116,7 +114,11 @@ func objstoreNotFound(err error) bool { return errors.Is(err, objstore.ErrNotFou
 // overwritten after it was packed is kept and its row says why; with a delay, nothing is deleted
 // before it has passed; a dry run deletes nothing.
 func TestPackerDeletesVerifiedSources(t *testing.T) {
-	w := newWorld(t, worldOptions{shards: []int32{4}, threshold: 64 << 10, limits: desv1.ContainerLimits{MaxFiles: 60}})
+	testworld.ForEachDialect(t, testPackerDeletesVerifiedSources)
+}
+
+func testPackerDeletesVerifiedSources(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, worldOptions{driver: d, shards: []int32{4}, threshold: 64 << 10, limits: desv1.ContainerLimits{MaxFiles: 60}})
 	w.addRows(4, []int64{0, 10, 4000, 70000}, 150, nil)
 
 	// A delay of an hour: the run packs and deletes nothing.
@@ -150,9 +152,7 @@ func TestPackerDeletesVerifiedSources(t *testing.T) {
 		t.Errorf("%d sources deleted, want 149 (all but the overwritten one)", gone)
 	}
 	var refused string
-	if err := w.pool.QueryRow(w.ctx, `SELECT coalesce(des_source_refused, '') FROM objects WHERE des_name = 'DES_04_000002_4000.bin'`).Scan(&refused); err != nil {
-		t.Fatal(err)
-	}
+	w.db.QueryRow(t, `SELECT coalesce(des_source_refused, '') FROM objects WHERE des_name = 'DES_04_000002_4000.bin'`, nil, &refused)
 	if refused == "" {
 		t.Error("the overwritten source's row has no refusal reason")
 	}
@@ -186,6 +186,10 @@ func reclaimKillPlan(rng *rand.Rand, i int) killPoint {
 // a committed container; at the end every source is deleted but the overwritten one, which is kept and
 // refused, and every file reads back byte-exact.
 func TestKillDuringSourceDeletion(t *testing.T) {
+	testworld.ForEachDialect(t, testKillDuringSourceDeletion)
+}
+
+func testKillDuringSourceDeletion(t *testing.T, d catalog.Driver) {
 	kills := 10
 	if testing.Short() {
 		kills = 5
@@ -194,7 +198,7 @@ func TestKillDuringSourceDeletion(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("seed %d", seed)
 
-	w, proxy, dir := newKillWorld(t, 100)
+	w, proxy, dir := newKillWorld(t, d, 100)
 	sizes := []int64{0, 1000, 30000, 70000, 65535, 5}
 	overwritten := ""
 

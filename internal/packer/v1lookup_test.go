@@ -11,9 +11,11 @@ import (
 	"time"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
+	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
+	"github.com/datavision/des/test/testworld"
 )
 
 // v1BigFileKey is where the original (v1) DES S3 reader looks for the external payload of name in
@@ -33,7 +35,11 @@ func v1BigFileKey(containerKey, name string) string {
 // entry's external_key (what our reader uses) is that same key. A container of the legacy layout
 // (protocol.LegacyContainerKey) is the counter-example the layout change fixes: the rule misses it.
 func TestV1ReaderRuleFindsThePackersBigPayloads(t *testing.T) {
-	w := newWorld(t, worldOptions{shards: []int32{2}, threshold: threshold})
+	testworld.ForEachDialect(t, testV1ReaderRuleFindsThePackersBigPayloads)
+}
+
+func testV1ReaderRuleFindsThePackersBigPayloads(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, worldOptions{driver: d, shards: []int32{2}, threshold: threshold})
 	w.addRows(2, mixedSizes, 30, nil)
 	if err := w.packer("pod-v1", nil, smallParts).Run(w.ctx); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -3,6 +3,7 @@ package packer_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -16,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -44,7 +43,7 @@ func TestMain(m *testing.M) {
 	if args := os.Getenv(childArgsEnv); args != "" {
 		os.Exit(childMain(args))
 	}
-	testworld.MainWith(m, testworld.Postgres|testworld.S3|testworld.Kube, testworld.KubeOptions{Scheme: testScheme})
+	testworld.MainWith(m, testworld.Postgres|testworld.MariaDB|testworld.S3|testworld.Kube, testworld.KubeOptions{Scheme: testScheme})
 }
 
 func childMain(encoded string) int {
@@ -64,8 +63,7 @@ type world struct {
 	ctx    context.Context
 	kube   client.Client
 	ns     string
-	pool   *pgxpool.Pool
-	dsn    string
+	db     *testworld.CatalogDB // the catalog database; db.DSN is what the DesSource's Secret holds
 	cat    *catalog.Catalog
 	store  *objstore.Store // the real client, no faults
 	source string          // bucket of the source objects
@@ -79,6 +77,7 @@ type world struct {
 }
 
 type worldOptions struct {
+	driver    catalog.Driver // the catalog database; PostgreSQL when empty
 	shards    []int32
 	threshold int64
 	limits    desv1.ContainerLimits
@@ -87,20 +86,21 @@ type worldOptions struct {
 
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
+	if o.driver == "" {
+		o.driver = catalog.Postgres
+	}
 	kube := testworld.K8s(t)
 	s3 := testworld.S3Store(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
+	db := testworld.NewCatalogDB(t, o.driver)
 	w := &world{
-		t: t, ctx: context.Background(), kube: kube.Client, ns: kube.NewNamespace(t), pool: pool, dsn: dsn,
+		t: t, ctx: context.Background(), kube: kube.Client, ns: kube.NewNamespace(t), db: db,
 		store:  objstore.NewFromAPI(s3.Client()),
 		source: s3.NewBucket(t), bucket: s3.NewBucket(t), content: map[string][]byte{}, next: map[int32]int{},
 	}
-	w.exec(`CREATE TABLE objects (id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
-		status text NOT NULL, des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`)
-	var err error
-	if w.cat, err = catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", w.source)); err != nil {
-		t.Fatal(err)
-	}
+	// Every row the test adds says its size and status, so the table's defaults never apply; a status
+	// is never NULL, as in a user's table: DES writing one is an error the test must see.
+	db.CreateObjects(t, testworld.ObjectsTable{Extra: []string{"CHECK (status IS NOT NULL)"}})
+	w.cat = db.NewCatalog(t, catalog.DefaultMapping("objects", w.source))
 	if err := w.cat.Migrate(w.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -115,14 +115,15 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	w.src = &desv1.DesSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "src", Namespace: w.ns},
 		Spec: desv1.DesSourceSpec{
-			Catalog: desv1.Catalog{DSNSecretRef: desv1.SecretKeyRef{Name: "catalog", Key: "dsn"}, Table: "objects"},
+			// The controller's recovery and the packer process open the catalog from here.
+			Catalog: desv1.Catalog{Driver: string(o.driver), DSNSecretRef: desv1.SecretKeyRef{Name: "catalog", Key: "dsn"}, Table: "objects"},
 			Store:   desv1.SourceStore{ObjectStore: store, Bucket: w.source},
 			Naming:  desv1.Naming{ShardBits: 4},
 		},
 	}
 	w.create(w.src)
 	// The Secrets the resources name, for the controller's recovery (the packer reads files).
-	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: w.ns}, StringData: map[string]string{"dsn": dsn}})
+	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "catalog", Namespace: w.ns}, StringData: map[string]string{"dsn": db.DSN}})
 	w.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: w.ns},
 		StringData: map[string]string{"AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey}})
 	if o.limits.MinFiles == 0 {
@@ -146,10 +147,56 @@ func (w *world) create(obj client.Object) {
 	}
 }
 
-func (w *world) exec(sql string, args ...any) {
+// exec runs a statement of the test, written with PostgreSQL's placeholders (CatalogDB.Dialect).
+func (w *world) exec(stmt string, args ...any) {
 	w.t.Helper()
-	if _, err := w.pool.Exec(w.ctx, sql, args...); err != nil {
-		w.t.Fatalf("%s: %v", sql, err)
+	w.db.Exec(w.t, stmt, args...)
+}
+
+// mysql tells whether the world's catalog is MySQL/MariaDB, for the statements the dialects spell
+// differently.
+func (w *world) mysql() bool { return w.db.Driver == catalog.MySQL }
+
+// ident quotes an identifier that is a reserved word in one of the dialects (key is in MySQL).
+func (w *world) ident(name string) string {
+	if w.mysql() {
+		return "`" + name + "`"
+	}
+	return `"` + name + `"`
+}
+
+// query runs a query of the test (see exec) and calls scan for each row.
+func (w *world) query(stmt string, args []any, scan func(r *sql.Rows) error) {
+	w.t.Helper()
+	rows, err := w.db.SQL().QueryContext(w.ctx, w.db.Dialect(stmt), args...)
+	if err != nil {
+		w.t.Fatalf("%s: %v", stmt, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// insertRows adds rows in a few multi-row INSERTs. testworld's InsertObjects cannot be used: it
+// takes a zero size for "the default", and the tests' empty source objects are rows of size 0.
+func (w *world) insertRows(rows []testworld.ObjectRow) {
+	w.t.Helper()
+	const chunk = 2000 // MySQL takes at most 65535 placeholders in a statement
+	for start := 0; start < len(rows); start += chunk {
+		var values []string
+		var args []any
+		for _, r := range rows[start:min(start+chunk, len(rows))] {
+			n := len(args)
+			values = append(values, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5))
+			args = append(args, r.Key, r.Size, r.Status, r.Name, *r.Shard)
+		}
+		w.exec("INSERT INTO objects (source_key, size, status, des_name, shard) VALUES "+strings.Join(values, ", "), args...)
 	}
 }
 
@@ -161,7 +208,7 @@ func (w *world) addRows(shard int32, sizes []int64, n int, skip func(i int) bool
 	w.next[shard] += n
 	rng := rand.New(rand.NewPCG(uint64(shard), uint64(first)))
 	names := make([]string, n)
-	rows := make([][]any, n)
+	rows := make([]testworld.ObjectRow, n)
 	for i := range n {
 		size := sizes[i%len(sizes)]
 		name := fmt.Sprintf("DES_%02d_%06d_%d.bin", shard, first+i, size)
@@ -171,7 +218,7 @@ func (w *world) addRows(shard int32, sizes []int64, n int, skip func(i int) bool
 			data[j] = byte(rng.Uint32())
 		}
 		names[i] = name
-		rows[i] = []any{key, size, "ready", name, shard}
+		rows[i] = testworld.ObjectRow{Key: key, Size: size, Status: "ready", Name: name, Shard: testworld.Shard(shard)}
 		w.mu.Lock()
 		w.content[name] = data
 		w.mu.Unlock()
@@ -186,7 +233,7 @@ func (w *world) addRows(shard int32, sizes []int64, n int, skip func(i int) bool
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if _, err := w.store.Put(w.ctx, w.source, rows[i][0].(string), w.content[names[i]], objstore.PutOptions{}); err != nil {
+			if _, err := w.store.Put(w.ctx, w.source, rows[i].Key, w.content[names[i]], objstore.PutOptions{}); err != nil {
 				errs <- err
 			}
 		})
@@ -196,11 +243,7 @@ func (w *world) addRows(shard int32, sizes []int64, n int, skip func(i int) bool
 	for err := range errs {
 		w.t.Fatal(err)
 	}
-	_, err := w.pool.CopyFrom(w.ctx, pgx.Identifier{"objects"}, []string{"source_key", "size", "status", "des_name", "shard"},
-		pgx.CopyFromRows(rows))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	w.insertRows(rows)
 	return names
 }
 
@@ -278,18 +321,14 @@ func (w *world) expireLeases() {
 // matching, no multipart upload and no object that no committed container references.
 func (w *world) check(failed map[string]bool) (committed int) {
 	w.t.Helper()
-	t, ctx := w.t, w.ctx
+	t := w.t
 	rows := map[string]string{} // name → status
 	keyOf := map[string]string{}
-	r, err := w.pool.Query(ctx, `SELECT des_name, status, coalesce(des_container_key, ''), coalesce(des_error, ''), des_retries FROM objects`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r.Next() {
+	w.query(`SELECT des_name, status, coalesce(des_container_key, ''), coalesce(des_error, ''), des_retries FROM objects`, nil, func(r *sql.Rows) error {
 		var name, status, key, errText string
 		var retries int
 		if err := r.Scan(&name, &status, &key, &errText, &retries); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		rows[name], keyOf[name] = status, key
 		want := "packed"
@@ -302,23 +341,18 @@ func (w *world) check(failed map[string]bool) (committed int) {
 		if status != want {
 			t.Errorf("row %s is %s, want %s", name, status, want)
 		}
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 
 	records := map[string]catalog.Record{}
-	rr, err := w.pool.Query(ctx, `SELECT key, container, files, bytes, object_size, payload_checksum, index_checksum FROM des_containers`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rr.Next() {
+	w.query(`SELECT `+w.ident("key")+`, container, files, bytes, object_size, payload_checksum, index_checksum FROM des_containers`, nil, func(r *sql.Rows) error {
 		var rec catalog.Record
-		if err := rr.Scan(&rec.Key, &rec.Container, &rec.Files, &rec.Bytes, &rec.ObjectSize, &rec.PayloadChecksum, &rec.IndexChecksum); err != nil {
-			t.Fatal(err)
+		if err := r.Scan(&rec.Key, &rec.Container, &rec.Files, &rec.Bytes, &rec.ObjectSize, &rec.PayloadChecksum, &rec.IndexChecksum); err != nil {
+			return err
 		}
 		records[rec.Container] = rec
-	}
+		return nil
+	})
 
 	seen := map[string]string{} // name → container key
 	referenced := map[string]bool{}
@@ -485,6 +519,13 @@ func (tw testWriter) Write(p []byte) (int, error) {
 // countClaims makes the catalog count how often each row is claimed.
 func (w *world) countClaims() {
 	w.exec(`ALTER TABLE objects ADD COLUMN claims integer NOT NULL DEFAULT 0`)
+	if w.mysql() {
+		// MySQL has no trigger functions: the body is the trigger's, one statement through database/sql.
+		w.exec(`CREATE TRIGGER count_claims BEFORE UPDATE ON objects FOR EACH ROW BEGIN
+			IF NEW.status = 'claimed' AND OLD.status <> 'claimed' THEN SET NEW.claims = OLD.claims + 1; END IF;
+		END`)
+		return
+	}
 	w.exec(`CREATE FUNCTION count_claims() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF NEW.status = 'claimed' AND OLD.status <> 'claimed' THEN NEW.claims := OLD.claims + 1; END IF;
@@ -497,9 +538,7 @@ func (w *world) countClaims() {
 func (w *world) checkClaimedOnce() {
 	w.t.Helper()
 	var n, bad int
-	if err := w.pool.QueryRow(w.ctx, `SELECT count(*), count(*) FILTER (WHERE claims <> 1) FROM objects`).Scan(&n, &bad); err != nil {
-		w.t.Fatal(err)
-	}
+	w.db.QueryRow(w.t, `SELECT count(*), count(CASE WHEN claims <> 1 THEN 1 END) FROM objects`, nil, &n, &bad)
 	if bad > 0 {
 		w.t.Errorf("%d of %d rows were not claimed exactly once", bad, n)
 	}

@@ -13,13 +13,16 @@ import (
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/reclaim"
 	"github.com/datavision/des/test/objstoretest"
+	"github.com/datavision/des/test/testworld"
 )
 
 // TestHappyPath: every source of two containers is deleted, in one pass; every file still reads back
 // byte-exact from the archive; every row is recorded deleted; both containers are finished; a second
 // pass finds nothing to do.
-func TestHappyPath(t *testing.T) {
-	w := newWorld(t, 30)
+func TestHappyPath(t *testing.T) { testworld.ForEachDialect(t, testHappyPath) }
+
+func testHappyPath(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 30)
 	recs := []catalog.Record{w.pack("c1", 20), w.pack("c2", 20)}
 	reg := prometheus.NewRegistry()
 	m := reclaim.NewMetrics(reg)
@@ -69,8 +72,10 @@ func TestHappyPath(t *testing.T) {
 // TestRefusals: an overwritten source (same size, and another size), a corrupted archived copy (the
 // catalog's CRC is not the archived bytes') and a row without a CRC are kept, each refused with its
 // reason; the others are deleted and the container is finished (every row deleted or refused).
-func TestRefusals(t *testing.T) {
-	w := newWorld(t, 12)
+func TestRefusals(t *testing.T) { testworld.ForEachDialect(t, testRefusals) }
+
+func testRefusals(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 12)
 	w.pack("c1", 12)
 	ids := w.ids("c1")
 	// ids[2] is 700 bytes, ids[3] 4096, ids[4] 20000, ids[5] the big external one.
@@ -78,7 +83,7 @@ func TestRefusals(t *testing.T) {
 	w.put(same, append([]byte(nil), w.content[same]...)) // same bytes, new version: a new upload is a new object
 	w.put(w.keys[ids[3]], make([]byte, 4096))            // overwritten, same size
 	w.put(w.keys[ids[4]], []byte("shorter"))             // overwritten, other size
-	w.exec(`UPDATE objects SET des_crc32c = (des_crc32c + 1) % 4294967296 WHERE id = ANY($1)`, []int64{ids[5], ids[8]})
+	w.exec(`UPDATE objects SET des_crc32c = (des_crc32c + 1) % 4294967296 WHERE id IN ($1, $2)`, ids[5], ids[8])
 	w.exec(`UPDATE objects SET des_crc32c = NULL WHERE id = $1`, ids[9])
 
 	reg := prometheus.NewRegistry()
@@ -131,7 +136,11 @@ func TestRefusals(t *testing.T) {
 // TestRolledBackContainerIsNeverTouched: a container written and claimed but rolled back (never
 // committed) has no sources reclaimed, even with its object in the archive.
 func TestRolledBackContainerIsNeverTouched(t *testing.T) {
-	w := newWorld(t, 10)
+	testworld.ForEachDialect(t, testRolledBackContainerIsNeverTouched)
+}
+
+func testRolledBackContainerIsNeverTouched(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 10)
 	w.write("c1", 5) // object complete, rows claimed, never committed
 	if _, err := w.cat.RollBack(w.ctx, "c1"); err != nil {
 		t.Fatal(err)
@@ -154,8 +163,10 @@ func TestRolledBackContainerIsNeverTouched(t *testing.T) {
 
 // TestDeleteErrors: a failed DeleteObjects request and a lost answer (the store deleted, the engine
 // never heard) record nothing as deleted; the next pass finishes, the lost ones found gone.
-func TestDeleteErrors(t *testing.T) {
-	w := newWorld(t, 12)
+func TestDeleteErrors(t *testing.T) { testworld.ForEachDialect(t, testDeleteErrors) }
+
+func testDeleteErrors(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 12)
 	w.pack("c1", 12)
 	faults := objstoretest.Wrap(w.store.API())
 	faults.FailNth("DeleteObjects", 1, errors.New("injected: 503 SlowDown"))
@@ -193,7 +204,11 @@ func TestDeleteErrors(t *testing.T) {
 // TestCrashBetweenDeleteAndRecord: the deletes succeed and the record fails (the pass's context ends
 // right after DeleteObjects answered); the next pass records the sources as gone and refuses nothing.
 func TestCrashBetweenDeleteAndRecord(t *testing.T) {
-	w := newWorld(t, 8)
+	testworld.ForEachDialect(t, testCrashBetweenDeleteAndRecord)
+}
+
+func testCrashBetweenDeleteAndRecord(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 8)
 	w.pack("c1", 8)
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
@@ -221,8 +236,10 @@ func TestCrashBetweenDeleteAndRecord(t *testing.T) {
 
 // TestDryRun: nothing is deleted, the rows are verified and counted, the container is verified but not
 // finished; a real pass then deletes everything.
-func TestDryRun(t *testing.T) {
-	w := newWorld(t, 10)
+func TestDryRun(t *testing.T) { testworld.ForEachDialect(t, testDryRun) }
+
+func testDryRun(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 10)
 	w.pack("c1", 10)
 	faults := objstoretest.Wrap(w.store.API())
 	dry := w.reclaimer(w.store.WithAPI(faults), reclaim.Options{DryRun: true})
@@ -258,10 +275,12 @@ func TestDryRun(t *testing.T) {
 
 // TestRowsWithoutETag: rows committed without an ETag (a recovery's roll-forward) are compared by
 // content: identical sources are deleted, an overwritten one is kept.
-func TestRowsWithoutETag(t *testing.T) {
+func TestRowsWithoutETag(t *testing.T) { testworld.ForEachDialect(t, testRowsWithoutETag) }
+
+func testRowsWithoutETag(t *testing.T, d catalog.Driver) {
 	for _, mode := range []reclaim.Mode{reclaim.Head, reclaim.Conditional} {
 		t.Run(mode.String(), func(t *testing.T) {
-			w := newWorld(t, 6)
+			w := newWorld(t, d, 6)
 			w.pack("c1", 6)
 			ids := w.ids("c1")
 			w.exec(`UPDATE objects SET des_source_etag = NULL`)
@@ -279,8 +298,10 @@ func TestRowsWithoutETag(t *testing.T) {
 
 // TestConditionalMode: with a recorded ETag, Conditional sends no HEAD before the delete. (versitygw
 // ignores the ETag of a DeleteObjects key, so what a refused key does is not testable here.)
-func TestConditionalMode(t *testing.T) {
-	w := newWorld(t, 6)
+func TestConditionalMode(t *testing.T) { testworld.ForEachDialect(t, testConditionalMode) }
+
+func testConditionalMode(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 6)
 	w.pack("c1", 6)
 	faults := objstoretest.Wrap(w.store.API())
 	st := w.mustPass(w.reclaimer(w.store.WithAPI(faults), reclaim.Options{Mode: reclaim.Conditional}))
@@ -294,8 +315,10 @@ func TestConditionalMode(t *testing.T) {
 // counted as an error and never refused; NoSuchKey is recorded deleted; PreconditionFailed (a store
 // enforcing ETags, in Conditional mode) is HEADed: an overwritten source is refused as changed, an
 // unchanged one left for the next pass.
-func TestPerKeyDeleteErrors(t *testing.T) {
-	w := newWorld(t, 6)
+func TestPerKeyDeleteErrors(t *testing.T) { testworld.ForEachDialect(t, testPerKeyDeleteErrors) }
+
+func testPerKeyDeleteErrors(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 6)
 	w.pack("c1", 6)
 	ids := w.ids("c1")
 	codes := map[string]string{
@@ -333,8 +356,10 @@ func TestPerKeyDeleteErrors(t *testing.T) {
 
 // TestRateAndDeadline: DeletesPerSecond bounds both the keys of a request and the pace; a pass past
 // its deadline starts nothing.
-func TestRateAndDeadline(t *testing.T) {
-	w := newWorld(t, 12)
+func TestRateAndDeadline(t *testing.T) { testworld.ForEachDialect(t, testRateAndDeadline) }
+
+func testRateAndDeadline(t *testing.T, d catalog.Driver) {
+	w := newWorld(t, d, 12)
 	w.pack("c1", 12)
 	st := w.mustPass(w.reclaimer(nil, reclaim.Options{Deadline: time.Now().Add(-time.Second)}))
 	if !st.DeadlineReached || st.Deleted != 0 {

@@ -3,6 +3,7 @@ package reclaim_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
@@ -20,7 +20,7 @@ import (
 	"github.com/datavision/des/test/testworld"
 )
 
-func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres|testworld.S3) }
+func TestMain(m *testing.M) { testworld.Main(m, testworld.Postgres|testworld.MariaDB|testworld.S3) }
 
 // threshold sends the test's biggest payloads to _bigFiles/, as the packer does.
 const threshold = 64 << 10
@@ -34,7 +34,7 @@ var sizes = []int64{0, 1, 700, 4096, 20000, 100000}
 type world struct {
 	t       *testing.T
 	ctx     context.Context
-	pool    *pgxpool.Pool
+	db      *testworld.CatalogDB
 	cat     *catalog.Catalog
 	store   *objstore.Store // the real client
 	source  string
@@ -43,20 +43,19 @@ type world struct {
 	keys    map[int64]string  // row id → source key
 }
 
-func newWorld(t *testing.T, n int) *world {
+// newWorld makes a world of n rows in a new catalog database of driver.
+func newWorld(t *testing.T, driver catalog.Driver, n int) *world {
 	t.Helper()
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	s3 := testworld.S3Store(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	w := &world{t: t, ctx: context.Background(), pool: pool, store: objstore.NewFromAPI(s3.Client()),
+	db := testworld.NewCatalogDB(t, driver)
+	w := &world{t: t, ctx: context.Background(), db: db, store: objstore.NewFromAPI(s3.Client()),
 		source: s3.NewBucket(t), archive: s3.NewBucket(t), content: map[string][]byte{}, keys: map[int64]string{}}
-	w.exec(`CREATE TABLE objects (id bigserial PRIMARY KEY, source_key text NOT NULL, size bigint NOT NULL,
-		status text NOT NULL, des_name text, shard integer, created_at timestamptz NOT NULL DEFAULT now())`)
-	var err error
-	if w.cat, err = catalog.New(testworld.OpenCatalogDB(t, catalog.Postgres, dsn), catalog.DefaultMapping("objects", w.source)); err != nil {
-		t.Fatal(err)
-	}
+	// Every row the test adds says its size and status, so the table's defaults never apply; a status
+	// is never NULL, as in a user's table: DES writing one is an error the test must see.
+	db.CreateObjects(t, testworld.ObjectsTable{Extra: []string{"CHECK (status IS NOT NULL)"}})
+	w.cat = db.NewCatalog(t, catalog.DefaultMapping("objects", w.source))
 	if err := w.cat.Migrate(w.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -65,21 +64,46 @@ func newWorld(t *testing.T, n int) *world {
 		key := fmt.Sprintf("src/%04d.bin", i)
 		data := testworld.RandomBytes(int(size), seed+uint64(i))
 		w.put(key, data)
+		// One row at a time, in key order: row ids follow the rows, and MySQL has no RETURNING.
+		w.exec(`INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ($1, $2, 'ready', $3, 0)`,
+			key, size, fmt.Sprintf("DES_%04d", i))
+	}
+	w.query(`SELECT id, source_key FROM objects`, nil, func(r *sql.Rows) error {
 		var id int64
-		err := pool.QueryRow(w.ctx, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES ($1, $2, 'ready', $3, 0) RETURNING id`,
-			key, size, fmt.Sprintf("DES_%04d", i)).Scan(&id)
-		if err != nil {
-			t.Fatal(err)
+		var key string
+		if err := r.Scan(&id, &key); err != nil {
+			return err
 		}
 		w.keys[id] = key
+		return nil
+	})
+	if len(w.keys) != n {
+		t.Fatalf("%d rows in the catalog, want %d", len(w.keys), n)
 	}
 	return w
 }
 
-func (w *world) exec(sql string, args ...any) {
+// exec runs a statement of the test, written with PostgreSQL's placeholders (CatalogDB.Dialect).
+func (w *world) exec(stmt string, args ...any) {
 	w.t.Helper()
-	if _, err := w.pool.Exec(w.ctx, sql, args...); err != nil {
-		w.t.Fatalf("%s: %v", sql, err)
+	w.db.Exec(w.t, stmt, args...)
+}
+
+// query runs a query of the test (see exec) and calls scan for each row.
+func (w *world) query(stmt string, args []any, scan func(r *sql.Rows) error) {
+	w.t.Helper()
+	rows, err := w.db.SQL().QueryContext(w.ctx, w.db.Dialect(stmt), args...)
+	if err != nil {
+		w.t.Fatalf("%s: %v", stmt, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
 	}
 }
 
@@ -193,38 +217,29 @@ type rowState struct {
 func (w *world) state(id int64) rowState {
 	w.t.Helper()
 	var s rowState
-	err := w.pool.QueryRow(w.ctx, `SELECT des_source_deleted_at IS NOT NULL, des_source_verified_at IS NOT NULL,
-		coalesce(des_source_refused, '') FROM objects WHERE id = $1`, id).Scan(&s.Deleted, &s.Verified, &s.Refused)
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	w.db.QueryRow(w.t, `SELECT des_source_deleted_at IS NOT NULL, des_source_verified_at IS NOT NULL,
+		coalesce(des_source_refused, '') FROM objects WHERE id = $1`, []any{id}, &s.Deleted, &s.Verified, &s.Refused)
 	return s
 }
 
 func (w *world) ids(container string) []int64 {
 	w.t.Helper()
-	rows, err := w.pool.Query(w.ctx, `SELECT id FROM objects WHERE des_container = $1 ORDER BY id`, container)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	defer rows.Close()
 	var out []int64
-	for rows.Next() {
+	w.query(`SELECT id FROM objects WHERE des_container = $1 ORDER BY id`, []any{container}, func(r *sql.Rows) error {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			w.t.Fatal(err)
+		if err := r.Scan(&id); err != nil {
+			return err
 		}
 		out = append(out, id)
-	}
+		return nil
+	})
 	return out
 }
 
 func (w *world) finished(container string) bool {
 	w.t.Helper()
 	var done bool
-	if err := w.pool.QueryRow(w.ctx, `SELECT sources_deleted_at IS NOT NULL FROM des_containers WHERE container = $1`, container).Scan(&done); err != nil {
-		w.t.Fatal(err)
-	}
+	w.db.QueryRow(w.t, `SELECT sources_deleted_at IS NOT NULL FROM des_containers WHERE container = $1`, []any{container}, &done)
 	return done
 }
 
