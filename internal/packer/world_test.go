@@ -183,22 +183,6 @@ func (w *world) query(stmt string, args []any, scan func(r *sql.Rows) error) {
 	}
 }
 
-// insertRows adds rows in a few multi-row INSERTs. testworld's InsertObjects cannot be used: it
-// takes a zero size for "the default", and the tests' empty source objects are rows of size 0.
-func (w *world) insertRows(rows []testworld.ObjectRow) {
-	w.t.Helper()
-	const chunk = 2000 // MySQL takes at most 65535 placeholders in a statement
-	for start := 0; start < len(rows); start += chunk {
-		var values []string
-		var args []any
-		for _, r := range rows[start:min(start+chunk, len(rows))] {
-			n := len(args)
-			values = append(values, fmt.Sprintf("($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5))
-			args = append(args, r.Key, r.Size, r.Status, r.Name, *r.Shard)
-		}
-		w.exec("INSERT INTO objects (source_key, size, status, des_name, shard) VALUES "+strings.Join(values, ", "), args...)
-	}
-}
 
 // addRows creates n ready rows of shard with source objects of the given sizes (cycled), uploading
 // them concurrently. missing sizes' objects are not uploaded when skip says so.
@@ -243,7 +227,7 @@ func (w *world) addRows(shard int32, sizes []int64, n int, skip func(i int) bool
 	for err := range errs {
 		w.t.Fatal(err)
 	}
-	w.insertRows(rows)
+	w.db.InsertObjects(w.t, "", rows)
 	return names
 }
 
