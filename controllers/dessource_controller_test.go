@@ -108,20 +108,25 @@ func TestSourceReadyExplainsWhatIsWrong(t *testing.T) {
 		}, "BucketUnreachable", `bucket "no-such-bucket"`},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newTestEnv(t)
-			src := tc.setup(e)
-			e.create(src)
-			e.reconcile(e.sourceReconciler(), "src")
-			e.get(src)
-			c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionReady)
-			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != tc.reason || !strings.Contains(c.Message, tc.inMsg) {
-				t.Fatalf("Ready = %+v\nwant reason %s with %q", c, tc.reason, tc.inMsg)
-			}
-			if strings.Contains(c.Message, "s3cret") {
-				t.Fatalf("the message reveals the password: %s", c.Message)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkNotReady(t, tc.setup, tc.reason, tc.inMsg) })
+	}
+}
+
+// checkNotReady reconciles the DesSource setup makes (named src) and checks that it is Ready=False
+// with reason and a message holding inMsg and never the tests' password s3cret.
+func checkNotReady(t *testing.T, setup func(e *testEnv) *desv1.DesSource, reason, inMsg string) {
+	t.Helper()
+	e := newTestEnv(t)
+	src := setup(e)
+	e.create(src)
+	e.reconcile(e.sourceReconciler(), "src")
+	e.get(src)
+	c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionReady)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reason || !strings.Contains(c.Message, inMsg) {
+		t.Fatalf("Ready = %+v\nwant reason %s with %q", c, reason, inMsg)
+	}
+	if strings.Contains(c.Message, "s3cret") {
+		t.Fatalf("the message reveals the password: %s", c.Message)
 	}
 }
 

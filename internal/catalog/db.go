@@ -106,6 +106,26 @@ func collect[T any](ctx context.Context, on querier, q *query, scan func(*sql.Ro
 	return out, rows.Err()
 }
 
+// collectMap runs q and scans every row into a key and a value with scan.
+func collectMap[K comparable, V any](ctx context.Context, on querier, q *query, scan func(*sql.Rows) (K, V, error)) (map[K]V, error) {
+	type kv struct {
+		k K
+		v V
+	}
+	pairs, err := collect(ctx, on, q, func(r *sql.Rows) (kv, error) {
+		k, v, err := scan(r)
+		return kv{k, v}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[K]V, len(pairs))
+	for _, p := range pairs {
+		out[p.k] = p.v
+	}
+	return out, nil
+}
+
 // scanOne is a collect scanner of rows with a single column.
 func scanOne[T any](r *sql.Rows) (T, error) {
 	var v T

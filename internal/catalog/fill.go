@@ -17,25 +17,16 @@ func (c *Catalog) FillByShard(ctx context.Context, shards []int32) (map[int32]fi
 	q.add(`SELECT %[1]s, count(*), %[2]s, min(%[3]s) FROM %[4]s WHERE %[5]s = %[6]s AND %[7]s%[8]s GROUP BY %[1]s`,
 		c.col(m.Shard), c.db.d.bigint("COALESCE(sum("+c.col(m.Size)+"), 0)"), c.col(m.CreatedAt), c.table(),
 		c.col(m.Status), q.arg(m.Ready), q.in(c.col(m.Shard), shards), c.filter(q, ""))
-	type shardStats struct {
-		shard int32
-		fill.Stats
-	}
-	found, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (shardStats, error) {
-		var s shardStats
+	out, err := collectMap(ctx, c.db.sql, q, func(r *sql.Rows) (shard int32, st fill.Stats, err error) {
 		var oldest sql.NullTime
-		err := r.Scan(&s.shard, &s.Rows, &s.Bytes, &oldest)
+		err = r.Scan(&shard, &st.Rows, &st.Bytes, &oldest)
 		if oldest.Valid {
-			s.Oldest = oldest.Time
+			st.Oldest = oldest.Time
 		}
-		return s, err
+		return shard, st, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sum up ready rows per shard: %w", err)
-	}
-	out := make(map[int32]fill.Stats, len(found))
-	for _, s := range found {
-		out[s.shard] = s.Stats
 	}
 	return out, nil
 }

@@ -109,21 +109,12 @@ func (c *Catalog) ClaimedIDs(ctx context.Context, container string) (map[string]
 	q := c.q("")
 	q.add(`SELECT %s, %s FROM %s WHERE %s = %s AND %s = %s`,
 		c.col(m.DesName), c.col(m.ID), c.table(), colContainer, q.arg(container), c.col(m.Status), q.arg(m.Claimed))
-	type pair struct {
-		name string
-		id   int64
-	}
-	pairs, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (pair, error) {
-		var p pair
-		err := r.Scan(&p.name, &p.id)
-		return p, err
+	out, err := collectMap(ctx, c.db.sql, q, func(r *sql.Rows) (name string, id int64, err error) {
+		err = r.Scan(&name, &id)
+		return name, id, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rows claimed by %s: %w", container, err)
-	}
-	out := make(map[string]int64, len(pairs))
-	for _, p := range pairs {
-		out[p.name] = p.id
 	}
 	return out, nil
 }

@@ -84,21 +84,12 @@ func (c *Catalog) ReclaimByShard(ctx context.Context, source string, shards []in
 	q := c.q("")
 	q.add(`SELECT d.shard, count(*) FROM %s AS d WHERE %s GROUP BY d.shard`,
 		c.containers(), c.reclaimWhere(q, source, shards, delay, dryRun))
-	type shardCount struct {
-		shard int32
-		n     int64
-	}
-	found, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (shardCount, error) {
-		var s shardCount
-		err := r.Scan(&s.shard, &s.n)
-		return s, err
+	out, err := collectMap(ctx, c.db.sql, q, func(r *sql.Rows) (shard int32, n int64, err error) {
+		err = r.Scan(&shard, &n)
+		return shard, n, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("containers to reclaim per shard of %s: %w", source, err)
-	}
-	out := make(map[int32]int64, len(found))
-	for _, s := range found {
-		out[s.shard] = s.n
 	}
 	return out, nil
 }

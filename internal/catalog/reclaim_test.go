@@ -79,11 +79,7 @@ func testReclaimOffersOnlyCommittedRows(t *testing.T, d catalog.Driver) {
 		t.Fatal(err)
 	}
 	// A container record whose rows are not packed by it (a hand-made record) offers nothing either.
-	key := `"key"`
-	if d == catalog.MySQL {
-		key = "`key`"
-	}
-	mustExec(t, pool, `INSERT INTO des_containers (`+key+`, container, bucket, source, shard, day, files, bytes, object_size,
+	mustExec(t, pool, `INSERT INTO des_containers (`+pool.Ident("key")+`, container, bucket, source, shard, day, files, bytes, object_size,
 		payload_checksum, index_checksum, writer, committed_at) VALUES ('k2', 'c2', 'archive', 'src', 0, '2026-11-26', 3, 3, 3, 'p', 'i', 'w', `+pool.Ago(time.Hour)+`)`)
 	if got := reclaimIDs(t, c, "c2", false); len(got) != 0 {
 		t.Fatalf("rolled-back rows offered: %v", got)

@@ -158,31 +158,13 @@ func (w *world) exec(stmt string, args ...any) {
 func (w *world) mysql() bool { return w.db.Driver == catalog.MySQL }
 
 // ident quotes an identifier that is a reserved word in one of the dialects (key is in MySQL).
-func (w *world) ident(name string) string {
-	if w.mysql() {
-		return "`" + name + "`"
-	}
-	return `"` + name + `"`
-}
+func (w *world) ident(name string) string { return w.db.Ident(name) }
 
 // query runs a query of the test (see exec) and calls scan for each row.
 func (w *world) query(stmt string, args []any, scan func(r *sql.Rows) error) {
 	w.t.Helper()
-	rows, err := w.db.SQL().QueryContext(w.ctx, w.db.Dialect(stmt), args...)
-	if err != nil {
-		w.t.Fatalf("%s: %v", stmt, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		w.t.Fatal(err)
-	}
+	w.db.Query(w.t, stmt, args, scan)
 }
-
 
 // addRows creates n ready rows of shard with source objects of the given sizes (cycled), uploading
 // them concurrently. missing sizes' objects are not uploaded when skip says so.

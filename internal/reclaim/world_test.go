@@ -92,19 +92,7 @@ func (w *world) exec(stmt string, args ...any) {
 // query runs a query of the test (see exec) and calls scan for each row.
 func (w *world) query(stmt string, args []any, scan func(r *sql.Rows) error) {
 	w.t.Helper()
-	rows, err := w.db.SQL().QueryContext(w.ctx, w.db.Dialect(stmt), args...)
-	if err != nil {
-		w.t.Fatalf("%s: %v", stmt, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		w.t.Fatal(err)
-	}
+	w.db.Query(w.t, stmt, args, scan)
 }
 
 func (w *world) put(key string, data []byte) {

@@ -425,12 +425,8 @@ func checkExactlyOnce(t *testing.T, s *devstack.Stack, seed *devstack.Seed) {
 		t.Fatal(rows.Err())
 	}
 	rows.Close()
-	keyColumn := `"key"`
-	if seed.Driver == catalog.MySQL {
-		keyColumn = "`key`"
-	}
 	var recorded []string
-	keys := must(db.QueryContext(ctx, `SELECT `+keyColumn+` FROM des_containers`))
+	keys := must(db.QueryContext(ctx, `SELECT `+testworld.Ident(seed.Driver, "key")+` FROM des_containers`))
 	for keys.Next() {
 		var k string
 		if err := keys.Scan(&k); err != nil {

@@ -243,6 +243,36 @@ func (d *CatalogDB) Ago(dur time.Duration) string {
 	return fmt.Sprintf("(now() - interval '%d microseconds')", dur.Microseconds())
 }
 
+// Query runs a query of the test (see Dialect) and calls scan for each row.
+func (d *CatalogDB) Query(t testing.TB, stmt string, args []any, scan func(r *sql.Rows) error) {
+	t.Helper()
+	rows, err := d.SQL().QueryContext(context.Background(), d.Dialect(stmt), args...)
+	if err != nil {
+		t.Fatalf("%s: %v", abbreviate(stmt), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Ident quotes an identifier for the database: needed for names that are reserved words in one
+// dialect (key is in MySQL).
+func (d *CatalogDB) Ident(name string) string { return Ident(d.Driver, name) }
+
+// Ident quotes an identifier for driver.
+func Ident(driver catalog.Driver, name string) string {
+	if driver == catalog.MySQL {
+		return "`" + name + "`"
+	}
+	return `"` + name + `"`
+}
+
 // Row runs a query of the test (see Dialect) for its one row.
 func (d *CatalogDB) Row(stmt string, args ...any) *sql.Row {
 	return d.SQL().QueryRowContext(context.Background(), d.Dialect(stmt), args...)
