@@ -77,7 +77,7 @@ const (
 	ReasonInvalidDSN ConditionReason = "InvalidDSN"
 	// ReasonCatalogUnsupported: the catalog database cannot run DES's claims: MySQL before 8.0.1 or
 	// MariaDB before 10.6 (no FOR UPDATE SKIP LOCKED), or a table not in InnoDB.
-	ReasonCatalogUnsupported ConditionReason = "CatalogUnsupported"
+	ReasonCatalogUnsupported  ConditionReason = "CatalogUnsupported"
 	ReasonInvalidMapping      ConditionReason = "InvalidMapping"
 	ReasonMigrationFailed     ConditionReason = "MigrationFailed"
 	ReasonTableNotFound       ConditionReason = "TableNotFound"

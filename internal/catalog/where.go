@@ -136,7 +136,7 @@ func tokenize(s string) ([]token, error) {
 			}
 			out = append(out, token{tokNumber, s[i:j], i + 1})
 			i = j
-		case isIdentByte(s[i]) && !(c >= '0' && c <= '9'):
+		case isIdentByte(s[i]) && (c < '0' || c > '9'):
 			j := i + 1
 			for j < len(s) && isIdentByte(s[j]) {
 				j++
@@ -200,12 +200,12 @@ func (p *whereParser) expr(depth int) (*whereNode, error) {
 	if depth > maxWhereDepth {
 		return nil, p.errorf(p.peek(), "nested deeper than %d", maxWhereDepth)
 	}
-	return p.binary(depth, "or", func() (*whereNode, error) {
-		return p.binary(depth, "and", func() (*whereNode, error) { return p.unary(depth) })
+	return p.binary("or", func() (*whereNode, error) {
+		return p.binary("and", func() (*whereNode, error) { return p.unary(depth) })
 	})
 }
 
-func (p *whereParser) binary(depth int, op string, operand func() (*whereNode, error)) (*whereNode, error) {
+func (p *whereParser) binary(op string, operand func() (*whereNode, error)) (*whereNode, error) {
 	first, err := operand()
 	if err != nil {
 		return nil, err

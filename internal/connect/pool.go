@@ -43,7 +43,7 @@ func (p *Pool) Close() { _ = p.DB.Close() }
 
 // Open returns a pool on dsn for driver. Both drivers connect lazily, so a wrong host or password
 // shows up at the first query or Ping; every error it returns is redacted.
-func Open(ctx context.Context, driver catalog.Driver, dsn string, o PoolOptions) (*Pool, error) {
+func Open(_ context.Context, driver catalog.Driver, dsn string, o PoolOptions) (*Pool, error) {
 	var (
 		db  *sql.DB
 		pw  string

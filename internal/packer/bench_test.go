@@ -2,6 +2,7 @@ package packer_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"os"
@@ -39,15 +40,12 @@ func BenchmarkPackVsGet(b *testing.B) {
 	w.store = store
 	w.addRows(0, []int64{size}, n, nil)
 	keys := make([]string, 0, n)
-	r, err := w.db.SQL().QueryContext(w.ctx, `SELECT source_key FROM objects ORDER BY id`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for r.Next() {
+	w.query(`SELECT source_key FROM objects ORDER BY id`, nil, func(r *sql.Rows) error {
 		var k string
-		_ = r.Scan(&k)
+		err := r.Scan(&k)
 		keys = append(keys, k)
-	}
+		return err
+	})
 	dir := childFiles(b, w)
 	mb := float64(n) * size / 1e6
 

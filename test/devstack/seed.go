@@ -231,7 +231,7 @@ func createReadOnlyRole(ctx context.Context, db *sql.DB, driver catalog.Driver, 
 		user := "des_reader_" + cfg.DBName
 		stmts = []string{
 			fmt.Sprintf("CREATE USER '%s'@'%%'", user),
-			fmt.Sprintf("GRANT SELECT ON `%s`.* TO '%s'@'%%'", cfg.DBName, user),
+			fmt.Sprintf("GRANT SELECT ON %s.* TO '%s'@'%%'", testworld.Ident(catalog.MySQL, cfg.DBName), user),
 		}
 		cfg.User, cfg.Passwd = user, ""
 		roleDSN = cfg.FormatDSN()
