@@ -138,7 +138,15 @@ func (s *Seed) AddFiles(ctx context.Context, n int) error { return s.add(ctx, n,
 // add puts n source objects and inserts their catalog rows, named and ready, or without name, shard
 // and status for the marker. The seed counts the files only once their rows are in: a failed insert
 // (a database restart) leaves it as it was, and the caller may simply try again.
-func (s *Seed) add(ctx context.Context, n int, named bool) error {
+func (s *Seed) add(ctx context.Context, n int, named bool) (err error) {
+	// The objects are put before their rows go in: if the insert fails, the next try puts the same
+	// keys again (overwriting them), so a catalog outage leaves no source object without its row.
+	first := s.next
+	defer func() {
+		if err != nil {
+			s.next = first
+		}
+	}()
 	rows := make([]testworld.ObjectRow, 0, n)
 	files, unnamed, bytes := map[string][32]byte{}, map[string][32]byte{}, int64(0)
 	for range n {
