@@ -175,6 +175,10 @@ func (s *Seed) add(ctx context.Context, n int, named bool) (err error) {
 		rows = append(rows, testworld.ObjectRow{Key: key, Size: int64(len(data)), Status: "ready", Name: name, Shard: testworld.Shard(int32(shard))})
 	}
 	if err := testworld.InsertObjects(ctx, s.db.DB.SQL(), s.Driver, "", rows); err != nil {
+		// No row, no object: the ingest may stop before its next try would overwrite these keys.
+		for _, r := range rows {
+			_ = s.store.Delete(ctx, s.SourceBucket, r.Key)
+		}
 		return fmt.Errorf("fill catalog: %w", err)
 	}
 	maps.Copy(s.Files, files)
