@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -130,13 +129,24 @@ func checkNotReady(t *testing.T, setup func(e *testEnv) *desv1.DesSource, reason
 	}
 }
 
+// TestSourceReadyMigratesAndCounts: a catalog that allows migration gains DES's columns, becomes
+// Ready and has its rows counted, on either database.
 func TestSourceReadyMigratesAndCounts(t *testing.T) {
+	testworld.ForEachDialect(t, testSourceReadyMigratesAndCounts)
+}
+
+func testSourceReadyMigratesAndCounts(t *testing.T, d catalog.Driver) {
 	e := newTestEnv(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	mustExec(t, pool, userTable)
-	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard)
-		VALUES ('a', 1, NULL, NULL, NULL), ('b', 2, 'ready', 'N_b', 1), ('c', 3, 'ready', 'N_c', 2), ('d', 4, 'packed', 'N_d', 1)`)
-	src := e.realSource("src", dsn, testworld.S3Store(t).NewBucket(t))
+	db := testworld.NewCatalogDB(t, d)
+	db.CreateObjects(t, testworld.ObjectsTable{})
+	db.InsertObjects(t, "", []testworld.ObjectRow{
+		{Key: "a", Size: 1, NullStatus: true},
+		{Key: "b", Size: 2, Status: "ready", Name: "N_b", Shard: testworld.Shard(1)},
+		{Key: "c", Size: 3, Status: "ready", Name: "N_c", Shard: testworld.Shard(2)},
+		{Key: "d", Size: 4, Status: "packed", Name: "N_d", Shard: testworld.Shard(1)},
+	})
+	src := e.realSource("src", db.DSN, testworld.S3Store(t).NewBucket(t))
+	src.Spec.Catalog.Driver = string(d)
 	src.Spec.Catalog.AllowMigration = true
 	e.create(src)
 
@@ -151,8 +161,9 @@ func TestSourceReadyMigratesAndCounts(t *testing.T) {
 		t.Fatalf("rows = %+v, want %+v", src.Status.Rows, want)
 	}
 	var n int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM objects WHERE des_retries = 0`).Scan(&n); err != nil || n != 4 {
-		t.Fatalf("migration did not add des_retries: %d rows, %v", n, err)
+	db.QueryRow(t, `SELECT count(*) FROM objects WHERE des_retries = 0`, nil, &n)
+	if n != 4 {
+		t.Fatalf("migration did not add des_retries: %d rows", n)
 	}
 }
 

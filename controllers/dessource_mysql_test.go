@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/test/testworld"
@@ -70,38 +67,5 @@ func TestMySQLSourceReadyExplainsWhatIsWrong(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { checkNotReady(t, tc.setup, tc.reason, tc.inMsg) })
-	}
-}
-
-// TestMySQLSourceReadyMigratesAndCounts: a MySQL catalog that allows migration gains DES's columns,
-// becomes Ready and has its rows counted, as a PostgreSQL one does.
-func TestMySQLSourceReadyMigratesAndCounts(t *testing.T) {
-	e := newTestEnv(t)
-	db := testworld.NewCatalogDB(t, catalog.MySQL)
-	db.CreateObjects(t, testworld.ObjectsTable{})
-	db.InsertObjects(t, "", []testworld.ObjectRow{
-		{Key: "a", Size: 1, Status: "new"},
-		{Key: "b", Size: 2, Status: "ready", Name: "N_b", Shard: testworld.Shard(1)},
-		{Key: "c", Size: 3, Status: "ready", Name: "N_c", Shard: testworld.Shard(2)},
-		{Key: "d", Size: 4, Status: "packed", Name: "N_d", Shard: testworld.Shard(1)},
-	})
-	src := e.mysqlSource("src", db.DSN, testworld.S3Store(t).NewBucket(t))
-	src.Spec.Catalog.AllowMigration = true
-	e.create(src)
-
-	e.reconcile(e.sourceReconciler(), "src")
-	e.get(src)
-	c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionReady)
-	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != src.Generation {
-		t.Fatalf("Ready = %+v", c)
-	}
-	want := desv1.RowCounts{Unnamed: 1, Ready: 2, Packed: 1}
-	if src.Status.Rows == nil || *src.Status.Rows != want {
-		t.Fatalf("rows = %+v, want %+v", src.Status.Rows, want)
-	}
-	var n int
-	db.QueryRow(t, `SELECT count(*) FROM objects WHERE des_retries = 0`, nil, &n)
-	if n != 4 {
-		t.Fatalf("migration did not add des_retries: %d rows", n)
 	}
 }

@@ -137,18 +137,7 @@ func StartMariaDB(ctx context.Context) (_ *MariaDBServer, err error) {
 // again on the same data and port after down has passed, as a database failover or maintenance
 // restart would.
 func (s *MariaDBServer) Restart(ctx context.Context, down time.Duration) error {
-	s.proc.stop(syscall.SIGTERM, 10*time.Second)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(down):
-	}
-	p, err := s.start()
-	if err != nil {
-		return err
-	}
-	s.proc = p
-	return s.waitReady(ctx)
+	return restart(ctx, &s.proc, syscall.SIGTERM, down, s.start, s.waitReady)
 }
 
 func (s *MariaDBServer) waitReady(ctx context.Context) error {

@@ -129,18 +129,7 @@ func StartPostgres(ctx context.Context) (_ *PostgresServer, err error) {
 // Restart stops the server (fast shutdown: every connection is cut) and starts it again on the same
 // data and port after down has passed, as a database failover or maintenance restart would.
 func (s *PostgresServer) Restart(ctx context.Context, down time.Duration) error {
-	s.proc.stop(syscall.SIGINT, 10*time.Second)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(down):
-	}
-	p, err := s.start()
-	if err != nil {
-		return err
-	}
-	s.proc = p
-	return s.waitReady(ctx)
+	return restart(ctx, &s.proc, syscall.SIGINT, down, s.start, s.waitReady)
 }
 
 func (s *PostgresServer) waitReady(ctx context.Context) error {

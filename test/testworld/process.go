@@ -52,6 +52,24 @@ func startProcess(name string, cmd *exec.Cmd) (*process, error) {
 	return p, nil
 }
 
+// restart stops *p with sig (every connection to it is cut), waits down, starts it again with start
+// and waits until ready says it serves: a database failover or maintenance restart.
+func restart(ctx context.Context, p **process, sig os.Signal, down time.Duration,
+	start func() (*process, error), ready func(context.Context) error) error {
+	(*p).stop(sig, 10*time.Second)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	next, err := start()
+	if err != nil {
+		return err
+	}
+	*p = next
+	return ready(ctx)
+}
+
 // stop asks the process to exit and kills it if it has not within the grace period.
 func (p *process) stop(sig os.Signal, grace time.Duration) {
 	select {
