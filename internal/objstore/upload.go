@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Multipart limits of S3.
@@ -80,6 +81,9 @@ type Upload struct {
 	done     bool  // completed or aborted
 	failure  error // why it was aborted, returned again by later calls
 	result   Result
+	// createdSince is when a CreateMultipartUpload whose outcome is unknown was sent (zero if none):
+	// the store may hold an upload whose ID never reached us.
+	createdSince time.Time
 
 	mu       sync.Mutex // guards the fields below, shared with part goroutines and UploadID
 	uploadID string
@@ -208,9 +212,50 @@ func (u *Upload) abort(ctx context.Context) error {
 	u.buf = nil
 	id := u.UploadID()
 	if id == "" {
+		if !u.createdSince.IsZero() {
+			return u.abortUnheard(ctx)
+		}
 		return nil
 	}
 	return u.store.abortFully(ctx, u.bucket, u.key, id)
+}
+
+// clockSkew is how far the store's clock may be behind ours when abortUnheard compares its
+// Initiated times with the moment the create was sent.
+const clockSkew = time.Minute
+
+// createOutcomeUnknown reports whether a failed CreateMultipartUpload may still have created the
+// upload: the request was cut off (a cancelled context, a timeout, a reset connection) or the store
+// answered a server error. A 4xx answer means the store refused it and created nothing.
+func createOutcomeUnknown(err error) bool {
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) {
+		return resp.HTTPStatusCode() >= 500
+	}
+	return true
+}
+
+// abortUnheard aborts the uploads of this key that a create whose answer never arrived may have
+// started: the store can create the upload and the client still see an error (a cancel that lands
+// while the request is in flight), and without its ID the upload would be left behind. Only uploads
+// initiated since the create was sent (less clockSkew) are touched; an older one belongs to an earlier
+// writer whose recovery may still complete it. DES keys are per container, so no other live writer
+// uses this key.
+func (u *Upload) abortUnheard(ctx context.Context) error {
+	since := u.createdSince.Add(-clockSkew)
+	var errs []error
+	for up, err := range u.store.ListMultipartUploads(ctx, u.bucket, u.key) {
+		if err != nil {
+			return fmt.Errorf("list uploads of %s after a create with no answer: %w", u.key, err)
+		}
+		if up.Key != u.key || up.Initiated.Before(since) {
+			continue
+		}
+		if err := u.store.abortFully(ctx, u.bucket, u.key, up.UploadID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // abortAttempts and abortRecheck bound abortFully's repeats.
@@ -334,8 +379,12 @@ func (u *Upload) create() error {
 	in := &s3.CreateMultipartUploadInput{Bucket: aws.String(u.bucket), Key: aws.String(u.key), Metadata: u.opts.Metadata}
 	setString(&in.ContentType, u.opts.ContentType)
 	setString(&in.CacheControl, u.opts.CacheControl)
+	sent := time.Now()
 	out, err := u.store.api.CreateMultipartUpload(u.ctx, in)
 	if err != nil {
+		if createOutcomeUnknown(err) {
+			u.createdSince = sent
+		}
 		return opErr("CreateMultipartUpload", u.bucket, u.key, err)
 	}
 	u.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/datavision/des/internal/objstore"
@@ -266,6 +267,40 @@ func TestUploadContextCancelled(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	assertNoUploads(t, s, bucket) // the abort ran on a context of its own
+}
+
+// TestUploadCancelledDuringCreate: the cancel lands while CreateMultipartUpload is in flight, so the
+// store creates the upload but its ID never arrives. The clean-up finds it by key and aborts it, and
+// leaves another key's upload that shares the prefix alone. (Seen in CI: the upload was left behind.)
+func TestUploadCancelledDuringCreate(t *testing.T) {
+	base, bucket := newStore(t)
+	ctx := context.Background()
+	other, err := base.API().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: aws.String("k-other")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, f := faulty(base)
+	uctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f.Add(objstoretest.Rule{Op: "CreateMultipartUpload", After: cancel, LoseResponse: true})
+	u := s.NewUploader(uctx, bucket, "k", objstore.UploadOptions{PartSize: partSize, Concurrency: 1})
+	_, err = u.Write(randomBytes(partSize+1, 11))
+	if !errors.Is(err, objstoretest.ErrResponseLost) {
+		t.Fatalf("got %v, want the lost create's error", err)
+	}
+	if f.Calls("ListMultipartUploads") == 0 {
+		t.Fatal("the uploads of the key were never looked up")
+	}
+	var left []objstore.MultipartUpload
+	for up, err := range s.ListMultipartUploads(ctx, bucket, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, up)
+	}
+	if len(left) != 1 || left[0].Key != "k-other" || left[0].UploadID != aws.ToString(other.UploadId) {
+		t.Fatalf("uploads left: %+v, want only k-other's", left)
+	}
 }
 
 // TestRecoveryCompletesOrphanUpload: a writer died after its last part; recovery finds the upload by
