@@ -262,12 +262,9 @@ func (rc *recoverer) removeObjects(ctx context.Context, c *desv1.DesContainer) (
 			return found, fmt.Errorf("abort upload %s of %s: %w", id, key, err)
 		}
 	}
-	for up, err := range rc.store.ListMultipartUploads(ctx, bucket, key) {
+	for up, err := range rc.store.KeyUploads(ctx, bucket, key) {
 		if err != nil {
 			return found, fmt.Errorf("list uploads of %s: %w", key, err)
-		}
-		if up.Key != key {
-			continue
 		}
 		found++
 		if err := rc.store.AbortMultipart(ctx, bucket, key, up.UploadID); err != nil && !errors.Is(err, objstore.ErrNotFound) {

@@ -33,6 +33,21 @@ func (s *Store) ListMultipartUploads(ctx context.Context, bucket, prefix string)
 	}
 }
 
+// KeyUploads yields the unfinished uploads of exactly key. S3 lists uploads by prefix only, so the
+// listing of "a/b" also holds "a/b2"'s; those are skipped here, once for every caller.
+func (s *Store) KeyUploads(ctx context.Context, bucket, key string) iter.Seq2[MultipartUpload, error] {
+	return func(yield func(MultipartUpload, error) bool) {
+		for up, err := range s.ListMultipartUploads(ctx, bucket, key) {
+			if err == nil && up.Key != key {
+				continue
+			}
+			if !yield(up, err) {
+				return
+			}
+		}
+	}
+}
+
 // uploadLister pages through ListMultipartUploads.
 type uploadLister struct {
 	s              *Store

@@ -244,11 +244,11 @@ func createOutcomeUnknown(err error) bool {
 func (u *Upload) abortUnheard(ctx context.Context) error {
 	since := u.createdSince.Add(-clockSkew)
 	var errs []error
-	for up, err := range u.store.ListMultipartUploads(ctx, u.bucket, u.key) {
+	for up, err := range u.store.KeyUploads(ctx, u.bucket, u.key) {
 		if err != nil {
 			return fmt.Errorf("list uploads of %s after a create with no answer: %w", u.key, err)
 		}
-		if up.Key != u.key || up.Initiated.Before(since) {
+		if up.Initiated.Before(since) {
 			continue
 		}
 		if err := u.store.abortFully(ctx, u.bucket, u.key, up.UploadID); err != nil {
@@ -292,11 +292,11 @@ func (s *Store) abortFully(ctx context.Context, bucket, key, id string) error {
 
 // uploadListed reports whether the store still lists upload id of key.
 func (s *Store) uploadListed(ctx context.Context, bucket, key, id string) (bool, error) {
-	for up, err := range s.ListMultipartUploads(ctx, bucket, key) {
+	for up, err := range s.KeyUploads(ctx, bucket, key) {
 		if err != nil {
 			return false, fmt.Errorf("list uploads of %s: %w", key, err)
 		}
-		if up.Key == key && up.UploadID == id {
+		if up.UploadID == id {
 			return true, nil
 		}
 	}
