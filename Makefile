@@ -71,6 +71,15 @@ bench: test-assets ## Run the benchmarks (format vs tar/zip, sidecar vs direct G
 	DES_PACKER_BENCH_FILES=$(DES_PACKER_BENCH_FILES) hack/run-tests.sh -run '^$$' -bench . -benchmem -timeout 60m \
 		$$(go list ./... | grep -v -e /test/e2e)
 
+# The scale run's catalog size; make test runs the same test on its default, 1,000,000 rows.
+DES_SCALE_ROWS ?= 10000000
+
+.PHONY: test-scale
+test-scale: test-deps test-assets ## Run the scale measurements (docs/scale.md): catalog statements on DES_SCALE_ROWS rows, their plans and times; reports in bin/scale/.
+	mkdir -p $(BIN)/scale
+	DES_SCALE_ROWS=$(DES_SCALE_ROWS) DES_SCALE_REPORT=$(BIN)/scale/catalog.md \
+		hack/run-tests.sh -count=1 -v -timeout 60m -run AtScale ./test/scale/
+
 .PHONY: test-e2e
 test-e2e: test-deps test-assets build image-chaos ## Run the end-to-end suite on a real node (DES installed with kubectl apply -k, faults injected).
 	DES_MANAGER_IMAGE_TAR=$(BIN)/manager-chaos-image.tar hack/run-tests.sh -count=1 -timeout 30m -v ./test/e2e/

@@ -103,6 +103,7 @@ func (r *DesShardReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	r.pruneContainers(ctx, ds, obs)
 	if problem == nil {
 		problem = r.checkJobSettings(ds)
 	}

@@ -94,7 +94,7 @@ func (r *DesSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // sourcePass is what one reconcile of a DesSource learned, for its status.
 type sourcePass struct {
 	base      *desv1.DesSource // the object as read, to patch from
-	counts    *catalog.Counts  // nil when the catalog could not be counted
+	counts    *catalog.Tally   // nil when the catalog could not be counted
 	problem   *notReady        // why the source is not Ready
 	markerErr error            // why the marker CronJob could not be made to match the spec
 }
@@ -107,7 +107,7 @@ func (r *DesSourceReconciler) recheck() time.Duration {
 }
 
 // inspect runs the checks in the order a person would debug them and stops at the first problem.
-func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource) (*catalog.Counts, *notReady) {
+func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource) (*catalog.Tally, *notReady) {
 	cat, problem := r.openCatalog(ctx, src)
 	if problem != nil {
 		return nil, problem
@@ -118,17 +118,19 @@ func (r *DesSourceReconciler) inspect(ctx context.Context, src *desv1.DesSource)
 	if problem := r.checkBucket(ctx, src); problem != nil {
 		return nil, problem
 	}
-	counts, err := cat.Count(ctx)
+	// Every minute, per DesSource: a tally costs what the backlog and the containers cost, never a
+	// pass over a table of a billion rows.
+	tally, err := cat.Tally(ctx, src.Name)
 	if err != nil {
 		return nil, &notReady{desv1.ReasonCatalogQueryFailed, err.Error()}
 	}
-	if counts.Claimed > 0 {
+	if tally.Claimed > 0 {
 		// A sweep that fails is tried again at the next check; the source itself is usable.
 		if err := r.returnStrayClaims(ctx, src, cat); err != nil {
 			log.FromContext(ctx).Error(err, "claim sweep failed")
 		}
 	}
-	return &counts, nil
+	return &tally, nil
 }
 
 // openCatalog opens the catalog on the Connector's cached pool and pings it; the reason tells a person
@@ -225,9 +227,14 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 	setStatusCondition(&st.Conditions, desv1.ConditionReady, pass.problem == nil, ready, readyMsg, src.Generation)
 	if c := pass.counts; c != nil {
 		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
-		st.Sources = sourceCounts(src, c)
+		st.Sources = sourceCounts(src, &c.Counts)
+		st.CommittedContainers = c.Containers
 	}
-	isDegraded, degraded, msg := sourceDegraded(pass.markerErr, pass.counts)
+	var counts *catalog.Counts
+	if pass.counts != nil {
+		counts = &pass.counts.Counts
+	}
+	isDegraded, degraded, msg := sourceDegraded(pass.markerErr, counts)
 	setStatusCondition(&st.Conditions, desv1.ConditionDegraded, isDegraded, degraded, msg, src.Generation)
 	// A DesSource deleted during the pass is no error: nothing is left to describe (a "Reconciler
 	// error ... not found" in the log of a clean run would only be noise).

@@ -1,9 +1,11 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +16,8 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/resolve"
 	"github.com/datavision/des/test/testworld"
 )
 
@@ -143,13 +147,16 @@ func testSourceReadyMigratesAndCounts(t *testing.T, d catalog.Driver) {
 		{Key: "a", Size: 1, NullStatus: true},
 		{Key: "b", Size: 2, Status: "ready", Name: "N_b", Shard: testworld.Shard(1)},
 		{Key: "c", Size: 3, Status: "ready", Name: "N_c", Shard: testworld.Shard(2)},
-		{Key: "d", Size: 4, Status: "packed", Name: "N_d", Shard: testworld.Shard(1)},
+		{Key: "d", Size: 4, Status: "ready", Name: "N_d", Shard: testworld.Shard(3)},
 	})
 	src := e.realSource("src", db.DSN, testworld.S3Store(t).NewBucket(t))
 	src.Spec.Catalog.Driver = string(d)
 	src.Spec.Catalog.AllowMigration = true
 	e.create(src)
 
+	e.reconcile(e.sourceReconciler(), "src") // migrates
+	// A packer packs d: the status counts it from its container's record.
+	commitRows(t, db.NewCatalog(t, resolve.Mapping(src)), "src", 3, "c1")
 	e.reconcile(e.sourceReconciler(), "src")
 	e.get(src)
 	c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionReady)
@@ -157,8 +164,8 @@ func testSourceReadyMigratesAndCounts(t *testing.T, d catalog.Driver) {
 		t.Fatalf("Ready = %+v", c)
 	}
 	want := desv1.RowCounts{Unnamed: 1, Ready: 2, Packed: 1}
-	if src.Status.Rows == nil || *src.Status.Rows != want {
-		t.Fatalf("rows = %+v, want %+v", src.Status.Rows, want)
+	if src.Status.Rows == nil || *src.Status.Rows != want || src.Status.CommittedContainers != 1 {
+		t.Fatalf("rows = %+v in %d containers, want %+v in 1", src.Status.Rows, src.Status.CommittedContainers, want)
 	}
 	var n int
 	db.QueryRow(t, `SELECT count(*) FROM objects WHERE des_retries = 0`, nil, &n)
@@ -212,18 +219,25 @@ func TestMarkerCronJobFollowsSpec(t *testing.T) {
 // (SourcesKept, with an example reason and a Warning event): a person must look at them.
 func TestSourceStatusCountsDeletedSources(t *testing.T) {
 	e := newTestEnv(t)
-	pool, dsn := testworld.PG(t).NewDatabase(t)
-	mustExec(t, pool, userTable)
-	src := e.realSource("src", dsn, testworld.S3Store(t).NewBucket(t))
+	db := testworld.NewCatalogDB(t, catalog.Postgres)
+	db.Exec(t, userTable)
+	src := e.realSource("src", db.DSN, testworld.S3Store(t).NewBucket(t))
 	src.Spec.Catalog.AllowMigration = true
 	src.Spec.DeleteSource = desv1.DeleteSource{Policy: desv1.DeleteAfterVerify}
 	e.create(src)
 	r := e.sourceReconciler()
 	e.reconcile(r, "src") // migrates
-	mustExec(t, pool, `INSERT INTO objects (source_key, size, status, des_name, shard, des_source_deleted_at, des_source_verified_at, des_source_refused) VALUES
-		('a', 1, 'packed', 'N_a', 1, now(), now(), NULL), ('b', 1, 'packed', 'N_b', 1, now(), now(), NULL),
-		('c', 1, 'packed', 'N_c', 1, NULL, NULL, NULL),
-		('d', 1, 'packed', 'N_d', 1, NULL, NULL, 'source object changed since it was packed')`)
+	db.Exec(t, `INSERT INTO objects (source_key, size, status, des_name, shard) VALUES
+		('a', 1, 'ready', 'N_a', 1), ('b', 1, 'ready', 'N_b', 1), ('c', 1, 'ready', 'N_c', 1), ('d', 1, 'ready', 'N_d', 1)`)
+	// A packer packs the four rows; the reclaim Job deletes a's and b's sources and refuses d's.
+	cat := db.NewCatalog(t, resolve.Mapping(src))
+	ids := commitRows(t, cat, "src", 1, "c1")
+	if err := cat.RecordReclaimed(e.ctx, "c1", ids[:2], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.RefuseReclaim(e.ctx, "c1", map[int64]string{ids[3]: "source object changed since it was packed"}); err != nil {
+		t.Fatal(err)
+	}
 
 	e.reconcile(r, "src")
 	e.get(src)
@@ -246,10 +260,37 @@ func TestSourceStatusCountsDeletedSources(t *testing.T) {
 	}
 
 	// Once the refusal is cleared (a person looked), the source is no longer Degraded.
-	mustExec(t, pool, `UPDATE objects SET des_source_refused = NULL`)
+	db.Exec(t, `UPDATE objects SET des_source_refused = NULL`)
 	e.reconcile(r, "src")
 	e.get(src)
 	if c := meta.FindStatusCondition(src.Status.Conditions, desv1.ConditionDegraded); c == nil || c.Status != metav1.ConditionFalse {
 		t.Fatalf("Degraded after the refusal was cleared = %+v", c)
 	}
+}
+
+// commitRows claims the ready rows of shard for container and commits them as a packer would, and
+// returns their ids in claim order.
+func commitRows(t *testing.T, cat *catalog.Catalog, source string, shard int, container string) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := cat.Claim(ctx, shard, container, 100)
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("claim shard %d: %d rows, %v", shard, len(rows), err)
+	}
+	rec := catalog.Record{Key: "des/2026-12-03/0001/" + container + ".des", Container: container, Bucket: "archive",
+		Source: source, Shard: shard, Day: time.Now().UTC(), Files: int64(len(rows)), ObjectSize: 1,
+		PayloadChecksum: "p", IndexChecksum: "i", Writer: "packer-pod-1"}
+	ids := make([]int64, len(rows))
+	off := int64(desformat.HeaderSize)
+	for i, row := range rows {
+		ids[i] = row.ID
+		rec.Placements = append(rec.Placements, catalog.Placement{ID: row.ID, SourceETag: "e",
+			Location: desformat.Location{Name: row.Name, Offset: off, Size: row.Size}})
+		off += row.Size
+		rec.Bytes += row.Size
+	}
+	if err := cat.Commit(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }

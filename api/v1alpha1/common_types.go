@@ -125,6 +125,9 @@ const (
 	ReasonArchiveOrCatalogTrouble ConditionReason = "ArchiveOrCatalogTrouble"
 	ReasonJobCreated              ConditionReason = "JobCreated"
 	ReasonArchiveSwept            ConditionReason = "ArchiveSwept"
+	// ReasonContainersPruned (an event): finished DesContainers over spec.maxContainers were deleted
+	// before their retention.
+	ReasonContainersPruned ConditionReason = "ContainersPruned"
 	// ReasonJobSettingsNotAllowed: spec.job names a packer image or ServiceAccount that the
 	// controller's configuration (--allowed-packer-images, --allowed-packer-service-accounts) does
 	// not allow, so no Job is created.

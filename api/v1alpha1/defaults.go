@@ -14,6 +14,7 @@ import (
 const (
 	DefaultInterval               = time.Hour
 	DefaultRetention              = 7 * 24 * time.Hour
+	DefaultMaxContainers    int32 = 10_000
 	DefaultShardsPerJob     int32 = 16
 	DefaultMaxBytes         int64 = 4 << 30
 	DefaultMaxFiles         int64 = 1_000_000
@@ -43,6 +44,14 @@ func (s *DesShardSpec) IntervalOrDefault() time.Duration {
 // RetentionOrDefault is how long the DesShard's Committed DesContainers are kept.
 func (s *DesShardSpec) RetentionOrDefault() time.Duration {
 	return durationOr(s.Retention.Duration, DefaultRetention)
+}
+
+// MaxContainersOrDefault is how many finished DesContainers the DesShard keeps.
+func (s *DesShardSpec) MaxContainersOrDefault() int {
+	if s.MaxContainers <= 0 {
+		return int(DefaultMaxContainers)
+	}
+	return int(s.MaxContainers)
 }
 
 // MinFilesOrDefault is the fill policy's MinFiles (MinBytesOrDefault and MaxWaitOrDefault its others).

@@ -53,6 +53,7 @@ func TestDefaultsMatchTheSchema(t *testing.T) {
 	}{
 		{"interval", s.Interval.Duration, desv1.DefaultInterval},
 		{"retention", s.Retention.Duration, desv1.DefaultRetention},
+		{"maxContainers", s.MaxContainers, desv1.DefaultMaxContainers},
 		{"shardsPerJob", s.ShardsPerJob, desv1.DefaultShardsPerJob},
 		{"limits.maxBytes", s.Limits.MaxBytes, desv1.DefaultMaxBytes},
 		{"limits.maxFiles", s.Limits.MaxFiles, desv1.DefaultMaxFiles},

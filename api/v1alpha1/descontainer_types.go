@@ -103,6 +103,11 @@ type DesContainerStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=dcon,categories=des
+// The reader finds a day's and shard's containers, and the container of a key, with field selectors
+// on these instead of listing a namespace of a year of containers.
+// +kubebuilder:selectablefield:JSONPath=`.spec.day`
+// +kubebuilder:selectablefield:JSONPath=`.spec.shard`
+// +kubebuilder:selectablefield:JSONPath=`.spec.key`
 // +kubebuilder:printcolumn:name="Shard",type=integer,JSONPath=`.spec.shard`
 // +kubebuilder:printcolumn:name="Day",type=string,JSONPath=`.spec.day`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`

@@ -58,6 +58,14 @@ type DesShardSpec struct {
 	// +kubebuilder:default="168h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1h')",message="spec.retention must be at least 1h: DesContainers (and the failure reasons they carry) would be deleted before anyone could read them"
 	Retention metav1.Duration `json:"retention,omitempty"`
+	// MaxContainers bounds the finished DesContainer resources kept for this DesShard: past it, the
+	// oldest are deleted before their retention ends, except the newest finished one of each shard
+	// (the DesShard's status reads its last outcome there). The catalog's des_containers table keeps
+	// the permanent record either way; the bound keeps etcd (about 1.5 KB per DesContainer) and every
+	// list of them small when containers are small and frequent.
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	MaxContainers int32 `json:"maxContainers,omitempty"`
 	// Job overrides the packer Jobs' pod settings.
 	// +optional
 	Job JobTemplate `json:"job,omitempty"`

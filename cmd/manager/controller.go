@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -130,9 +129,8 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 		LeaderElectionNamespace: f.leaderElectionNS,
 		// Stepping down fast on shutdown lets the next replica take over without waiting for expiry.
 		LeaderElectionReleaseOnCancel: true,
-		// The packer ServiceAccount and RoleBinding are read twice per reconcile, by name: caching them
-		// would watch and hold every one in the cluster.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.ServiceAccount{}, &rbacv1.RoleBinding{}}}},
+		Cache:                         cache.Options{ByObject: controllers.CacheByObject()},
+		Client:                        client.Options{Cache: controllers.ClientCacheOptions()},
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

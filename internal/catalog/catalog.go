@@ -77,7 +77,7 @@ func (c *Catalog) Migrate(ctx context.Context) error { return c.db.d.migrate(ctx
 // Check verifies that the server can run the protocol and that the table and every mapped and
 // DES-owned column exist, naming what is missing.
 func (c *Catalog) Check(ctx context.Context) error {
-	have, err := c.db.d.columns(ctx, c)
+	have, err := c.db.d.columns(ctx, c, "")
 	if err != nil {
 		return fmt.Errorf("inspect catalog table %s: %w", c.m.Table, err)
 	}
@@ -99,6 +99,11 @@ func (c *Catalog) Check(ctx context.Context) error {
 			missing = append(missing, column+" (DES-owned: run `manager migrate` or set catalog.allowMigration)")
 		}
 	}
+	counters, err := c.missingCounters(ctx)
+	if err != nil {
+		return err
+	}
+	missing = append(missing, counters...)
 	if len(missing) > 0 {
 		sort.Strings(missing)
 		return fmt.Errorf("%w in %s: %s", ErrColumnMissing, c.m.Table, strings.Join(missing, ", "))

@@ -74,6 +74,7 @@ type querier interface {
 // exec runs q and returns the rows it affected.
 func exec(ctx context.Context, on querier, q *query) (int64, error) {
 	text, args := q.finish()
+	trace(ctx, text, args)
 	res, err := on.ExecContext(ctx, text, args...)
 	if err != nil {
 		return 0, err
@@ -84,12 +85,14 @@ func exec(ctx context.Context, on querier, q *query) (int64, error) {
 // queryRow runs q, which returns at most one row, and scans it into dest (sql.ErrNoRows when none).
 func queryRow(ctx context.Context, on querier, q *query, dest ...any) error {
 	text, args := q.finish()
+	trace(ctx, text, args)
 	return on.QueryRowContext(ctx, text, args...).Scan(dest...)
 }
 
 // collect runs q and scans every row with scan.
 func collect[T any](ctx context.Context, on querier, q *query, scan func(*sql.Rows) (T, error)) ([]T, error) {
 	text, args := q.finish()
+	trace(ctx, text, args)
 	rows, err := on.QueryContext(ctx, text, args...)
 	if err != nil {
 		return nil, err

@@ -46,8 +46,9 @@ type dialect interface {
 	isRefused(err error) bool
 	// migrate adds what DES owns to the catalog (see Catalog.Migrate).
 	migrate(ctx context.Context, c *Catalog) error
-	// columns lists the columns of the mapped table, none when it does not exist.
-	columns(ctx context.Context, c *Catalog) ([]string, error)
+	// columns lists the columns of table (the mapped table when "", else one of DES's tables in the
+	// mapped table's schema), none when it does not exist.
+	columns(ctx context.Context, c *Catalog, table string) ([]string, error)
 	// checkServer says whether the server can run the protocol (row locks, SKIP LOCKED).
 	checkServer(ctx context.Context, c *Catalog) error
 }

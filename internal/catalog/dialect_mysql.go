@@ -197,6 +197,13 @@ func (d mysqlDialect) migrate(ctx context.Context, c *Catalog) error {
 		return fmt.Errorf("migration lock: another migration held it for %ds", migrateLockTimeout)
 	}
 	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT RELEASE_LOCK('des-migrate')`) }()
+	// MySQL commits each ALTER at once: a migration cut off after adding the counters and before
+	// counting leaves them at 0 for containers reclaimed before, until their next reclaim pass (Count
+	// stays exact).
+	seed, err := c.countersMissing(ctx)
+	if err != nil {
+		return err
+	}
 	stmts, err := d.migrationStatements(ctx, c)
 	if err != nil {
 		return err
@@ -206,14 +213,37 @@ func (d mysqlDialect) migrate(ctx context.Context, c *Catalog) error {
 			return fmt.Errorf("migrate catalog %s: %s: %w", c.m.Table, firstWords(stmt), err)
 		}
 	}
+	if seed {
+		return c.seedCounters(ctx, conn)
+	}
 	return nil
+}
+
+// containerCounterStatements add the counters to a des_containers made before they existed.
+func (d mysqlDialect) containerCounterStatements(ctx context.Context, c *Catalog) ([]string, error) {
+	missing, err := c.missingCounters(ctx)
+	if err != nil || len(missing) == 0 {
+		return nil, err
+	}
+	have, err := d.columns(ctx, c, "des_containers")
+	if err != nil {
+		return nil, err
+	}
+	present := setOf(have)
+	var adds []string
+	for _, column := range sourceCounters {
+		if !present[column] {
+			adds = append(adds, fmt.Sprintf("ADD COLUMN %s BIGINT NOT NULL DEFAULT 0", column))
+		}
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s %s", c.containers(), strings.Join(adds, ", "))}, nil
 }
 
 // migrationStatements are the statements that bring the table up to date, given what it has.
 func (d mysqlDialect) migrationStatements(ctx context.Context, c *Catalog) ([]string, error) {
 	m := c.m
 	t := c.table()
-	have, err := d.columns(ctx, c)
+	have, err := d.columns(ctx, c, "")
 	if err != nil {
 		return nil, fmt.Errorf("inspect catalog table %s: %w", m.Table, err)
 	}
@@ -243,13 +273,19 @@ func (d mysqlDialect) migrationStatements(ctx context.Context, c *Catalog) ([]st
 		{"_des_container", c.cols(colContainer)},             // commit, roll-back, recovery
 		{"_des_claimed", c.cols(m.Status, colClaimedAt)},     // the claim sweep
 		{"_des_failed", c.cols(m.Status, colFailedAt, m.ID)}, // the retry step
+		// the status counts refused sources (tally.go); a prefix is enough to find the non-NULL ones
+		{"_des_refused", c.col(colSourceRefused) + "(16)"},
 	} {
 		ixName := truncate(name, 64-len(ix.suffix)) + ix.suffix
 		if !indexes[ixName] {
 			stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", c.col(ixName), t, ix.columns))
 		}
 	}
-	return append(stmts,
+	counters, err := d.containerCounterStatements(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("inspect des_containers: %w", err)
+	}
+	return append(append(stmts,
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
 			container VARCHAR(253) CHARACTER SET ascii COLLATE ascii_bin PRIMARY KEY,
 			state VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL CHECK (state IN (%s, %s, %s)),
@@ -271,8 +307,10 @@ func (d mysqlDialect) migrationStatements(ctx context.Context, c *Catalog) ([]st
 			committed_at DATETIME(6) NOT NULL,
 			sources_verified_at DATETIME(6) NULL,
 			sources_deleted_at DATETIME(6) NULL,
+			sources_deleted BIGINT NOT NULL DEFAULT 0,
+			sources_verified BIGINT NOT NULL DEFAULT 0,
 			INDEX des_containers_reclaim (source, sources_deleted_at, shard, committed_at)) ENGINE=InnoDB`,
-			c.containers())), nil
+			c.containers())), counters...), nil
 }
 
 // schemaArg is the table's schema (database), or the connection's when the table is unqualified.
@@ -282,8 +320,11 @@ func (mysqlDialect) schemaArg(q *query, c *Catalog) string {
 }
 
 // columns lists the table's columns in lower case (MySQL column names are case-insensitive).
-func (d mysqlDialect) columns(ctx context.Context, c *Catalog) ([]string, error) {
+func (d mysqlDialect) columns(ctx context.Context, c *Catalog, table string) ([]string, error) {
 	_, name := c.m.schemaAndTable()
+	if table != "" {
+		name = table
+	}
 	q := c.q("")
 	q.add(`SELECT LOWER(column_name) FROM information_schema.columns WHERE table_schema = %s AND table_name = %s`,
 		d.schemaArg(q, c), q.arg(name))

@@ -95,10 +95,17 @@ func (d postgresDialect) migrate(ctx context.Context, c *Catalog) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('des-migrate'))`); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
+		seed, err := c.countersMissing(ctx)
+		if err != nil {
+			return err
+		}
 		for _, stmt := range d.migrationStatements(c) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("migrate catalog %s: %s: %w", c.m.Table, firstWords(stmt), err)
 			}
+		}
+		if seed {
+			return c.seedCounters(ctx, tx)
 		}
 		return nil
 	})
@@ -143,6 +150,9 @@ func (postgresDialect) migrationStatements(c *Catalog) []string {
 			index("_des_claimed"), t, colClaimedAt, c.col(m.Status), literal(m.Claimed)),
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = %s`,
 			index("_des_failed"), t, c.col(m.ID), c.col(m.Status), literal(m.Failed)),
+		// The status counts refused sources, which wait for a person (tally.go).
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s IS NOT NULL`,
+			index("_des_refused"), t, colSourceRefused, colSourceRefused),
 		// The reader finds a file's placement by its DES name (Locate).
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON %s (%s)`, index("_des_name"), t, c.col(m.DesName)),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
@@ -168,6 +178,13 @@ func (postgresDialect) migrationStatements(c *Catalog) []string {
 		fmt.Sprintf(`ALTER TABLE %s
 			ADD COLUMN IF NOT EXISTS sources_verified_at timestamptz,
 			ADD COLUMN IF NOT EXISTS sources_deleted_at timestamptz`, c.containers()),
+		// Source deletion's counters per container (tally.go), summed for the status instead of
+		// counting rows.
+		fmt.Sprintf(`ALTER TABLE %s
+			ADD COLUMN IF NOT EXISTS %s bigint NOT NULL DEFAULT 0,
+			ADD COLUMN IF NOT EXISTS %s bigint NOT NULL DEFAULT 0`, c.containers(), counterDeleted, counterVerified),
+		// The status sums a source's containers.
+		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS des_containers_source ON %s (source)`, c.containers()),
 		// Reclaiming looks for a source's committed containers whose sources are not done, oldest first;
 		// finished containers (the vast majority, eventually) drop out of the index.
 		fmt.Sprintf(`CREATE INDEX IF NOT EXISTS des_containers_reclaim ON %s (source, shard, committed_at)
@@ -177,8 +194,11 @@ func (postgresDialect) migrationStatements(c *Catalog) []string {
 
 // columns reads the table's columns from the catalog: an unqualified table is looked up on the
 // search path, as the statements will find it.
-func (postgresDialect) columns(ctx context.Context, c *Catalog) ([]string, error) {
+func (postgresDialect) columns(ctx context.Context, c *Catalog, table string) ([]string, error) {
 	schema, name := c.m.schemaAndTable()
+	if table != "" {
+		name = table
+	}
 	q := c.q("")
 	q.add(`SELECT a.attname FROM pg_attribute a
 		JOIN pg_class t ON t.oid = a.attrelid

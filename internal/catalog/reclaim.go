@@ -158,33 +158,42 @@ func (c *Catalog) ReclaimRows(ctx context.Context, container string, afterID int
 
 // RecordReclaimed records, in one transaction, the rows of container whose source is gone (deleted:
 // deleted and verified now) and those verified by a dry run (verified: verified now). It is called only
-// after the deletions happened, never before; a row already recorded deleted is left as it is, so a
-// repeated record changes nothing.
+// after the deletions happened, never before; a row already recorded deleted (or verified) is left as
+// it is, so a repeated record changes nothing.
 func (c *Catalog) RecordReclaimed(ctx context.Context, container string, deleted, verified []int64) error {
 	if len(deleted) == 0 && len(verified) == 0 {
 		return nil
 	}
 	m := c.m
 	now := c.db.d.now()
+	// Only rows not yet marked change, so what each statement reports changed is what the container's
+	// counters gain. A deleted row counts as verified too, from the first verification on.
+	verify := func(ids []int64) *query {
+		q := c.q("")
+		return q.add(`UPDATE %s AS t SET %s = %s WHERE %s AND %s AND t.%s IS NULL AND t.%s IS NULL`,
+			c.table(), colSourceVerifiedAt, now, c.ownRows(q, container), q.in("t."+c.col(m.ID), ids),
+			colSourceDeletedAt, colSourceVerifiedAt)
+	}
 	del := c.q("")
-	del.add(`UPDATE %s AS t SET %s = %s, %s = COALESCE(t.%s, %s) WHERE %s AND %s AND t.%s IS NULL`,
-		c.table(), colSourceDeletedAt, now, colSourceVerifiedAt, colSourceVerifiedAt, now, c.ownRows(del, container),
-		del.in("t."+c.col(m.ID), deleted), colSourceDeletedAt)
-	ver := c.q("")
-	ver.add(`UPDATE %s AS t SET %s = %s WHERE %s AND %s AND t.%s IS NULL`,
-		c.table(), colSourceVerifiedAt, now, c.ownRows(ver, container), ver.in("t."+c.col(m.ID), verified), colSourceDeletedAt)
+	del.add(`UPDATE %s AS t SET %s = %s WHERE %s AND %s AND t.%s IS NULL`,
+		c.table(), colSourceDeletedAt, now, c.ownRows(del, container), del.in("t."+c.col(m.ID), deleted), colSourceDeletedAt)
 	err := c.inTx(ctx, func(tx *sql.Tx) error {
-		if len(deleted) > 0 {
-			if _, err := exec(ctx, tx, del); err != nil {
+		var nDeleted, nVerified int64
+		for _, step := range []struct {
+			ids []int64
+			q   *query
+			n   *int64
+		}{{deleted, verify(deleted), &nVerified}, {deleted, del, &nDeleted}, {verified, verify(verified), &nVerified}} {
+			if len(step.ids) == 0 {
+				continue
+			}
+			n, err := exec(ctx, tx, step.q)
+			if err != nil {
 				return err
 			}
+			*step.n += n
 		}
-		if len(verified) > 0 {
-			if _, err := exec(ctx, tx, ver); err != nil {
-				return err
-			}
-		}
-		return nil
+		return c.addCounters(ctx, tx, container, nDeleted, nVerified)
 	})
 	if err != nil {
 		return fmt.Errorf("record reclaimed sources of %s (%d deleted, %d verified): %w", container, len(deleted), len(verified), err)
@@ -210,7 +219,8 @@ func (c *Catalog) RefuseReclaim(ctx context.Context, container string, refusals 
 	rows := q.rows("l", rowCol{"id", "bigint", ids}, rowCol{"reason", "text", reasons})
 	q.updateJoin(c.table(), "t", rows, "t."+c.col(m.ID)+" = l.id", []set{{colSourceRefused, "l.reason"}},
 		c.ownRows(q, container)+" AND t."+colSourceDeletedAt+" IS NULL")
-	if _, err := exec(ctx, c.db.sql, q); err != nil {
+	_, err := exec(ctx, c.db.sql, q)
+	if err != nil {
 		return fmt.Errorf("record %d refused source deletions of %s: %w", len(ids), container, err)
 	}
 	return nil
@@ -233,6 +243,11 @@ func (c *Catalog) FinishReclaim(ctx context.Context, container string, dryRun bo
 	n, err := exec(ctx, c.db.sql, q)
 	if err != nil {
 		return false, fmt.Errorf("finish reclaiming %s: %w", container, err)
+	}
+	// The pass that ends here read every row of the container: recounting them costs as much again,
+	// and keeps the counters true whatever happened to the container's rows since it was committed.
+	if err := c.recount(ctx, container); err != nil {
+		return false, err
 	}
 	return n == 1, nil
 }

@@ -199,6 +199,7 @@ func testReclaimRecordAndFinish(t *testing.T, d catalog.Driver) {
 		if got != s.counts {
 			t.Errorf("%s: counts %+v, want %+v", s.name, got, s.counts)
 		}
+		checkTally(t, c, s.name, got, 1)
 		// Finish is true once, when nothing is left; then the container is no longer listed.
 		for _, dry := range []bool{true, false} {
 			want, wasDone := s.finish, finished[dry]

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
@@ -188,93 +190,87 @@ func (f *ListFinder) list(ctx context.Context, dir string) ([]string, error) {
 	return slices.DeleteFunc(keys, func(k string) bool { return objects[nested[k]] }), nil
 }
 
-// KubeFinder finds containers from the Committed DesContainer resources of one namespace. The whole
-// namespace is listed at most once per TTL (paged) and indexed by day and shard.
+// KubeFinder finds containers from the Committed DesContainer resources of one namespace. It never
+// lists the namespace: a year of containers of 4096 shards is over a million resources. It asks the
+// API server for those of one day and shard, or of one key, by field selectors on the selectable
+// fields spec.day, spec.shard and spec.key, and reuses each answer for the TTL.
 type KubeFinder struct {
 	client    client.Reader
 	namespace string
 	bucket    string
-	cache     *ttlCache[kubeIndex]
+	cache     *ttlCache[dayShard]
+	keys      *ttlCache[bool]
 }
 
-// kubeIndex is one listing of a namespace's DesContainers.
-type kubeIndex struct {
-	committed map[string][]string // day/shard → keys of Committed containers
-	days      []time.Time         // the days of committed containers
-	// unaccounted are keys whose DesContainer is not Committed (being written, uploaded but not yet
-	// committed, rolled back, failed): an object there is not, or not yet, what the catalog packed,
-	// and the listing must not offer it.
-	unaccounted map[string]bool
+// dayShard is what the DesContainers of one day and shard say.
+type dayShard struct {
+	committed []string // keys of Committed containers
 }
+
+// maxKubeCacheEntries bounds the answers kept: as many (day, shard) pairs as the listing finder keeps
+// lists, and as many keys.
+const maxKubeCacheEntries = maxListCacheEntries
 
 // NewKubeFinder reads DesContainers of namespace that live in bucket.
 func NewKubeFinder(base context.Context, c client.Reader, namespace, bucket string, ttl, timeout time.Duration) *KubeFinder {
 	return &KubeFinder{client: c, namespace: namespace, bucket: bucket,
-		cache: newTTLCache[kubeIndex](base, ttl, timeout, 1)}
+		cache: newTTLCache[dayShard](base, ttl, timeout, maxKubeCacheEntries),
+		keys:  newTTLCache[bool](base, ttl, timeout, maxKubeCacheEntries)}
 }
 
 func dayShardKey(day string, shard int32) string { return fmt.Sprintf("%s/%d", day, shard) }
 
 // Containers returns the Committed containers of day and shard.
 func (f *KubeFinder) Containers(ctx context.Context, day time.Time, shard int32, maxAge time.Duration) ([]string, error) {
-	idx, err := f.cache.get(ctx, "", maxAge, f.list)
-	if err != nil {
-		return nil, err
-	}
-	return idx.committed[dayShardKey(day.UTC().Format(time.DateOnly), shard)], nil
+	d := day.UTC().Format(time.DateOnly)
+	got, err := f.cache.get(ctx, dayShardKey(d, shard), maxAge, func(ctx context.Context) (dayShard, error) {
+		var out dayShard
+		err := f.each(ctx, fields.Set{"spec.day": d, "spec.shard": strconv.Itoa(int(shard))}, func(c *desv1.DesContainer) {
+			if c.Status.Phase == desv1.PhaseCommitted {
+				out.committed = append(out.committed, c.Spec.Key)
+			}
+		})
+		return out, err
+	})
+	return got.committed, err
 }
 
-// Unaccounted reports whether key belongs to a DesContainer that is not Committed. Objects whose
-// DesContainer is gone (past its retention) are not known here and stay servable: recovery and the
-// sweep delete rolled-back objects long before that.
+// Unaccounted reports whether key belongs to a DesContainer that is not Committed (being written,
+// uploaded but not yet committed, rolled back, failed): an object there is not, or not yet, what the
+// catalog packed, and the listing must not offer it. Objects whose DesContainer is gone (past its
+// retention) are not known here and stay servable: recovery and the sweep delete rolled-back
+// objects long before that.
 func (f *KubeFinder) Unaccounted(ctx context.Context, key string, maxAge time.Duration) (bool, error) {
-	idx, err := f.cache.get(ctx, "", maxAge, f.list)
-	if err != nil {
-		return false, err
-	}
-	return idx.unaccounted[key], nil
+	return f.keys.get(ctx, key, maxAge, func(ctx context.Context) (bool, error) {
+		bad := false
+		err := f.each(ctx, fields.Set{"spec.key": key}, func(c *desv1.DesContainer) {
+			bad = bad || c.Status.Phase != desv1.PhaseCommitted
+		})
+		return bad, err
+	})
 }
 
-// Days returns the days that have Committed containers.
-func (f *KubeFinder) Days(ctx context.Context, maxAge time.Duration) ([]time.Time, error) {
-	idx, err := f.cache.get(ctx, "", maxAge, f.list)
-	if err != nil {
-		return nil, err
-	}
-	return idx.days, nil
-}
+// Days knows no days of its own: every container DES commits has its key in the <prefix>/<day>/
+// layout, whose days the listing finder reads from the bucket in one request per prefix.
+func (f *KubeFinder) Days(context.Context, time.Duration) ([]time.Time, error) { return nil, nil }
 
-func (f *KubeFinder) list(ctx context.Context) (kubeIndex, error) {
-	m := map[string][]string{}
-	unaccounted := map[string]bool{}
-	days := map[time.Time]bool{}
-	var list desv1.DesContainerList
-	opts := []client.ListOption{client.InNamespace(f.namespace), client.Limit(500)}
+// each calls fn for every DesContainer of the namespace in this finder's bucket whose fields match.
+func (f *KubeFinder) each(ctx context.Context, match fields.Set, fn func(*desv1.DesContainer)) error {
+	opts := []client.ListOption{client.InNamespace(f.namespace), client.MatchingFieldsSelector{Selector: match.AsSelector()},
+		client.Limit(500)}
 	for {
+		var list desv1.DesContainerList
 		if err := f.client.List(ctx, &list, opts...); err != nil {
-			return kubeIndex{}, fmt.Errorf("list DesContainers in %s: %w", f.namespace, err)
+			return fmt.Errorf("list DesContainers in %s with %s: %w", f.namespace, match, err)
 		}
 		for i := range list.Items {
-			c := &list.Items[i]
-			switch {
-			case c.Spec.Bucket != f.bucket:
-			case c.Status.Phase != desv1.PhaseCommitted:
-				unaccounted[c.Spec.Key] = true
-			default:
-				k := dayShardKey(c.Spec.Day, c.Spec.Shard)
-				m[k] = append(m[k], c.Spec.Key)
-				if d, err := time.Parse(time.DateOnly, c.Spec.Day); err == nil {
-					days[d] = true
-				}
+			if c := &list.Items[i]; c.Spec.Bucket == f.bucket {
+				fn(c)
 			}
 		}
 		if list.Continue == "" {
-			idx := kubeIndex{committed: m, unaccounted: unaccounted}
-			for d := range days {
-				idx.days = append(idx.days, d)
-			}
-			return idx, nil
+			return nil
 		}
-		opts = []client.ListOption{client.InNamespace(f.namespace), client.Limit(500), client.Continue(list.Continue)}
+		opts = append(opts[:3:3], client.Continue(list.Continue))
 	}
 }

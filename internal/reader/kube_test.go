@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/protocol"
@@ -42,6 +45,7 @@ type kubeWorld struct {
 	f     *fixture
 	names []string
 	keys  []string
+	lists *listRecorder
 }
 
 func newKubeWorld(t *testing.T, prefix string, phases ...desv1.ContainerPhase) *kubeWorld {
@@ -58,8 +62,58 @@ func newKubeWorld(t *testing.T, prefix string, phases ...desv1.ContainerPhase) *
 		createContainer(t, k, ns, fmt.Sprintf("c%d", i), f.bucket, key, phase)
 		kw.keys = append(kw.keys, key)
 	}
-	kw.world = newWorld(t, f.bucket, reader.Config{Kube: k.Client, Namespace: ns})
+	kw.lists = &listRecorder{Reader: k.Client}
+	kw.world = newWorld(t, f.bucket, reader.Config{Kube: kw.lists, Namespace: ns})
 	return kw
+}
+
+// listRecorder passes reads to the real API server and remembers the field selector of every list.
+type listRecorder struct {
+	client.Reader
+	mu        sync.Mutex
+	selectors []string
+}
+
+func (l *listRecorder) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	o := (&client.ListOptions{}).ApplyOptions(opts)
+	sel := ""
+	if o.FieldSelector != nil {
+		sel = o.FieldSelector.String()
+	}
+	l.mu.Lock()
+	l.selectors = append(l.selectors, sel)
+	l.mu.Unlock()
+	return l.Reader.List(ctx, list, opts...)
+}
+
+// TestKubeFinderNeverListsTheNamespace: every list the reader sends selects one day and shard, or one
+// key, so its cost follows the request, not the year of containers in the namespace.
+func TestKubeFinderNeverListsTheNamespace(t *testing.T) {
+	kw := newKubeWorld(t, testPrefix, desv1.PhaseRolledBack, desv1.PhaseCommitted)
+	for _, name := range kw.names {
+		resp, body := do(t, "GET", kw.http.URL+"/v1/files/"+name, nil, nil)
+		if resp.StatusCode != 200 && resp.StatusCode != 404 {
+			t.Fatalf("GET %s: %d %s", name, resp.StatusCode, body)
+		}
+	}
+	kw.lists.mu.Lock()
+	defer kw.lists.mu.Unlock()
+	if len(kw.lists.selectors) == 0 {
+		t.Fatal("the reader sent no list: the test proves nothing")
+	}
+	byKey := false
+	for _, sel := range kw.lists.selectors {
+		switch {
+		case strings.HasPrefix(sel, "spec.key="):
+			byKey = true
+		case strings.Contains(sel, "spec.day=") && strings.Contains(sel, "spec.shard="):
+		default:
+			t.Errorf("a list of DesContainers selected %q: neither one day and shard nor one key", sel)
+		}
+	}
+	if !byKey {
+		t.Errorf("no list by key among %q: the rolled-back container's listed object was not checked", kw.lists.selectors)
+	}
 }
 
 func createContainer(t *testing.T, k *testworld.KubeServer, ns, name, bucket, key string, phase desv1.ContainerPhase) {
