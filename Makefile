@@ -71,14 +71,24 @@ bench: test-assets ## Run the benchmarks (format vs tar/zip, sidecar vs direct G
 	DES_PACKER_BENCH_FILES=$(DES_PACKER_BENCH_FILES) hack/run-tests.sh -run '^$$' -bench . -benchmem -timeout 60m \
 		$$(go list ./... | grep -v -e /test/e2e)
 
-# The scale run's catalog size; make test runs the same test on its default, 1,000,000 rows.
+# The scale run (make test-scale; make test runs the same tests smaller: 1,000,000 rows, 256 shards,
+# a 30 s window, no packer benchmark): catalog rows, the controller's shard counts and steady-state
+# window, and the packer benchmark's container sizes.
 DES_SCALE_ROWS ?= 10000000
+DES_SCALE_SHARDS ?= 256,1024,4096
+DES_SCALE_WINDOW ?= 60s
+DES_SCALE_PACKER_FILES ?= 100000 1000000
 
 .PHONY: test-scale
-test-scale: test-deps test-assets ## Run the scale measurements (docs/scale.md): catalog statements on DES_SCALE_ROWS rows, their plans and times; reports in bin/scale/.
+test-scale: test-deps test-assets ## Run the scale measurements of docs/scale.md (catalog at DES_SCALE_ROWS rows, controller at DES_SCALE_SHARDS shards, packer at DES_SCALE_PACKER_FILES files); reports in bin/scale/.
 	mkdir -p $(BIN)/scale
 	DES_SCALE_ROWS=$(DES_SCALE_ROWS) DES_SCALE_REPORT=$(BIN)/scale/catalog.md \
-		hack/run-tests.sh -count=1 -v -timeout 60m -run AtScale ./test/scale/
+	DES_SCALE_SHARDS=$(DES_SCALE_SHARDS) DES_SCALE_WINDOW=$(DES_SCALE_WINDOW) DES_SCALE_CONTROLLER_REPORT=$(BIN)/scale/controller.md \
+		hack/run-tests.sh -count=1 -v -timeout 60m ./test/scale/
+	for n in $(DES_SCALE_PACKER_FILES); do \
+		DES_PACKER_BENCH_FILES=$$n hack/run-tests.sh -run '^$$' -bench PackVsGet -benchtime 1x -timeout 90m ./internal/packer/ \
+			> $(BIN)/scale/packer-$$n.txt 2>&1; rc=$$?; cat $(BIN)/scale/packer-$$n.txt; [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 .PHONY: test-e2e
 test-e2e: test-deps test-assets build image-chaos ## Run the end-to-end suite on a real node (DES installed with kubectl apply -k, faults injected).

@@ -75,8 +75,11 @@ func (c *Catalog) tallyQueues(ctx context.Context, n *Counts) error {
 	name, status := c.col(m.DesName), c.col(m.Status)
 	q := c.q("")
 	filter := c.filter(q, "")
+	// A named row in state value: all rows in that state less the unnamed ones. Each side is read
+	// from one index alone (the state's, the unnamed rows'), where asking for a name on every row
+	// of the state would visit each row in the table (a 100,000-row backlog cost seconds on MySQL).
 	named := func(value string) string {
-		return fmt.Sprintf(`(SELECT count(*) FROM %s WHERE %s = %s AND %s IS NOT NULL%s)`,
+		return fmt.Sprintf(`((SELECT count(*) FROM %[1]s WHERE %[2]s = %[3]s%[5]s) - (SELECT count(*) FROM %[1]s WHERE %[4]s IS NULL AND %[2]s = %[3]s%[5]s))`,
 			c.table(), status, q.arg(value), name, filter)
 	}
 	q.add(`SELECT (SELECT count(*) FROM %[1]s WHERE %[2]s IS NULL%[3]s), %[4]s, %[5]s, %[6]s,
