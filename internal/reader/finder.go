@@ -7,8 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -200,6 +203,9 @@ type KubeFinder struct {
 	bucket    string
 	cache     *ttlCache[dayShard]
 	keys      *ttlCache[bool]
+	log       logr.Logger
+	// noSelectors is set once the API server refused a field selector.
+	noSelectors atomic.Bool
 }
 
 // dayShard is what the DesContainers of one day and shard say.
@@ -212,8 +218,8 @@ type dayShard struct {
 const maxKubeCacheEntries = maxListCacheEntries
 
 // NewKubeFinder reads DesContainers of namespace that live in bucket.
-func NewKubeFinder(base context.Context, c client.Reader, namespace, bucket string, ttl, timeout time.Duration) *KubeFinder {
-	return &KubeFinder{client: c, namespace: namespace, bucket: bucket,
+func NewKubeFinder(base context.Context, c client.Reader, namespace, bucket string, ttl, timeout time.Duration, log logr.Logger) *KubeFinder {
+	return &KubeFinder{client: c, namespace: namespace, bucket: bucket, log: log,
 		cache: newTTLCache[dayShard](base, ttl, timeout, maxKubeCacheEntries),
 		keys:  newTTLCache[bool](base, ttl, timeout, maxKubeCacheEntries)}
 }
@@ -255,16 +261,28 @@ func (f *KubeFinder) Unaccounted(ctx context.Context, key string, maxAge time.Du
 func (f *KubeFinder) Days(context.Context, time.Duration) ([]time.Time, error) { return nil, nil }
 
 // each calls fn for every DesContainer of the namespace in this finder's bucket whose fields match.
+// An API server without selectable fields for custom resources (before Kubernetes 1.31, or with the
+// CustomResourceFieldSelectors gate off) refuses the selector: from then on the finder lists the
+// whole namespace and matches here, as DES did before, and says so once.
 func (f *KubeFinder) each(ctx context.Context, match fields.Set, fn func(*desv1.DesContainer)) error {
-	opts := []client.ListOption{client.InNamespace(f.namespace), client.MatchingFieldsSelector{Selector: match.AsSelector()},
-		client.Limit(500)}
+	selector := match.AsSelector()
+	if f.noSelectors.Load() {
+		selector = fields.Everything()
+	}
+	opts := []client.ListOption{client.InNamespace(f.namespace), client.MatchingFieldsSelector{Selector: selector}, client.Limit(500)}
 	for {
 		var list desv1.DesContainerList
-		if err := f.client.List(ctx, &list, opts...); err != nil {
+		err := f.client.List(ctx, &list, opts...)
+		if apierrors.IsBadRequest(err) && !selector.Empty() {
+			f.noSelectors.Store(true)
+			f.log.Info("the API server refuses field selectors on DesContainers (Kubernetes < 1.31?): listing the namespace instead", "error", err.Error())
+			return f.each(ctx, match, fn)
+		}
+		if err != nil {
 			return fmt.Errorf("list DesContainers in %s with %s: %w", f.namespace, match, err)
 		}
 		for i := range list.Items {
-			if c := &list.Items[i]; c.Spec.Bucket == f.bucket {
+			if c := &list.Items[i]; c.Spec.Bucket == f.bucket && match.AsSelector().Matches(containerFields(c)) {
 				fn(c)
 			}
 		}
@@ -273,4 +291,10 @@ func (f *KubeFinder) each(ctx context.Context, match fields.Set, fn func(*desv1.
 		}
 		opts = append(opts[:3:3], client.Continue(list.Continue))
 	}
+}
+
+// containerFields are a DesContainer's selectable fields, to match a selector here as the API server
+// does.
+func containerFields(c *desv1.DesContainer) fields.Set {
+	return fields.Set{"spec.day": c.Spec.Day, "spec.shard": strconv.Itoa(int(c.Spec.Shard)), "spec.key": c.Spec.Key}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,6 +74,9 @@ type listRecorder struct {
 	client.Reader
 	mu        sync.Mutex
 	selectors []string
+	// refuseSelectors answers a list with a field selector as an API server before Kubernetes 1.31
+	// does (a fault this test world's API server cannot produce).
+	refuseSelectors bool
 }
 
 func (l *listRecorder) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
@@ -82,7 +87,11 @@ func (l *listRecorder) List(ctx context.Context, list client.ObjectList, opts ..
 	}
 	l.mu.Lock()
 	l.selectors = append(l.selectors, sel)
+	refuse := l.refuseSelectors && sel != ""
 	l.mu.Unlock()
+	if refuse {
+		return apierrors.NewBadRequest(`Unable to find "des.datavision.io/v1alpha1, Resource=descontainers" that match label selector "", field selector "` + sel + `": field label not supported: ` + strings.Split(sel, "=")[0])
+	}
 	return l.Reader.List(ctx, list, opts...)
 }
 
@@ -145,5 +154,27 @@ func TestListedObjectOfARolledBackContainerIsNotServed(t *testing.T) {
 	mustStatus(t, resp, body, 200)
 	if !bytes.Equal(body, []byte(committed)) {
 		t.Fatalf("body %q", body)
+	}
+}
+
+// TestKubeFinderWithoutFieldSelectors: on an API server that refuses field selectors on custom
+// resources, the finder lists the namespace and still tells committed from rolled-back containers.
+func TestKubeFinderWithoutFieldSelectors(t *testing.T) {
+	kw := newKubeWorld(t, testPrefix, desv1.PhaseRolledBack, desv1.PhaseCommitted)
+	kw.lists.mu.Lock()
+	kw.lists.refuseSelectors = true
+	kw.lists.mu.Unlock()
+	rolledBack, committed := kw.names[0], kw.names[1]
+	resp, body := do(t, "GET", kw.http.URL+"/v1/files/"+committed, nil, nil)
+	mustStatus(t, resp, body, 200)
+	if !bytes.Equal(body, []byte(committed)) {
+		t.Fatalf("body %q", body)
+	}
+	resp, body = do(t, "GET", kw.http.URL+"/v1/files/"+rolledBack, nil, nil)
+	mustStatus(t, resp, body, 404)
+	kw.lists.mu.Lock()
+	defer kw.lists.mu.Unlock()
+	if !slices.Contains(kw.lists.selectors, "") {
+		t.Errorf("lists sent %q: none without a selector after the refusal", kw.lists.selectors)
 	}
 }

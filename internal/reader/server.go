@@ -52,7 +52,7 @@ func New(cfg Config) (*Server, error) {
 		return openContainer(octx, ctx, cfg.Store, cfg.Bucket, key, cfg.TailSize, cfg.MaxMetaCache, cfg.IndexTier)
 	})
 	if cfg.Kube != nil {
-		s.finders = append(s.finders, NewKubeFinder(ctx, cfg.Kube, cfg.Namespace, cfg.Bucket, cfg.ListTTL, cfg.OpenTimeout))
+		s.finders = append(s.finders, NewKubeFinder(ctx, cfg.Kube, cfg.Namespace, cfg.Bucket, cfg.ListTTL, cfg.OpenTimeout, cfg.Logger))
 	}
 	s.finders = append(s.finders, NewListFinder(ctx, cfg.Store, cfg.Bucket, cfg.Prefixes, cfg.ListTTL, cfg.OpenTimeout))
 	s.metrics = newMetrics(s)

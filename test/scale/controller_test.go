@@ -3,6 +3,7 @@ package scale_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -234,16 +235,18 @@ func must(t *testing.T, err error) {
 
 // controllerFigures is what one shard count measured.
 type controllerFigures struct {
-	shards, desShards       int
-	containers, leases      int
-	rssMiB, peakMiB         float64
-	cpuPercent              float64
-	reconcilesPerSec        map[string]float64
-	latency                 map[string]latency
-	apiPerSec               float64
-	apiByVerb               map[string]float64
-	reconcileErrors         float64
-	foreignLeasesListedOnce bool
+	shards, desShards  int
+	containers, leases int
+	rssMiB, peakMiB    float64
+	cpuPercent         float64
+	reconcilesPerSec   map[string]float64
+	latency            map[string]latency
+	apiPerSec          float64
+	apiByVerb          map[string]float64
+	reconcileErrors    float64
+	// containerBytes and leaseBytes are the JSON size of one stored DesContainer and DES Lease, what
+	// etcd keeps of each (give or take its encoding).
+	containerBytes, leaseBytes int
 }
 
 type latency struct{ mean, p99 time.Duration }
@@ -297,6 +300,7 @@ func measureController(t *testing.T, manager, kubeconfig string, c client.Client
 	}
 	f.containers = count(t, c, ns, &desv1.DesContainerList{})
 	f.leases = count(t, c, ns, &coordinationv1.LeaseList{})
+	f.containerBytes, f.leaseBytes = storedSize(t, c, ns, &desv1.DesContainerList{}), storedSize(t, c, ns, &coordinationv1.LeaseList{})
 	if f.reconcileErrors > 0 {
 		t.Errorf("%d shards: %v reconcile errors in the window; the controller's log is %s", shards, f.reconcileErrors, logPath)
 	}
@@ -327,6 +331,20 @@ func freeAddr(t *testing.T) string {
 	must(t, err)
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// storedSize is the JSON size of the first DES object of list in ns, as the API server returns it.
+func storedSize(t *testing.T, c client.Client, ns string, list client.ObjectList) int {
+	t.Helper()
+	must(t, c.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{protocol.LabelManagedBy: protocol.ManagedByDES}, client.Limit(1)))
+	items, err := apimeta.ExtractList(list)
+	must(t, err)
+	if len(items) == 0 {
+		return 0
+	}
+	data, err := json.Marshal(items[0])
+	must(t, err)
+	return len(data)
 }
 
 func count(t *testing.T, c client.Client, ns string, list client.ObjectList) int {
@@ -497,6 +515,9 @@ func seconds(s float64) time.Duration {
 func controllerReport(rows []controllerFigures, window time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### controller, steady state over %s\n\n", window)
+	if len(rows) > 0 {
+		fmt.Fprintf(&b, "One stored DesContainer is %d bytes of JSON, one shard Lease %d.\n\n", rows[0].containerBytes, rows[0].leaseBytes)
+	}
 	fmt.Fprintf(&b, "| shards | DesShards | DesContainers | Leases (DES + foreign) | RSS MiB (peak) | CPU %% of a core | reconciles/s (shard, source, container) | reconcile mean / p99 (DesShard) | API requests/s | of which LIST |\n")
 	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---|---|---:|---:|\n")
 	for _, r := range rows {
