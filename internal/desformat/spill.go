@@ -71,15 +71,12 @@ func (m *memStore) release() error {
 const spillBuffer = 64 << 10
 
 // spillStore appends meta objects and index entries (meta offsets relative to the meta region, so
-// they are final but for one addition) to two temporary files. Its memory is the two buffers plus,
-// for the duplicate check, one map entry per name: a 64-bit seeded hash of the name and the offset of
-// its index entry in the spill file. A hash hit re-reads the spilled name, so the check stays exact:
-// names whose hashes collide are kept in a small overflow map.
+// they are final but for one addition) to two temporary files. Its memory is the two buffers and, for
+// the exact duplicate check, a nameSet: 8 to 16 bytes per name.
 type spillStore struct {
 	meta, index     spillFile
 	hash            func(string) uint64 // a seeded maphash; tests make every name collide
-	first           map[uint64]int64    // name hash → offset of the first entry with that hash
-	more            map[uint64][]int64  // further entries with the same hash (collisions: rare)
+	names           nameSet
 	scratch, lookup []byte
 }
 
@@ -94,7 +91,7 @@ type spillFile struct {
 
 func newSpillStore(dir string) (*spillStore, error) {
 	seed := maphash.MakeSeed()
-	s := &spillStore{hash: func(n string) uint64 { return maphash.String(seed, n) }, first: make(map[uint64]int64), more: make(map[uint64][]int64)}
+	s := &spillStore{hash: func(n string) uint64 { return maphash.String(seed, n) }}
 	if err := s.meta.create(dir, "des-meta-*"); err != nil {
 		return nil, err
 	}
@@ -162,18 +159,7 @@ func (f *spillFile) close() error {
 }
 
 func (s *spillStore) contains(name string) (bool, error) {
-	h := s.hash(name)
-	off, ok := s.first[h]
-	if !ok {
-		return false, nil
-	}
-	for _, o := range append([]int64{off}, s.more[h]...) {
-		same, err := s.nameAt(o, name)
-		if err != nil || same {
-			return same, err
-		}
-	}
-	return false, nil
+	return s.names.find(s.hash(name), func(off int64) (bool, error) { return s.nameAt(off, name) })
 }
 
 // nameAt reports whether the index entry spilled at off has name.
@@ -196,20 +182,26 @@ func (s *spillStore) nameAt(off int64, name string) (bool, error) {
 }
 
 func (s *spillStore) add(e *writerEntry, meta []byte) error {
+	off := s.index.n
+	if off >= offsetMask {
+		return errIndexTooLarge
+	}
+	if s.names.full() {
+		if err := s.index.bw.Flush(); err != nil {
+			return fmt.Errorf("desformat: flush spill file: %w", err)
+		}
+		if err := s.names.rebuild(io.NewSectionReader(s.index.f, 0, s.index.n), s.hash); err != nil {
+			return err
+		}
+	}
 	if err := s.meta.write(meta); err != nil {
 		return err
 	}
-	off := s.index.n
 	s.scratch = appendIndexEntry(s.scratch[:0], e.name, e.dOff, e.size, e.mOff, e.mLen, e.flags)
 	if err := s.index.write(s.scratch); err != nil {
 		return err
 	}
-	h := s.hash(e.name)
-	if _, ok := s.first[h]; ok {
-		s.more[h] = append(s.more[h], off)
-	} else {
-		s.first[h] = off
-	}
+	s.names.insert(s.hash(e.name), off)
 	return nil
 }
 
@@ -262,6 +254,6 @@ func (s *spillStore) writeIndex(metaStart uint64, out func([]byte)) error {
 }
 
 func (s *spillStore) release() error {
-	s.first, s.more = nil, nil
+	s.names = nameSet{}
 	return errors.Join(s.meta.close(), s.index.close())
 }
