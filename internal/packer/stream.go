@@ -17,6 +17,9 @@ import (
 	"github.com/datavision/des/internal/objstore"
 )
 
+// reorderSlack is how many windows of fetched items may wait for the writer (see stream).
+const reorderSlack = 4
+
 // firstBatch is the size of a container's first claim: small, because nothing is known yet about the
 // rows' sizes and maxBytes is checked between claims.
 const firstBatch = 16
@@ -32,7 +35,11 @@ func (p *Packer) stream(work, leased context.Context, c *container, first []cata
 	ctx, cancel := context.WithCancelCause(work)
 	defer cancel(nil)
 	rows := make(chan catalog.Row, p.tune.ClaimBatch)
-	items := make(chan *item, p.tune.Window)
+	// The writer takes items in claim order, so one slow GET holds up the items behind it: with room
+	// for only Window of them, the fetchers would idle until it ends. Room for reorderSlack times as
+	// many keeps Window GETs in flight (the concurrency of the window) while the writer waits; the
+	// prefetch budget still bounds their bytes.
+	items := make(chan *item, reorderSlack*p.tune.Window)
 	var wg sync.WaitGroup
 	var claimErr error
 	wg.Go(func() { claimErr = p.claimMore(ctx, c, first, rows) })

@@ -536,7 +536,8 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 }
 
 // profileChild writes profiles of the child packer when the benchmark asks for them:
-// DES_PACKER_BENCH_CPUPROFILE names a CPU profile of the whole run, DES_PACKER_BENCH_HEAPDIR a
+// DES_PACKER_BENCH_CPUPROFILE names a CPU profile of the whole run, DES_PACKER_BENCH_BLOCKPROFILE a
+// profile of where goroutines waited (sampled once per millisecond waited), DES_PACKER_BENCH_HEAPDIR a
 // directory that gets a heap profile every two seconds (heap-N.pprof; the largest is the peak).
 func profileChild() (stop func()) {
 	var stops []func()
@@ -544,6 +545,15 @@ func profileChild() (stop func()) {
 		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 		}
+	}
+	if path := os.Getenv("DES_PACKER_BENCH_BLOCKPROFILE"); path != "" {
+		runtime.SetBlockProfileRate(int(time.Millisecond))
+		stops = append(stops, func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		})
 	}
 	if dir := os.Getenv("DES_PACKER_BENCH_HEAPDIR"); dir != "" {
 		done := make(chan struct{})
