@@ -117,6 +117,10 @@ func (f *fastGetter) send(ctx context.Context, bucket, key, rng, etag string) (*
 	}
 	if rng != "" {
 		req.Header.Set("Range", rng)
+	} else {
+		// Without it net/http asks for gzip and transparently decompresses an object stored with
+		// Content-Encoding gzip: the bytes would not be the object's. The SDK asks for identity too.
+		req.Header.Set("Accept-Encoding", "identity")
 	}
 	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
 	if etag != "" {

@@ -2,12 +2,16 @@ package objstore_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/test/testworld"
@@ -160,6 +164,26 @@ func TestFastWholeGets(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a gzip-encoded object comes back as stored", func(t *testing.T) {
+		var zipped bytes.Buffer
+		zw := gzip.NewWriter(&zipped)
+		_, _ = zw.Write(bytes.Repeat([]byte("compressible "), 1000))
+		_ = zw.Close()
+		_, err := s.API().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("zipped/object"),
+			Body: bytes.NewReader(zipped.Bytes()), ContentEncoding: aws.String("gzip")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, info, err := s.Get(ctx, bucket, "zipped/object", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(body)
+		body.Close()
+		if err != nil || !bytes.Equal(got, zipped.Bytes()) || info.Size != int64(zipped.Len()) {
+			t.Fatalf("got %d bytes (size %d, err %v), want the %d stored", len(got), info.Size, err, zipped.Len())
+		}
+	})
 	t.Run("a missing object is typed by the SDK path", func(t *testing.T) {
 		before := s.Stats()
 		_, _, err := s.Get(ctx, bucket, "gone/never-written", nil)
