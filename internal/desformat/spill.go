@@ -71,13 +71,14 @@ func (m *memStore) release() error {
 const spillBuffer = 64 << 10
 
 // spillStore appends meta objects and index entries (meta offsets relative to the meta region, so
-// they are final but for one addition) to two temporary files. Its memory is the two buffers and, for
-// the exact duplicate check, a nameSet: 8 to 16 bytes per name.
+// they are final but for one addition) to two temporary files, and each entry's offset in the index
+// file to a third (8 bytes an entry), so that the duplicate check can find a name by its ordinal. Its
+// memory is the three buffers and, for the exact duplicate check, a nameSet: 5 to 11 bytes per name.
 type spillStore struct {
-	meta, index     spillFile
-	hash            func(string) uint64 // a seeded maphash; tests make every name collide
-	names           nameSet
-	scratch, lookup []byte
+	meta, index, offsets spillFile
+	hash                 func(string) uint64 // a seeded maphash; tests make every name collide
+	names                nameSet
+	scratch, lookup      []byte
 }
 
 // spillFile is one append-only temporary file, read back from the start in Close.
@@ -97,6 +98,9 @@ func newSpillStore(dir string) (*spillStore, error) {
 	}
 	if err := s.index.create(dir, "des-index-*"); err != nil {
 		return nil, errors.Join(err, s.meta.close())
+	}
+	if err := s.offsets.create(dir, "des-offsets-*"); err != nil {
+		return nil, errors.Join(err, s.meta.close(), s.index.close())
 	}
 	return s, nil
 }
@@ -159,7 +163,13 @@ func (f *spillFile) close() error {
 }
 
 func (s *spillStore) contains(name string) (bool, error) {
-	return s.names.find(s.hash(name), func(off int64) (bool, error) { return s.nameAt(off, name) })
+	return s.names.find(s.hash(name), func(ordinal int64) (bool, error) {
+		var b [8]byte
+		if err := s.offsets.readAt(b[:], ordinal*8); err != nil {
+			return false, err
+		}
+		return s.nameAt(int64(binary.LittleEndian.Uint64(b[:])), name)
+	})
 }
 
 // nameAt reports whether the index entry spilled at off has name.
@@ -183,9 +193,6 @@ func (s *spillStore) nameAt(off int64, name string) (bool, error) {
 
 func (s *spillStore) add(e *writerEntry, meta []byte) error {
 	off := s.index.n
-	if off >= offsetMask {
-		return errIndexTooLarge
-	}
 	if s.names.full() {
 		if err := s.index.bw.Flush(); err != nil {
 			return fmt.Errorf("desformat: flush spill file: %w", err)
@@ -201,7 +208,12 @@ func (s *spillStore) add(e *writerEntry, meta []byte) error {
 	if err := s.index.write(s.scratch); err != nil {
 		return err
 	}
-	s.names.insert(s.hash(e.name), off)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(off))
+	if err := s.offsets.write(b[:]); err != nil {
+		return err
+	}
+	s.names.insert(s.hash(e.name), int64(s.names.n))
 	return nil
 }
 
@@ -255,5 +267,5 @@ func (s *spillStore) writeIndex(metaStart uint64, out func([]byte)) error {
 
 func (s *spillStore) release() error {
 	s.names = nameSet{}
-	return errors.Join(s.meta.close(), s.index.close())
+	return errors.Join(s.meta.close(), s.index.close(), s.offsets.close())
 }

@@ -218,9 +218,9 @@ func TestSpillWriterMemoryBounded(t *testing.T) {
 	spill := perFile(WriterOptions{SpillDir: t.TempDir()})
 	mem := perFile(WriterOptions{})
 	t.Logf("live heap per file: spilling %.1f B, in memory %.1f B", spill, mem)
-	// The name set's 8-byte slots are between 3/8 and 3/4 full: at most 21.3 bytes per name. 32 bytes
+	// The name set's 4-byte slots are between 3/8 and 3/4 full: at most 10.7 bytes per name. 16 bytes
 	// leave room for that and nothing else per file.
-	const bound = 32
+	const bound = 16
 	if spill > bound {
 		t.Fatalf("a spilling Writer holds %.1f bytes more per file (bound %d)", spill, bound)
 	}

@@ -28,9 +28,9 @@ type WriterOptions struct {
 	BufferSize int
 	// SpillDir, when set, bounds the Writer's memory: the meta objects and index entries go to two
 	// temporary files created in this directory (removed again by Close or Abort) instead of staying
-	// in memory until Close, and duplicate names are found through an 8-byte slot (position and hash
-	// bits) per name, 11 to 22 bytes with the table's slack. The archive is byte for byte the one an in-memory Writer produces. The disk needed is about
-	// the encoded meta and index: name length plus some 150 bytes per payload. "" keeps everything in
+	// in memory until Close, and duplicate names are found through a 4-byte slot (ordinal and hash
+	// bits) per name, 5 to 11 bytes with the table's slack, and 8 bytes of disk. The archive is byte for byte the one an in-memory Writer produces. The disk needed is about
+	// the encoded meta and index: name length plus some 100 bytes per payload. "" keeps everything in
 	// memory; use os.TempDir() for the default temporary directory.
 	SpillDir string
 }
