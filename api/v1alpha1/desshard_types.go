@@ -110,7 +110,7 @@ type ContainerLimits struct {
 	MaxBytes int64 `json:"maxBytes,omitempty"`
 	// MaxFiles in one container. At most 10,000,000: the packer keeps every
 	// file's index entry, meta and placement in temporary files until the container closes, about
-	// 200 bytes each on disk (the Job's /tmp emptyDir is sized for 512) and some 30 bytes of memory
+	// 200 bytes each on disk (the Job's /tmp emptyDir is sized for 512) and 5 to 11 bytes of memory
 	// for the duplicate-name check, and a commit places all of them in one transaction.
 	// +kubebuilder:default=1000000
 	// +kubebuilder:validation:Minimum=1
