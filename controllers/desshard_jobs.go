@@ -7,6 +7,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -143,6 +144,8 @@ func buildJob(ds *desv1.DesShard, src *desv1.DesSource, plan jobPlan, run int64,
 			fieldEnv("POD_NAME", "metadata.name"),
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 			{Name: "DES_JOB_NAME", Value: plan.Name},
+			// The open container's index, meta and placements go to temporary files (see tempVolume).
+			{Name: "TMPDIR", Value: packerTempDir},
 		},
 		VolumeMounts:    mounts,
 		SecurityContext: containerSecurityContext(),
@@ -184,9 +187,28 @@ func fieldEnv(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 }
 
+// packerTempDir is where the packer's temporary files go: the root filesystem is read-only.
+const packerTempDir = "/tmp"
+
+// packerTempBytesPerFile is the disk the packer needs per file of the open container, with room to
+// spare: its index entry (38 bytes and the name), its meta (about 50 bytes) and its placement
+// (about 60 bytes, the name and the source ETag), for DES names of some 40 bytes.
+const packerTempBytesPerFile = 512
+
+// packerTempSize is the sizeLimit of the packer's temporary volume: one container is open at a
+// time, so its maxFiles bound the need; 64 MiB more for anything else that writes to $TMPDIR.
+func packerTempSize(ds *desv1.DesShard) *resource.Quantity {
+	files := ds.Spec.Limits.MaxFiles
+	if files <= 0 {
+		files = desv1.DefaultMaxFiles
+	}
+	return resource.NewQuantity(files*packerTempBytesPerFile+64<<20, resource.BinarySI)
+}
+
 func packerVolumes(ds *desv1.DesShard, src *desv1.DesSource) ([]corev1.Volume, []corev1.VolumeMount) {
-	var volumes []corev1.Volume
-	var mounts []corev1.VolumeMount
+	volumes := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: packerTempSize(ds)}}}}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: packerTempDir}}
 	add := func(name, dir, secret string, items []corev1.KeyToPath) {
 		volumes = append(volumes, secretVolume(name, secret, items))
 		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,6 +60,11 @@ func securityChecks(spec corev1.PodSpec) []struct {
 		)
 	}
 	for _, v := range spec.Volumes {
+		if v.EmptyDir != nil {
+			// Scratch space (the packer's temporary files): bounded, so it cannot fill the node.
+			checks = append(checks, check{"volume " + v.Name + " is an emptyDir with a sizeLimit", v.EmptyDir.SizeLimit != nil && !v.EmptyDir.SizeLimit.IsZero()})
+			continue
+		}
 		checks = append(checks, check{"volume " + v.Name + " is a Secret of mode 0440", v.Secret != nil && ptr.Deref(v.Secret.DefaultMode, 0) == 0o440})
 	}
 	return checks
@@ -75,6 +81,49 @@ func TestPodsRunAsTheImageUserAndCanReadTheirSecrets(t *testing.T) {
 					t.Errorf("%s: no", c.what)
 				}
 			}
+		})
+	}
+}
+
+// TestPackerTempVolume: the packer's root filesystem is read-only, so $TMPDIR, where it keeps the open
+// container's index, meta and placements, is an emptyDir big enough for maxFiles of them.
+func TestPackerTempVolume(t *testing.T) {
+	for _, maxFiles := range []int64{0, 1000, 10_000_000} {
+		t.Run(fmt.Sprint(maxFiles), func(t *testing.T) {
+			src := sampleSource("src")
+			ds := sampleShard("daily", "src", 0, 1)
+			ds.Spec.Limits.MaxFiles = maxFiles
+			spec := buildJob(ds, src, jobPlan{Name: "daily-r1-g0", Shards: []int32{0}}, 1, JobDefaults{Image: "des:test"}).Spec.Template.Spec
+			c := spec.Containers[0]
+			var tmpdir string
+			for _, e := range c.Env {
+				if e.Name == "TMPDIR" {
+					tmpdir = e.Value
+				}
+			}
+			var volume string
+			for _, m := range c.VolumeMounts {
+				if m.MountPath == tmpdir && !m.ReadOnly {
+					volume = m.Name
+				}
+			}
+			if tmpdir == "" || volume == "" {
+				t.Fatalf("TMPDIR %q is not a writable mount: %+v", tmpdir, c.VolumeMounts)
+			}
+			files := maxFiles
+			if files == 0 {
+				files = desv1.DefaultMaxFiles
+			}
+			for _, v := range spec.Volumes {
+				if v.Name != volume {
+					continue
+				}
+				if v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Value() < files*300 {
+					t.Fatalf("volume %s is not an emptyDir of at least 300 bytes per file: %+v", volume, v.VolumeSource)
+				}
+				return
+			}
+			t.Fatalf("no volume %s", volume)
 		})
 	}
 }

@@ -117,8 +117,9 @@ type ContainerLimits struct {
 	// +kubebuilder:validation:Maximum=1099511627776
 	MaxBytes int64 `json:"maxBytes,omitempty"`
 	// MaxFiles in one container. At most 10,000,000: the packer keeps every
-	// file's index entry and meta in memory until the container closes, a few hundred bytes each,
-	// so ten million files already need gigabytes.
+	// file's index entry, meta and placement in temporary files until the container closes, about
+	// 200 bytes each on disk (the Job's /tmp emptyDir is sized for 512) and 5 to 11 bytes of memory
+	// for the duplicate-name check, and a commit places all of them in one transaction.
 	// +kubebuilder:default=1000000
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000000

@@ -249,6 +249,20 @@ type Record struct {
 	Writer          string
 	// Placements say where each file of the container is, one per claimed row (placement.go).
 	Placements []Placement
+	// PlacementSource, when set instead of Placements, yields them from elsewhere (the packer's
+	// temporary file), so that a million-file commit does not hold them all in memory.
+	PlacementSource PlacementSource
+}
+
+// placements returns the record's placements, from whichever field holds them.
+func (rec *Record) placements() (PlacementSource, error) {
+	switch {
+	case rec.PlacementSource == nil:
+		return PlacementList(rec.Placements), nil
+	case rec.Placements != nil:
+		return nil, errors.New("both Placements and PlacementSource are set")
+	}
+	return rec.PlacementSource, nil
 }
 
 // Commit moves exactly the rows claimed by rec.Container to packed, writes each row's placement
@@ -259,8 +273,12 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 	if rec.Files <= 0 {
 		return fmt.Errorf("commit %s: a container without files is never committed", rec.Container)
 	}
-	if int64(len(rec.Placements)) != rec.Files {
-		return fmt.Errorf("commit %s: %d placements for %d files", rec.Container, len(rec.Placements), rec.Files)
+	placed, err := rec.placements()
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", rec.Container, err)
+	}
+	if placed.Len() != rec.Files {
+		return fmt.Errorf("commit %s: %d placements for %d files", rec.Container, placed.Len(), rec.Files)
 	}
 	insert := c.q("")
 	insert.add(`INSERT INTO %s (%s, container, bucket, source, shard, day, files, bytes, object_size,
@@ -270,7 +288,7 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 		insert.arg(rec.Source), insert.arg(rec.Shard), insert.arg(rec.Day.UTC().Format(time.DateOnly)),
 		insert.arg(rec.Files), insert.arg(rec.Bytes), insert.arg(rec.ObjectSize), insert.arg(rec.PayloadChecksum),
 		insert.arg(rec.IndexChecksum), insert.arg(rec.Writer), c.db.d.now())
-	err := c.inTx(ctx, func(tx *sql.Tx) error {
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
 		if done, err := c.containerRecorded(ctx, tx, rec.Container); err != nil || done {
 			return err // already committed: nothing to do
 		}
@@ -283,7 +301,7 @@ func (c *Catalog) Commit(ctx context.Context, rec Record) error {
 		case state != fenceOpen:
 			return fmt.Errorf("%w: the container is %s", ErrRolledBack, state)
 		}
-		if err := c.packPlaced(ctx, tx, rec); err != nil {
+		if err := c.packPlaced(ctx, tx, rec, placed); err != nil {
 			return err
 		}
 		if _, err := exec(ctx, tx, insert); err != nil {

@@ -22,16 +22,43 @@ type Placement struct {
 	SourceETag string
 }
 
+// PlacementSource is a commit's placements, one per file, in any order. A commit reads them in
+// chunks inside its transaction, and reads them again from the first if the transaction is tried
+// again, so Chunks must yield the same placements each time.
+type PlacementSource interface {
+	// Len is the number of placements Chunks yields.
+	Len() int64
+	// Chunks calls fn with consecutive chunks of at most size placements, from the first, and stops
+	// at fn's first error. fn does not keep the chunk.
+	Chunks(size int, fn func([]Placement) error) error
+}
+
+// PlacementList is a PlacementSource held in memory.
+type PlacementList []Placement
+
+// Len implements PlacementSource.
+func (l PlacementList) Len() int64 { return int64(len(l)) }
+
+// Chunks implements PlacementSource.
+func (l PlacementList) Chunks(size int, fn func([]Placement) error) error {
+	for start := 0; start < len(l); start += size {
+		if err := fn(l[start:min(start+size, len(l))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // placementChunk bounds the rows one statement of a commit places: a million-file container is
 // committed in a few hundred statements of one transaction instead of one statement whose parameter
 // arrays alone would be tens of megabytes.
 const placementChunk = 5000
 
-// packPlaced moves the rows of rec.Placements from claimed to packed with their placements, inside
-// tx. The rows claimed by rec.Container must be exactly those: otherwise someone rolled the
+// packPlaced moves the rows of placed (rec's placements) from claimed to packed with their
+// placements, inside tx. The rows claimed by rec.Container must be exactly those: otherwise someone rolled the
 // container back (some rows are gone) or it holds rows it did not write, and ErrRolledBack makes the
 // caller's transaction change nothing.
-func (c *Catalog) packPlaced(ctx context.Context, tx *sql.Tx, rec Record) error {
+func (c *Catalog) packPlaced(ctx context.Context, tx *sql.Tx, rec Record, placed PlacementSource) error {
 	m := c.m
 	count := c.q("")
 	count.add(`SELECT count(*) FROM %s WHERE %s = %s AND %s = %s`,
@@ -43,8 +70,8 @@ func (c *Catalog) packPlaced(ctx context.Context, tx *sql.Tx, rec Record) error 
 	if claimed != rec.Files {
 		return fmt.Errorf("%w: %d rows are claimed by the container, it holds %d files", ErrRolledBack, claimed, rec.Files)
 	}
-	for start := 0; start < len(rec.Placements); start += placementChunk {
-		chunk := rec.Placements[start:min(start+placementChunk, len(rec.Placements))]
+	var n int64
+	err := placed.Chunks(placementChunk, func(chunk []Placement) error {
 		moved, err := exec(ctx, tx, c.placeStatement(rec, chunk))
 		if err != nil {
 			return err
@@ -52,6 +79,16 @@ func (c *Catalog) packPlaced(ctx context.Context, tx *sql.Tx, rec Record) error 
 		if moved != int64(len(chunk)) {
 			return fmt.Errorf("%w: %d of %d placed rows were claimed by the container", ErrRolledBack, moved, len(chunk))
 		}
+		n += int64(len(chunk))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Every chunk placed only rows claimed by the container, and as many as it claims: unless the
+	// source yielded fewer than it said, which must not commit a container with unplaced rows.
+	if n != rec.Files {
+		return fmt.Errorf("the placements yielded %d rows, the container holds %d files", n, rec.Files)
 	}
 	return nil
 }

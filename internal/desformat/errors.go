@@ -42,6 +42,8 @@ var (
 	ErrSizeMismatch = errors.New("desformat: size mismatch")
 	// ErrWriterClosed: the Writer was closed or failed earlier.
 	ErrWriterClosed = errors.New("desformat: writer closed")
+	// ErrAborted: Writer.Abort gave up the archive.
+	ErrAborted = errors.New("desformat: archive aborted")
 )
 
 // Region names used in CorruptError.

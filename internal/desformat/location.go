@@ -39,10 +39,10 @@ func (l *Location) IsExternal() bool { return l.ExternalKey != "" }
 // one. A caller that needs every payload's location collects them after each successful Add: the
 // Writer itself keeps only the index entries it must write.
 func (w *Writer) Last() (Location, bool) {
-	if len(w.entries) == 0 {
+	if w.count == 0 {
 		return Location{}, false
 	}
-	e := &w.entries[len(w.entries)-1]
+	e := &w.last
 	l := Location{Name: e.name, Size: int64(e.size), CRC32C: e.crc, HasCRC: true}
 	if e.flags.External() {
 		l.ExternalKey = ExternalKey(w.opts.ExternalPrefix, e.name)

@@ -29,12 +29,7 @@ func (s Summary) IndexChecksum() string { return fmt.Sprintf("%08x", s.IndexCRC)
 func (s Summary) PayloadChecksum() string { return fmt.Sprintf("%08x", s.MetaCRC) }
 
 func (w *Writer) summarize(indexCRC uint32) Summary {
-	s := Summary{Files: int64(len(w.entries)), Size: int64(w.off), IndexCRC: indexCRC,
-		MetaCRC: crc32.Checksum(w.meta, castagnoli)}
-	for i := range w.entries {
-		s.PayloadBytes += int64(w.entries[i].size)
-	}
-	return s
+	return Summary{Files: w.count, PayloadBytes: w.payloadBytes, Size: int64(w.off), IndexCRC: indexCRC, MetaCRC: w.metaCRC}
 }
 
 // Summary returns the archive's summary; valid after a successful Close.

@@ -26,6 +26,13 @@ type WriterOptions struct {
 	ExternalPrefix string
 	// BufferSize is the output buffer size (DefaultWriteBuffer if 0).
 	BufferSize int
+	// SpillDir, when set, bounds the Writer's memory: the meta objects and index entries go to two
+	// temporary files created in this directory (removed again by Close or Abort) instead of staying
+	// in memory until Close, and duplicate names are found through a 4-byte slot (ordinal and hash
+	// bits) per name, 5 to 11 bytes with the table's slack, and 8 bytes of disk. The archive is byte for byte the one an in-memory Writer produces. The disk needed is about
+	// the encoded meta and index: name length plus some 100 bytes per payload. "" keeps everything in
+	// memory; use os.TempDir() for the default temporary directory.
+	SpillDir string
 }
 
 // FileHeader describes a payload handed to Writer.Add.
@@ -39,19 +46,25 @@ type FileHeader struct {
 }
 
 // Writer streams an archive to an io.Writer. Payload bytes are copied
-// straight to the output; only the meta objects and the index are kept in
-// memory until Close writes them. A Writer is not safe for concurrent use.
+// straight to the output; the meta objects and the index are kept until
+// Close writes them: in memory, or in temporary files with
+// WriterOptions.SpillDir. A Writer is not safe for concurrent use.
 type Writer struct {
-	bw      *bufio.Writer
-	opts    WriterOptions
-	off     uint64 // bytes emitted so far = absolute offset of the next byte
-	names   map[string]struct{}
-	entries []writerEntry
-	meta    []byte // meta region, offsets relative to its start
-	src     payloadReader
-	err     error // sticky: once output is inconsistent, nothing more is written
-	closed  bool
-	summary Summary // filled by Close
+	bw     *bufio.Writer
+	opts   WriterOptions
+	off    uint64 // bytes emitted so far = absolute offset of the next byte
+	store  entryStore
+	meta   []byte // the meta object of the payload being added
+	src    payloadReader
+	err    error // sticky: once output is inconsistent, nothing more is written
+	closed bool
+
+	// Running totals, so that Close and Summary need nothing from the store but the bytes to emit.
+	count, payloadBytes int64
+	metaLen             uint64
+	metaCRC             uint32
+	last                writerEntry // valid when count > 0
+	summary             Summary     // filled by Close
 }
 
 type writerEntry struct {
@@ -78,16 +91,26 @@ func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = DefaultWriteBuffer
 	}
+	var store entryStore = newMemStore()
+	if opts.SpillDir != "" {
+		var err error
+		if store, err = newSpillStore(opts.SpillDir); err != nil {
+			return nil, err
+		}
+	}
 	wr := &Writer{
 		bw:    bufio.NewWriterSize(writerOnly{w}, opts.BufferSize),
 		opts:  opts,
-		names: make(map[string]struct{}),
+		store: store,
 	}
 	var hdr [HeaderSize]byte
 	copy(hdr[:], HeaderMagic)
 	hdr[8] = Version
 	wr.write(hdr[:])
-	return wr, wr.err
+	if wr.err != nil {
+		return nil, errors.Join(wr.err, wr.store.release())
+	}
+	return wr, nil
 }
 
 // write appends p to the output, making any failure sticky.
@@ -103,7 +126,7 @@ func (w *Writer) write(p []byte) {
 }
 
 // Count returns the number of payloads added so far.
-func (w *Writer) Count() int { return len(w.entries) }
+func (w *Writer) Count() int { return int(w.count) }
 
 // Add copies one payload of exactly fh.Size bytes from r into the archive
 // (or into the external store when it is at least ExternalThreshold bytes).
@@ -129,18 +152,16 @@ func (w *Writer) Add(ctx context.Context, fh FileHeader, r io.Reader) error {
 	}
 	// Encode meta before touching the output so bad meta costs nothing;
 	// the checksum is patched in once the payload has been read.
-	mStart := len(w.meta)
-	meta, err := appendMeta(w.meta, fh.Meta, &mf)
-	if err == nil && len(meta)-mStart > MaxMetaLen {
-		err = fmt.Errorf("%w: %d bytes (max %d)", ErrMetaTooLarge, len(meta)-mStart, MaxMetaLen)
+	meta, err := appendMeta(w.meta[:0], fh.Meta, &mf)
+	w.meta = meta
+	if err == nil && len(meta) > MaxMetaLen {
+		err = fmt.Errorf("%w: %d bytes (max %d)", ErrMetaTooLarge, len(meta), MaxMetaLen)
 	}
 	if err != nil {
-		w.meta = meta[:mStart]
 		return fmt.Errorf("%q: %w", fh.Name, err)
 	}
-	w.meta = meta
 
-	e := writerEntry{name: fh.Name, size: uint64(fh.Size), mOff: uint64(mStart), mLen: uint64(len(meta) - mStart)}
+	e := writerEntry{name: fh.Name, size: uint64(fh.Size), mOff: w.metaLen, mLen: uint64(len(meta))}
 	w.src.reset(r, fh.Size)
 	if external {
 		e.flags = FlagExternal
@@ -150,18 +171,30 @@ func (w *Writer) Add(ctx context.Context, fh FileHeader, r io.Reader) error {
 		err = w.copyPayload()
 	}
 	if err != nil {
-		w.meta = w.meta[:mStart]
 		return fmt.Errorf("desformat: add %q: %w", fh.Name, err)
 	}
-	patchCRC(w.meta, mf.crcPos, w.src.crc)
+	patchCRC(meta, mf.crcPos, w.src.crc)
 	e.crc = w.src.crc
-	w.entries = append(w.entries, e)
-	w.names[fh.Name] = struct{}{}
+	if err := w.store.add(&e, meta); err != nil {
+		// The payload is in the output but its entry is not: the archive cannot be finished.
+		w.err = fmt.Errorf("desformat: add %q: %w", fh.Name, err)
+		return w.err
+	}
+	w.count++
+	w.payloadBytes += fh.Size
+	w.metaLen += uint64(len(meta))
+	w.metaCRC = crc32.Update(w.metaCRC, castagnoli, meta)
+	w.last = e
+	if cap(w.meta) > 64<<10 {
+		w.meta = nil // one huge meta object must not stay allocated for the rest of the archive
+	}
 	return nil
 }
 
 func (w *Writer) usable() error {
 	switch {
+	case errors.Is(w.err, ErrAborted):
+		return fmt.Errorf("%w: aborted", ErrWriterClosed)
 	case w.err != nil:
 		return fmt.Errorf("%w: %w", ErrWriterClosed, w.err)
 	case w.closed:
@@ -177,7 +210,10 @@ func (w *Writer) checkHeader(fh FileHeader) error {
 	if fh.Size < 0 {
 		return fmt.Errorf("%w: %q: negative size %d", ErrSizeMismatch, fh.Name, fh.Size)
 	}
-	if _, dup := w.names[fh.Name]; dup {
+	switch dup, err := w.store.contains(fh.Name); {
+	case err != nil:
+		return fmt.Errorf("desformat: look up %q: %w", fh.Name, err)
+	case dup:
 		return fmt.Errorf("%w: %q", ErrDuplicateName, fh.Name)
 	}
 	return nil
@@ -216,21 +252,32 @@ func patchCRC(meta []byte, pos int, crc uint32) {
 }
 
 // Close writes the meta region, the index and the footer, and flushes.
-// It does not close the underlying io.Writer.
+// It does not close the underlying io.Writer. It releases the Writer's
+// temporary files whether or not it succeeds, also when the Writer failed
+// earlier.
 func (w *Writer) Close() error {
 	if err := w.usable(); err != nil {
-		return err
+		return errors.Join(err, w.release())
 	}
 	w.closed = true
 	var f Footer
 	f.Version = Version
 	f.DataStart, f.DataLength = HeaderSize, w.off-HeaderSize
-	f.MetaStart, f.MetaLength = w.off, uint64(len(w.meta))
-	w.write(w.meta)
+	f.MetaStart, f.MetaLength = w.off, w.metaLen
+	w.emit(func() error { return w.store.writeMeta(w.write) })
+	if w.err == nil && w.off != f.MetaStart+f.MetaLength {
+		w.err = fmt.Errorf("desformat: the meta region came back as %d bytes, %d were added", w.off-f.MetaStart, f.MetaLength)
+	}
 	f.IndexStart = w.off
-	crc := w.writeIndex(f.MetaStart)
+	var crc uint32
+	w.emit(func() error {
+		return w.store.writeIndex(f.MetaStart, func(p []byte) {
+			crc = crc32.Update(crc, castagnoli, p)
+			w.write(p)
+		})
+	})
 	f.IndexLength = w.off - f.IndexStart
-	f.FileCount = uint64(len(w.entries))
+	f.FileCount = uint64(w.count)
 
 	buf := appendFooter(make([]byte, 0, FooterSize), &f)
 	crc = crc32.Update(crc, castagnoli, buf[16:])
@@ -243,21 +290,44 @@ func (w *Writer) Close() error {
 		}
 	}
 	w.summary = w.summarize(crc)
-	w.meta, w.entries, w.names = nil, nil, nil
+	if err := w.release(); err != nil && w.err == nil {
+		w.err = err
+	}
 	return w.err
 }
 
-// writeIndex emits all index entries and returns their running CRC-32C.
-func (w *Writer) writeIndex(metaStart uint64) uint32 {
-	var crc uint32
-	scratch := make([]byte, 0, 512)
-	for i := range w.entries {
-		e := &w.entries[i]
-		scratch = appendIndexEntry(scratch[:0], e.name, e.dOff, e.size, metaStart+e.mOff, e.mLen, e.flags)
-		crc = crc32.Update(crc, castagnoli, scratch)
-		w.write(scratch)
+// emit runs one region's output from the store, making a store failure sticky like an output one.
+func (w *Writer) emit(op func() error) {
+	if w.err != nil {
+		return
 	}
-	return crc
+	if err := op(); err != nil && w.err == nil {
+		w.err = fmt.Errorf("desformat: read back spilled entries: %w", err)
+	}
+}
+
+// Abort gives up the archive: the Writer becomes unusable and its temporary
+// files are removed. Whatever was written to the output stays there; the
+// caller discards it. Abort after Close, or twice, does nothing.
+func (w *Writer) Abort() error {
+	if !w.closed && w.err == nil {
+		w.err = ErrAborted
+	}
+	w.closed = true
+	return w.release()
+}
+
+// release frees what the store holds; later calls do nothing.
+func (w *Writer) release() error {
+	if w.store == nil {
+		return nil
+	}
+	err := w.store.release()
+	w.store, w.meta = nil, nil
+	if err != nil {
+		return fmt.Errorf("desformat: remove spill files: %w", err)
+	}
+	return nil
 }
 
 // payloadReader yields exactly `remaining` bytes of r, checksumming them,

@@ -38,6 +38,8 @@ func TestRoundTrip(t *testing.T) {
 		{"inline", WriterOptions{}},
 		{"external-64KiB", WriterOptions{External: store, ExternalThreshold: 65536, ExternalPrefix: "2025-11-25/shard_07"}},
 		{"tiny-buffer", WriterOptions{BufferSize: 16}},
+		{"spill", WriterOptions{SpillDir: t.TempDir()}},
+		{"spill-external", WriterOptions{SpillDir: t.TempDir(), External: store, ExternalThreshold: 65536, ExternalPrefix: "2025-11-25/shard_07"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := roundTripFiles()

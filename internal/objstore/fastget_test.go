@@ -2,10 +2,16 @@ package objstore_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/test/testworld"
@@ -103,6 +109,99 @@ func TestFastRangeGets(t *testing.T) {
 		}
 		if fast := s.Stats().FastGets - before.FastGets; fast != 0 {
 			t.Fatalf("a store with a wrapped API sent %d fast GETs", fast)
+		}
+	})
+}
+
+// TestFastWholeGets: Store.Get of a whole object goes out on the fast path and reports exactly what the
+// SDK path reports (size, ETag, type, time, metadata) and the same bytes; a missing object falls back
+// to the SDK path, which types the error.
+func TestFastWholeGets(t *testing.T) {
+	s, bucket := newStore(t)
+	sdk := s.WithAPI(s.API()) // no fast path
+	ctx := context.Background()
+	for _, tc := range []struct {
+		key  string
+		data []byte
+		opts objstore.PutOptions
+	}{
+		{"plain/small", randomBytes(4096, 1), objstore.PutOptions{}},
+		{"empty/object", nil, objstore.PutOptions{}},
+		{"typed/with meta ✓", randomBytes(70_000, 2), objstore.PutOptions{ContentType: "application/pdf", Metadata: map[string]string{"origin": "scanner-7"}}},
+		{"punct/!$&'()*,;=:@[]{}|^`\"<>\\#?x", randomBytes(10, 3), objstore.PutOptions{}},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			if _, err := s.Put(ctx, bucket, tc.key, tc.data, tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			read := func(st *objstore.Store) ([]byte, objstore.ObjectInfo) {
+				body, info, err := st.Get(ctx, bucket, tc.key, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer body.Close()
+				b, err := io.ReadAll(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b, info
+			}
+			before := s.Stats()
+			got, info := read(s)
+			if fast := s.Stats().FastGets - before.FastGets; fast != 1 {
+				t.Fatalf("%d fast GETs, want 1", fast)
+			}
+			want, wantInfo := read(sdk)
+			if !bytes.Equal(got, want) || !bytes.Equal(got, tc.data) {
+				t.Fatal("the fast path returned other bytes")
+			}
+			if !info.LastModified.Equal(wantInfo.LastModified) {
+				t.Fatalf("fast path reports modification at %v, the SDK %v", info.LastModified, wantInfo.LastModified)
+			}
+			info.LastModified, wantInfo.LastModified = time.Time{}, time.Time{}
+			if fmt.Sprint(info) != fmt.Sprint(wantInfo) {
+				t.Fatalf("fast path reports %+v, the SDK %+v", info, wantInfo)
+			}
+		})
+	}
+	t.Run("a gzip-encoded object comes back as stored", func(t *testing.T) {
+		var zipped bytes.Buffer
+		zw := gzip.NewWriter(&zipped)
+		_, _ = zw.Write(bytes.Repeat([]byte("compressible "), 1000))
+		_ = zw.Close()
+		_, err := s.API().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("zipped/object"),
+			Body: bytes.NewReader(zipped.Bytes()), ContentEncoding: aws.String("gzip")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, info, err := s.Get(ctx, bucket, "zipped/object", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(body)
+		body.Close()
+		if err != nil || !bytes.Equal(got, zipped.Bytes()) || info.Size != int64(zipped.Len()) {
+			t.Fatalf("got %d bytes (size %d, err %v), want the %d stored", len(got), info.Size, err, zipped.Len())
+		}
+	})
+	t.Run("a missing object is typed by the SDK path", func(t *testing.T) {
+		before := s.Stats()
+		_, _, err := s.Get(ctx, bucket, "gone/never-written", nil)
+		if !errors.Is(err, objstore.ErrNotFound) {
+			t.Fatalf("Get of a missing key: %v, want ErrNotFound", err)
+		}
+		if back := s.Stats().FastFallbacks - before.FastFallbacks; back != 1 {
+			t.Fatalf("%d fallbacks, want 1", back)
+		}
+		// A 404 must not turn the fast path off for the objects that exist.
+		body, _, err := s.Get(ctx, bucket, "plain/small", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, body)
+		body.Close()
+		if fast := s.Stats().FastGets - before.FastGets; fast != 1 {
+			t.Fatalf("after a 404, %d fast GETs, want 1", fast)
 		}
 	})
 }

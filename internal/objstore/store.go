@@ -103,6 +103,17 @@ func (s *Store) Get(ctx context.Context, bucket, key string, rng *Range) (io.Rea
 		}
 		in.Range = aws.String(rng.header())
 	}
+	if f := s.fast; rng == nil && f.usable() {
+		body, info, err := f.getObject(ctx, bucket, key)
+		if err == nil {
+			s.stats.fastGets.Add(1)
+			return body, info, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ObjectInfo{}, opErr("GetObject", bucket, key, ctx.Err())
+		}
+		s.stats.fastFallbacks.Add(1)
+	}
 	out, err := s.api.GetObject(ctx, in)
 	if err != nil {
 		return nil, ObjectInfo{}, opErr("GetObject", bucket, key, err)

@@ -89,6 +89,7 @@ func newCommand(stderr io.Writer) (*cli.Command, *commandFlags) {
 	fs.IntVar(&t.ClaimBatch, "claim-batch", DefaultClaimBatch, "most rows claimed by one statement")
 	fs.Int64Var(&t.PartSize, "part-size", DefaultPartSize, "part size of container uploads (raised to fit the DesShard's limits)")
 	fs.IntVar(&t.UploadConcurrency, "upload-concurrency", DefaultUploadConcurrency, "container parts uploaded at once")
+	fs.StringVar(&t.TempDir, "temp-dir", "", "directory of the open container's temporary files, about 200 bytes per file (default $TMPDIR or /tmp)")
 	fs.DurationVar(&t.ProgressInterval, "progress-interval", DefaultProgressInterval, "interval of progress updates in the container status")
 	return c, f
 }

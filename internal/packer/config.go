@@ -3,6 +3,7 @@ package packer
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +50,10 @@ type Tuning struct {
 	// MaxSourceFailures in a row (other than missing objects) abandon the container: the source store
 	// is failing, and marking every row failed would only burn their retries.
 	MaxSourceFailures int
+	// TempDir holds the open container's temporary files: its index, meta and placements, some 200
+	// bytes per file, so that the packer's memory does not grow with the files of a container
+	// (default: os.TempDir(), which is $TMPDIR).
+	TempDir string
 	// LeaseDuration, LeaseRenewInterval and LeaseRenewDeadline override the protocol's Lease timing
 	// (tests only).
 	LeaseDuration, LeaseRenewInterval, LeaseRenewDeadline time.Duration
@@ -88,6 +93,9 @@ func (t Tuning) withDefaults() Tuning {
 	def(&t.MaxSourceFailures, DefaultMaxSourceFailures)
 	if t.ProgressInterval <= 0 {
 		t.ProgressInterval = DefaultProgressInterval
+	}
+	if t.TempDir == "" {
+		t.TempDir = os.TempDir()
 	}
 	return t
 }

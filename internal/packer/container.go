@@ -47,9 +47,9 @@ type container struct {
 	writer         *desformat.Writer
 	files, bytes   int64
 	failed         int64
-	external       []string // keys of the big payloads written
-	placed         []catalog.Placement
-	sourceFailures int // unreadable source objects in a row
+	external       []string        // keys of the big payloads written
+	placed         *placementSpill // where each file went, for the commit
+	sourceFailures int             // unreadable source objects in a row
 	lastProgress   time.Time
 
 	result  objstore.Result
@@ -70,6 +70,7 @@ func (p *Packer) packContainer(ctx context.Context, held *lease.Hold, shard int3
 		return false, p.leaseOr(held, err)
 	}
 	c.held = held
+	defer c.release()
 	work, cancel := context.WithCancelCause(leased)
 	defer cancel(nil)
 	defer context.AfterFunc(ctx, func() { cancel(ErrStopped) })()
@@ -95,6 +96,18 @@ func (p *Packer) packContainer(ctx context.Context, held *lease.Hold, shard int3
 		return false, p.leaseOr(held, fmt.Errorf("container %s left to recovery: %w", c.obj.Name, err))
 	}
 	return true, p.commit(leased, held, c)
+}
+
+// release frees the container's temporary files, however it ended.
+func (c *container) release() {
+	var errs []error
+	if c.writer != nil {
+		errs = append(errs, c.writer.Abort()) // nothing after a Close
+	}
+	errs = append(errs, c.placed.close())
+	if err := errors.Join(errs...); err != nil {
+		c.log.Error(err, "temporary files not released")
+	}
 }
 
 // createContainer is step 2: the DesContainer exists before any row is claimed for it, so recovery
@@ -239,7 +252,7 @@ func (p *Packer) commit(ctx context.Context, held *lease.Hold, c *container) err
 		Key: c.obj.Spec.Key, Container: c.obj.Name, Bucket: c.obj.Spec.Bucket, Source: p.cfg.Source.Name,
 		Shard: int(c.shard), Day: c.day, Files: c.summary.Files, Bytes: c.summary.PayloadBytes, ObjectSize: c.summary.Size,
 		PayloadChecksum: c.summary.PayloadChecksum(), IndexChecksum: c.summary.IndexChecksum(),
-		Writer: p.writerName(), Placements: c.placed,
+		Writer: p.writerName(), PlacementSource: c.placed,
 	}
 	start := time.Now()
 	err := retryDB(ctx, func(ctx context.Context) error { return p.d.Catalog.Commit(ctx, rec) })

@@ -166,22 +166,38 @@ func (p *Packer) open(ctx context.Context, row catalog.Row) (io.ReadCloser, stri
 	return body, info.ETag, nil
 }
 
-// smallBuffer is the capacity of the recycled buffers of small objects: most source objects are a
-// few KiB, and allocating each anew costs the garbage collector more than the copy.
+// Fetched objects of up to smallBuffer bytes get recycled buffers: most source objects are a few KiB,
+// and allocating each anew costs the garbage collector more than the copy. The buffers come in size
+// classes, so that the up to reorderSlack×Window small objects waiting for the writer do not each
+// hold 64 KiB.
 const smallBuffer = 64 << 10
 
-var smallBuffers = sync.Pool{New: func() any { return new([smallBuffer]byte) }}
+var bufferClasses = [...]int{4 << 10, 16 << 10, smallBuffer}
+
+var smallBuffers [len(bufferClasses)]sync.Pool
+
+func init() {
+	for i, size := range bufferClasses {
+		smallBuffers[i].New = func() any { b := make([]byte, size); return &b }
+	}
+}
 
 func getBuffer(size int64) []byte {
-	if size > smallBuffer {
-		return make([]byte, size)
+	for i, c := range bufferClasses {
+		if size <= int64(c) {
+			return (*smallBuffers[i].Get().(*[]byte))[:size]
+		}
 	}
-	return smallBuffers.Get().(*[smallBuffer]byte)[:size]
+	return make([]byte, size)
 }
 
 // putBuffer recycles a buffer from getBuffer once nothing refers to it any more.
 func putBuffer(b []byte) {
-	if cap(b) == smallBuffer {
-		smallBuffers.Put((*[smallBuffer]byte)(b[:smallBuffer]))
+	for i, c := range bufferClasses {
+		if cap(b) == c {
+			b = b[:c]
+			smallBuffers[i].Put(&b)
+			return
+		}
 	}
 }

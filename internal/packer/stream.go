@@ -17,6 +17,9 @@ import (
 	"github.com/datavision/des/internal/objstore"
 )
 
+// reorderSlack is how many windows of fetched items may wait for the writer (see stream).
+const reorderSlack = 4
+
 // firstBatch is the size of a container's first claim: small, because nothing is known yet about the
 // rows' sizes and maxBytes is checked between claims.
 const firstBatch = 16
@@ -32,7 +35,11 @@ func (p *Packer) stream(work, leased context.Context, c *container, first []cata
 	ctx, cancel := context.WithCancelCause(work)
 	defer cancel(nil)
 	rows := make(chan catalog.Row, p.tune.ClaimBatch)
-	items := make(chan *item, p.tune.Window)
+	// The writer takes items in claim order, so one slow GET holds up the items behind it: with room
+	// for only Window of them, the fetchers would idle until it ends. Room for reorderSlack times as
+	// many keeps Window GETs in flight (the concurrency of the window) while the writer waits; the
+	// prefetch budget still bounds their bytes.
+	items := make(chan *item, reorderSlack*p.tune.Window)
 	var wg sync.WaitGroup
 	var claimErr error
 	wg.Go(func() { claimErr = p.claimMore(ctx, c, first, rows) })
@@ -86,8 +93,12 @@ func (p *Packer) openUpload(leased context.Context, c *container) error {
 		PartSize: p.tune.BigFilePartSize, Concurrency: p.tune.BigFileConcurrency, ContentType: "application/octet-stream",
 	})
 	var err error
+	if c.placed, err = newPlacementSpill(p.tune.TempDir); err != nil {
+		return fmt.Errorf("start archive %s: %w", spec.Key, err)
+	}
 	c.writer, err = desformat.NewWriter(c.upload, desformat.WriterOptions{
 		External: big, ExternalThreshold: p.lim.bigFileThreshold, ExternalPrefix: c.prefix,
+		SpillDir: p.tune.TempDir,
 	})
 	if err != nil {
 		return fmt.Errorf("start archive %s: %w", spec.Key, err)
@@ -191,8 +202,7 @@ func (p *Packer) writeItem(ctx context.Context, c *container, it *item) error {
 	if err != nil {
 		return fmt.Errorf("write %q into %s: %w", it.row.Name, c.obj.Spec.Key, err)
 	}
-	c.added(it.row, false, it.etag)
-	return nil
+	return c.added(it.row, false, it.etag)
 }
 
 func header(r catalog.Row) desformat.FileHeader {
@@ -222,8 +232,7 @@ func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Ro
 	err = c.writer.Add(ctx, header(row), src)
 	switch {
 	case err == nil:
-		c.added(row, external, etag)
-		return nil
+		return c.added(row, external, etag)
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case src.err != nil || errors.Is(err, desformat.ErrSizeMismatch):
@@ -240,9 +249,11 @@ func (p *Packer) writeStreamed(ctx context.Context, c *container, row catalog.Ro
 
 // added records a row written into C, with where the writer put it and the ETag of the source object
 // as it was fetched (the commit records both in the row).
-func (c *container) added(row catalog.Row, external bool, etag string) {
+func (c *container) added(row catalog.Row, external bool, etag string) error {
 	if l, ok := c.writer.Last(); ok {
-		c.placed = append(c.placed, catalog.Placement{ID: row.ID, Location: l, SourceETag: etag})
+		if err := c.placed.add(&catalog.Placement{ID: row.ID, Location: l, SourceETag: etag}); err != nil {
+			return fmt.Errorf("container %s: %w", c.obj.Name, err)
+		}
 	}
 	c.files++
 	c.bytes += row.Size
@@ -250,6 +261,7 @@ func (c *container) added(row catalog.Row, external bool, etag string) {
 	if external {
 		c.external = append(c.external, desformat.ExternalKey(c.prefix, row.Name))
 	}
+	return nil
 }
 
 // rowFailed marks a row whose source object is missing or unreadable failed, so packing goes on

@@ -9,6 +9,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +57,7 @@ func childMain(encoded string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer profileChild()()
 	return packer.Command(ctx, args, os.Stdout, os.Stderr)
 }
 
@@ -529,4 +533,52 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// profileChild writes profiles of the child packer when the benchmark asks for them:
+// DES_PACKER_BENCH_CPUPROFILE names a CPU profile of the whole run, DES_PACKER_BENCH_BLOCKPROFILE a
+// profile of where goroutines waited (sampled once per millisecond waited), DES_PACKER_BENCH_HEAPDIR a
+// directory that gets a heap profile every two seconds (heap-N.pprof; the largest is the peak).
+func profileChild() (stop func()) {
+	var stops []func()
+	if path := os.Getenv("DES_PACKER_BENCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("DES_PACKER_BENCH_BLOCKPROFILE"); path != "" {
+		runtime.SetBlockProfileRate(int(time.Millisecond))
+		stops = append(stops, func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
+	if dir := os.Getenv("DES_PACKER_BENCH_HEAPDIR"); dir != "" {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+				runtime.GC()
+				if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap-%03d.pprof", i))); err == nil {
+					_ = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+		})
+		stops = append(stops, func() { close(done); wg.Wait() })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
 }

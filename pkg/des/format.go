@@ -98,10 +98,12 @@ var (
 	ErrMetaTooLarge       = desformat.ErrMetaTooLarge
 	ErrSizeMismatch       = desformat.ErrSizeMismatch
 	ErrWriterClosed       = desformat.ErrWriterClosed
+	ErrAborted            = desformat.ErrAborted
 )
 
-// NewWriter starts an archive on w. Add payloads, then Close: only the meta objects and the index
-// are held in memory until Close writes them.
+// NewWriter starts an archive on w. Add payloads, then Close (or Abort to give up): only the meta
+// objects and the index are held until Close writes them, in memory or, with
+// WriterOptions.SpillDir, in temporary files.
 func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) { return desformat.NewWriter(w, opts) }
 
 // NewReader opens the archive of the given size behind ra with one read of its tail (two when the
