@@ -390,20 +390,28 @@ func tableSizes(t *testing.T, db *testworld.CatalogDB, d catalog.Driver) []relat
 				[]any{table}, &r.data, &r.index)
 		} else {
 			db.QueryRow(t, `SELECT pg_table_size($1::regclass), pg_indexes_size($1::regclass)`, []any{table}, &r.data, &r.index)
-			rows, err := db.SQL().Query(`SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes WHERE relname = $1 ORDER BY 1`, table)
-			must(t, err)
-			for rows.Next() {
-				var name string
-				var size int64
-				must(t, rows.Scan(&name, &size))
-				r.indexDetails = append(r.indexDetails, fmt.Sprintf("%s %.1f MiB", name, float64(size)/(1<<20)))
-			}
-			must(t, rows.Err())
-			rows.Close()
+			r.indexDetails = indexSizes(t, db, table)
 		}
 		db.QueryRow(t, `SELECT count(*) FROM `+table, nil, &r.rows)
 		out = append(out, r)
 	}
+	return out
+}
+
+// indexSizes lists the PostgreSQL indexes of table with their sizes.
+func indexSizes(t *testing.T, db *testworld.CatalogDB, table string) []string {
+	t.Helper()
+	rows, err := db.SQL().Query(`SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes WHERE relname = $1 ORDER BY 1`, table)
+	must(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		var size int64
+		must(t, rows.Scan(&name, &size))
+		out = append(out, fmt.Sprintf("%s %.1f MiB", name, float64(size)/(1<<20)))
+	}
+	must(t, rows.Err())
 	return out
 }
 

@@ -270,12 +270,14 @@ func measureController(t *testing.T, manager, kubeconfig string, c client.Client
 	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
+		var err error
 		select {
-		case <-exited:
+		case err = <-exited:
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			err = <-exited
 		}
+		t.Logf("%d shards: the controller stopped on SIGTERM: %v", shards, err)
 	}()
 	sleepOrExit(t, exited, warmUp, logPath)
 	window := scaleWindow(t)
