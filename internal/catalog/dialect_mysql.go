@@ -221,13 +221,9 @@ func (d mysqlDialect) migrate(ctx context.Context, c *Catalog) error {
 
 // containerCounterStatements add the counters to a des_containers made before they existed.
 func (d mysqlDialect) containerCounterStatements(ctx context.Context, c *Catalog) ([]string, error) {
-	missing, err := c.missingCounters(ctx)
-	if err != nil || len(missing) == 0 {
-		return nil, err
-	}
 	have, err := d.columns(ctx, c, "des_containers")
-	if err != nil {
-		return nil, err
+	if err != nil || len(have) == 0 {
+		return nil, err // no table yet: its CREATE has the counters
 	}
 	present := setOf(have)
 	var adds []string
@@ -235,6 +231,9 @@ func (d mysqlDialect) containerCounterStatements(ctx context.Context, c *Catalog
 		if !present[column] {
 			adds = append(adds, fmt.Sprintf("ADD COLUMN %s BIGINT NOT NULL DEFAULT 0", column))
 		}
+	}
+	if len(adds) == 0 {
+		return nil, nil
 	}
 	return []string{fmt.Sprintf("ALTER TABLE %s %s", c.containers(), strings.Join(adds, ", "))}, nil
 }

@@ -207,9 +207,6 @@ func (b *brokenAfter) Write(p []byte) (int, error) {
 // duplicate check's name set may grow (an offset and a hash tag per name, with slack); the in-memory
 // writer, measured the same way, must grow far more, or this test would not notice a regression.
 func TestSpillWriterMemoryBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 440,000 files")
-	}
 	const n = 20000
 	perFile := func(opts WriterOptions) float64 {
 		small, large := heapHeld(t, opts, n), heapHeld(t, opts, 10*n)

@@ -134,18 +134,7 @@ func TestFastWholeGets(t *testing.T) {
 			if _, err := s.Put(ctx, bucket, tc.key, tc.data, tc.opts); err != nil {
 				t.Fatal(err)
 			}
-			read := func(st *objstore.Store) ([]byte, objstore.ObjectInfo) {
-				body, info, err := st.Get(ctx, bucket, tc.key, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer body.Close()
-				b, err := io.ReadAll(body)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b, info
-			}
+			read := func(st *objstore.Store) ([]byte, objstore.ObjectInfo) { return getObject(t, st, bucket, tc.key) }
 			before := s.Stats()
 			got, info := read(s)
 			if fast := s.Stats().FastGets - before.FastGets; fast != 1 {

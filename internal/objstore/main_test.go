@@ -46,7 +46,14 @@ func put(t testing.TB, s *objstore.Store, bucket, key string, data []byte) {
 
 func getAll(t testing.TB, s *objstore.Store, bucket, key string) []byte {
 	t.Helper()
-	body, _, err := s.Get(context.Background(), bucket, key, nil)
+	b, _ := getObject(t, s, bucket, key)
+	return b
+}
+
+// getObject reads a whole object with Store.Get and returns it with what the store said of it.
+func getObject(t testing.TB, s *objstore.Store, bucket, key string) ([]byte, objstore.ObjectInfo) {
+	t.Helper()
+	body, info, err := s.Get(context.Background(), bucket, key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +62,7 @@ func getAll(t testing.TB, s *objstore.Store, bucket, key string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return b, info
 }
 
 func assertNoUploads(t testing.TB, s *objstore.Store, bucket string) {
