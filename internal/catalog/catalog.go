@@ -31,6 +31,13 @@ const (
 	colSourceRefused    = "des_source_refused"
 )
 
+// Index names are the table's name and a suffix. The backlog index (ready rows with the columns the
+// claim and the fill read) replaced _des_ready, which the migration drops.
+const (
+	suffixBacklog = "_des_backlog"
+	suffixReadyV1 = "_des_ready"
+)
+
 // desColumns are the DES-owned columns, in the order the migration adds them.
 var desColumns = []string{colContainer, colContainerKey, colError, colRetries, colClaimedAt, colPackedAt, colFailedAt,
 	colOffset, colLength, colCRC32C, colExternalKey, colSourceETag, colSourceVerifiedAt, colSourceDeletedAt, colSourceRefused}

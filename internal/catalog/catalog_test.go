@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -63,6 +64,76 @@ func testMigrateIsIdempotentAndConcurrent(t *testing.T, d catalog.Driver) {
 	if err := c.Check(context.Background()); err != nil {
 		t.Fatalf("check after migration: %v", err)
 	}
+}
+
+// TestMigrateReplacesTheReadyIndex: a catalog migrated by an earlier DES has the _des_ready index on
+// (shard, id); the migration adds the backlog index, which also holds size and creation time for the
+// fill, and drops the old one. On PostgreSQL an index of the same name on a table in another schema
+// stays.
+func TestMigrateReplacesTheReadyIndex(t *testing.T) {
+	testworld.ForEachDialect(t, testMigrateReplacesTheReadyIndex)
+}
+
+func testMigrateReplacesTheReadyIndex(t *testing.T, d catalog.Driver) {
+	ctx := context.Background()
+	c, db := newCatalog(t, d, 3, 2)
+	if d == catalog.MySQL {
+		mustExec(t, db, `DROP INDEX objects_des_backlog ON objects`)
+		mustExec(t, db, `CREATE INDEX objects_des_ready ON objects (status, shard, id)`)
+	} else {
+		mustExec(t, db, `DROP INDEX objects_des_backlog`)
+		mustExec(t, db, `CREATE INDEX objects_des_ready ON objects (shard, id) WHERE status = 'ready'`)
+		mustExec(t, db, `CREATE SCHEMA other`)
+		mustExec(t, db, `CREATE TABLE other.objects (id bigint PRIMARY KEY, shard int, status text)`)
+		mustExec(t, db, `CREATE INDEX objects_des_ready ON other.objects (shard, id)`)
+	}
+	if got := tableIndexes(t, db, "objects"); !got["objects_des_ready"] || got["objects_des_backlog"] {
+		t.Fatalf("indexes before the migration: %v", got)
+	}
+	if err := c.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tableIndexes(t, db, "objects"); got["objects_des_ready"] || !got["objects_des_backlog"] {
+		t.Fatalf("indexes after the migration: %v, want objects_des_backlog and no objects_des_ready", got)
+	}
+	if d != catalog.MySQL {
+		var n int
+		db.QueryRow(t, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'other' AND indexname = 'objects_des_ready'`, nil, &n)
+		if n != 1 {
+			t.Fatalf("the migration dropped other.objects' index of the same name")
+		}
+	}
+	// The claims and the fill still work on the new index (and a second migration is a no-op).
+	if err := c.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.FillByShard(ctx, []int32{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Rows != 3 || st[1].Rows != 3 || st[0].Bytes+st[1].Bytes != 21 {
+		t.Fatalf("fill after the migration: %+v, want 3 rows in each shard and 21 bytes", st)
+	}
+	if rows, err := c.Claim(ctx, 1, "c1", 10); err != nil || len(rows) != 3 {
+		t.Fatalf("claim after the migration: %d rows, %v", len(rows), err)
+	}
+}
+
+// tableIndexes names the indexes of table in the test database's own schema.
+func tableIndexes(t *testing.T, db *testworld.CatalogDB, table string) map[string]bool {
+	t.Helper()
+	stmt := `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1`
+	if db.Driver == catalog.MySQL {
+		stmt = `SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?`
+	}
+	out := map[string]bool{}
+	db.Query(t, stmt, []any{table}, func(r *sql.Rows) error {
+		var name string
+		err := r.Scan(&name)
+		out[name] = true
+		return err
+	})
+	return out
 }
 
 func TestCheckNamesWhatIsMissing(t *testing.T) {

@@ -267,7 +267,8 @@ func (d mysqlDialect) migrationStatements(ctx context.Context, c *Catalog) ([]st
 	_, name := m.schemaAndTable()
 	// MySQL has no partial indexes: each leads with the column the partial one's condition was on.
 	for _, ix := range []struct{ suffix, columns string }{
-		{"_des_ready", c.cols(m.Status, m.Shard, m.ID)},      // claims: ready rows of a shard in id order
+		// claims: ready rows of a shard in id order; the fill reads their sizes and ages from it alone
+		{suffixBacklog, c.cols(m.Status, m.Shard, m.ID, m.Size, m.CreatedAt)},
 		{"_des_unnamed", c.cols(m.DesName, m.ID)},            // the marker; and Locate by name
 		{"_des_container", c.cols(colContainer)},             // commit, roll-back, recovery
 		{"_des_claimed", c.cols(m.Status, colClaimedAt)},     // the claim sweep
@@ -279,6 +280,10 @@ func (d mysqlDialect) migrationStatements(ctx context.Context, c *Catalog) ([]st
 		if !indexes[ixName] {
 			stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", c.col(ixName), t, ix.columns))
 		}
+	}
+	// The backlog index replaces the older _des_ready (status, shard, id), created first above.
+	if v1 := truncate(name, 64-len(suffixReadyV1)) + suffixReadyV1; indexes[v1] {
+		stmts = append(stmts, fmt.Sprintf("DROP INDEX %s ON %s", c.col(v1), t))
 	}
 	counters, err := d.containerCounterStatements(ctx, c)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -25,7 +26,9 @@ import (
 // `manager pack` (this binary re-executed, as in a Job) and compares its rate with simply GETting the
 // same objects with the same concurrency (the packer's window) in the same run: the rate the packer
 // cannot beat. It reports both rates, their ratio and the packer's peak RSS (getrusage of the child,
-// what /usr/bin/time -v reports).
+// what /usr/bin/time -v reports), and the CPU per file of the S3 server and of the client (this
+// process for the GETs, the packer for the packing): on a machine where they share the cores, the
+// rates are bound by the sum, and the server's share says how far the packer could get.
 //
 //	hack/run-tests.sh -run '^$' -bench PackVsGet -benchtime 1x ./internal/packer/
 func BenchmarkPackVsGet(b *testing.B) {
@@ -51,8 +54,12 @@ func BenchmarkPackVsGet(b *testing.B) {
 
 	for b.Loop() {
 		w.exec(`UPDATE objects SET status = 'ready', des_container = NULL, des_container_key = NULL`)
+		storeCPU := cpuMeter(b, s3)
+		clientCPU := selfCPU(b)
 		getSeconds := getAll(b, store, w.source, keys, packer.DefaultWindow)
-		packSeconds, rssKB := packChild(b, w, dir)
+		getStore, getClient := storeCPU(), selfCPU(b)-clientCPU
+		packSeconds, child := packChild(b, w, dir)
+		packStore := storeCPU() - getStore
 		if c := w.counts(); c.Packed != int64(n) {
 			b.Fatalf("%d of %d rows packed", c.Packed, n)
 		}
@@ -61,7 +68,12 @@ func BenchmarkPackVsGet(b *testing.B) {
 		b.ReportMetric(mb/getSeconds, "get-MB/s")
 		b.ReportMetric(mb/packSeconds, "pack-MB/s")
 		b.ReportMetric(getSeconds/packSeconds, "pack/get")
-		b.ReportMetric(float64(rssKB)/1024, "pack-peak-RSS-MiB")
+		b.ReportMetric(float64(child.rssKB)/1024, "pack-peak-RSS-MiB")
+		perFile := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+		b.ReportMetric(perFile(getStore), "get-store-CPU-µs/file")
+		b.ReportMetric(perFile(packStore), "pack-store-CPU-µs/file")
+		b.ReportMetric(perFile(getClient), "get-client-CPU-µs/file")
+		b.ReportMetric(perFile(child.cpu), "pack-client-CPU-µs/file")
 	}
 }
 
@@ -96,9 +108,14 @@ func getAll(b *testing.B, store *objstore.Store, bucket string, keys []string, c
 	return time.Since(start).Seconds()
 }
 
-// packChild runs `manager pack` to the end as a separate process and returns its wall time and peak
-// RSS in KiB.
-func packChild(b *testing.B, w *world, dir string) (float64, int64) {
+// childUsage is what /usr/bin/time measured of the packer.
+type childUsage struct {
+	rssKB int64         // peak RSS
+	cpu   time.Duration // user and system
+}
+
+// packChild runs `manager pack` to the end as a separate process and returns its wall time and usage.
+func packChild(b *testing.B, w *world, dir string) (float64, childUsage) {
 	b.Helper()
 	args := []string{"--desshard=ds", "--shards=0", "--namespace=" + w.ns, "--identity=bench", "--job=bench",
 		"--kubeconfig=" + filepath.Join(dir, "kubeconfig"), "--catalog-dsn-file=" + filepath.Join(dir, "dsn"),
@@ -108,7 +125,7 @@ func packChild(b *testing.B, w *world, dir string) (float64, int64) {
 	// /usr/bin/time measures the packer's own peak RSS: getrusage of a child started by this (large)
 	// test process would report this process's RSS, which the child shares until it execs.
 	rssFile := filepath.Join(dir, "rss")
-	cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", rssFile, os.Args[0])
+	cmd := exec.Command("/usr/bin/time", "-f", "%M %U %S", "-o", rssFile, os.Args[0])
 	cmd.Env = append(os.Environ(), childArgsEnv+"="+string(encoded))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -121,11 +138,37 @@ func packChild(b *testing.B, w *world, dir string) (float64, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rss, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
-	if err != nil {
-		b.Fatalf("peak RSS %q: %v", out, err)
+	var u childUsage
+	var user, sys float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "%d %f %f", &u.rssKB, &user, &sys); err != nil {
+		b.Fatalf("/usr/bin/time's report %q: %v", out, err)
 	}
-	return elapsed, rss
+	u.cpu = time.Duration((user + sys) * float64(time.Second))
+	return elapsed, u
+}
+
+// cpuMeter returns a function that reports the S3 server's CPU since the call.
+func cpuMeter(b *testing.B, s3 *testworld.S3Server) func() time.Duration {
+	b.Helper()
+	read := func() time.Duration {
+		d, err := s3.CPUTime()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	start := read()
+	return func() time.Duration { return read() - start }
+}
+
+// selfCPU is this process's CPU so far (user and system).
+func selfCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func envOr(name, def string) string {

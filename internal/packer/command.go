@@ -109,6 +109,7 @@ func (f *commandFlags) missing() []string {
 
 func runCommand(ctx context.Context, f *commandFlags, log logr.Logger) error {
 	start := time.Now()
+	tuneMemory(log)
 	shards, err := protocol.ParseShardList(f.shards)
 	if err != nil {
 		return fmt.Errorf("--shards: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -160,4 +162,28 @@ var interruptSignal = syscall.SIGTERM
 
 func insecureTransport() *http.Transport {
 	return &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a local test server's self-signed certificate
+}
+
+// cpuTime is the CPU (user and system) the process has used so far, from /proc: what a benchmark
+// needs to say which process a rate was bound by.
+func (p *process) cpuTime() (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", p.name, err)
+	}
+	// The command name may hold spaces and parentheses; the fields after its last ')' are fixed.
+	var fields []string
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		fields = strings.Fields(string(stat[i+1:]))
+	}
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("%s: unexpected /proc stat %q", p.name, stat)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("%s: /proc stat: %w", p.name, err)
+	}
+	// Clock ticks are USER_HZ, 100 on every Linux architecture Go supports.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }

@@ -83,6 +83,9 @@ func (s *S3Server) Client() *s3.Client {
 	})
 }
 
+// CPUTime is the CPU versitygw has used so far (user and system).
+func (s *S3Server) CPUTime() (time.Duration, error) { return s.proc.cpuTime() }
+
 // Close stops the server and deletes its folder.
 func (s *S3Server) Close() {
 	if s.proc != nil {
