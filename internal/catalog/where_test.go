@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -91,20 +92,14 @@ func testSourceFilter(t *testing.T, d catalog.Driver) {
 // names lists the named rows as "id=name".
 func names(t *testing.T, db *testworld.CatalogDB) []string {
 	t.Helper()
-	rows, err := db.SQL().QueryContext(context.Background(), `SELECT id, des_name FROM objects WHERE des_name IS NOT NULL ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
+	db.Query(t, `SELECT id, des_name FROM objects WHERE des_name IS NOT NULL ORDER BY id`, nil, func(r *sql.Rows) error {
 		var id int64
 		var name string
-		if err := rows.Scan(&id, &name); err != nil {
-			t.Fatal(err)
-		}
+		err := r.Scan(&id, &name)
 		out = append(out, fmt.Sprintf("%d=%s", id, name))
-	}
+		return err
+	})
 	return out
 }
 
