@@ -78,9 +78,11 @@ DES_SCALE_ROWS ?= 10000000
 DES_SCALE_SHARDS ?= 256,1024,4096
 DES_SCALE_WINDOW ?= 60s
 DES_SCALE_PACKER_FILES ?= 100000 1000000
+# Packer runs again with the S3 server on a CPU of its own (DES_PACKER_BENCH_SPLIT), as a real store has.
+DES_SCALE_PACKER_SPLIT_FILES ?= 100000
 
 .PHONY: test-scale
-test-scale: test-deps test-assets ## Run the scale measurements of docs/scale.md (catalog at DES_SCALE_ROWS rows, controller at DES_SCALE_SHARDS shards, packer at DES_SCALE_PACKER_FILES files); reports in bin/scale/.
+test-scale: test-deps test-assets ## Run the scale measurements of docs/scale.md (catalog at DES_SCALE_ROWS rows, controller at DES_SCALE_SHARDS shards, packer at DES_SCALE_PACKER_FILES files, and at DES_SCALE_PACKER_SPLIT_FILES with the S3 server on a CPU of its own); reports in bin/scale/.
 	mkdir -p $(BIN)/scale
 	DES_SCALE_ROWS=$(DES_SCALE_ROWS) DES_SCALE_REPORT=$(BIN)/scale/catalog.md \
 	DES_SCALE_SHARDS=$(DES_SCALE_SHARDS) DES_SCALE_WINDOW=$(DES_SCALE_WINDOW) DES_SCALE_CONTROLLER_REPORT=$(BIN)/scale/controller.md \
@@ -88,6 +90,10 @@ test-scale: test-deps test-assets ## Run the scale measurements of docs/scale.md
 	for n in $(DES_SCALE_PACKER_FILES); do \
 		DES_PACKER_BENCH_FILES=$$n hack/run-tests.sh -run '^$$' -bench PackVsGet -benchtime 1x -timeout 90m ./internal/packer/ \
 			> $(BIN)/scale/packer-$$n.txt 2>&1; rc=$$?; cat $(BIN)/scale/packer-$$n.txt; [ $$rc -eq 0 ] || exit $$rc; \
+	done
+	for n in $(DES_SCALE_PACKER_SPLIT_FILES); do \
+		DES_PACKER_BENCH_SPLIT=1 DES_PACKER_BENCH_FILES=$$n hack/run-tests.sh -run '^$$' -bench PackVsGet -benchtime 1x -timeout 90m ./internal/packer/ \
+			> $(BIN)/scale/packer-split-$$n.txt 2>&1; rc=$$?; cat $(BIN)/scale/packer-split-$$n.txt; [ $$rc -eq 0 ] || exit $$rc; \
 	done
 
 .PHONY: test-e2e

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/packer"
 	"github.com/datavision/des/test/testworld"
@@ -30,6 +32,9 @@ import (
 // process for the GETs, the packer for the packing): on a machine where they share the cores, the
 // rates are bound by the sum, and the server's share says how far the packer could get.
 //
+// DES_PACKER_BENCH_SPLIT=1 gives the S3 server a CPU of its own, as a real store has: versitygw is
+// pinned to the first CPU, this process and the packer (which inherits it) to the others.
+//
 //	hack/run-tests.sh -run '^$' -bench PackVsGet -benchtime 1x ./internal/packer/
 func BenchmarkPackVsGet(b *testing.B) {
 	n := 20000
@@ -41,6 +46,9 @@ func BenchmarkPackVsGet(b *testing.B) {
 	s3 := testworld.S3Store(b)
 	store := s3.NewStore(b)
 	w.store = store
+	if os.Getenv("DES_PACKER_BENCH_SPLIT") != "" {
+		splitCPUs(b, s3.Pid())
+	}
 	w.addRows(0, []int64{size}, n, nil)
 	keys := make([]string, 0, n)
 	w.query(`SELECT source_key FROM objects ORDER BY id`, nil, func(r *sql.Rows) error {
@@ -159,6 +167,45 @@ func cpuMeter(b *testing.B, s3 *testworld.S3Server) func() time.Duration {
 	}
 	start := read()
 	return func() time.Duration { return read() - start }
+}
+
+// splitCPUs pins the S3 server (pid) to the first CPU and this process to the others, for the rest
+// of the process's life: the benchmark is the last thing its test binary runs.
+func splitCPUs(b *testing.B, pid int) {
+	b.Helper()
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil || all.Count() < 2 {
+		b.Fatalf("DES_PACKER_BENCH_SPLIT needs two CPUs (%d, %v)", all.Count(), err)
+	}
+	var store, rest unix.CPUSet
+	first := -1
+	for cpu := range 1024 {
+		if !all.IsSet(cpu) {
+			continue
+		}
+		if first < 0 {
+			first = cpu
+			store.Set(cpu)
+		} else {
+			rest.Set(cpu)
+		}
+	}
+	if err := unix.SchedSetaffinity(pid, &store); err != nil {
+		b.Fatalf("pin the S3 server to CPU %d: %v", first, err)
+	}
+	// sched_setaffinity sets one thread: set every thread of this process (threads started later
+	// inherit it from theirs, and so does the packer child).
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		if err := unix.SchedSetaffinity(tid, &rest); err != nil {
+			b.Fatalf("pin thread %d: %v", tid, err)
+		}
+	}
+	b.Logf("S3 server on CPU %d, the client and the packer on %d other CPUs", first, rest.Count())
 }
 
 // selfCPU is this process's CPU so far (user and system).

@@ -86,6 +86,9 @@ func (s *S3Server) Client() *s3.Client {
 // CPUTime is the CPU versitygw has used so far (user and system).
 func (s *S3Server) CPUTime() (time.Duration, error) { return s.proc.cpuTime() }
 
+// Pid is versitygw's process id (a benchmark may pin it to CPUs of its own).
+func (s *S3Server) Pid() int { return s.proc.cmd.Process.Pid }
+
 // Close stops the server and deletes its folder.
 func (s *S3Server) Close() {
 	if s.proc != nil {
