@@ -166,11 +166,16 @@ func (r *DesSourceReconciler) openCatalog(ctx context.Context, src *desv1.DesSou
 func (r *DesSourceReconciler) checkCatalog(ctx context.Context, src *desv1.DesSource, cat *catalog.Catalog) *notReady {
 	err := cat.Check(ctx)
 	if errors.Is(err, catalog.ErrColumnMissing) && src.Spec.Catalog.AllowMigration {
-		if merr := cat.Migrate(ctx); merr != nil {
+		switch merr := cat.Migrate(ctx); {
+		case errors.Is(merr, catalog.ErrColumnMissing):
+			// A mapped column of the user's table is missing: no migration adds it (reported below).
+			err = merr
+		case merr != nil:
 			return &notReady{desv1.ReasonMigrationFailed, merr.Error()}
+		default:
+			r.Recorder.Eventf(src, nil, corev1.EventTypeNormal, string(desv1.ReasonCatalogMigrated), "Migrate", "added DES columns and indexes to %s", src.Spec.Catalog.Table)
+			err = cat.Check(ctx)
 		}
-		r.Recorder.Eventf(src, nil, corev1.EventTypeNormal, string(desv1.ReasonCatalogMigrated), "Migrate", "added DES columns and indexes to %s", src.Spec.Catalog.Table)
-		err = cat.Check(ctx)
 	}
 	switch {
 	case errors.Is(err, catalog.ErrServerUnsupported):

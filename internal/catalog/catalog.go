@@ -78,8 +78,34 @@ func (c *Catalog) Mapping() Mapping { return c.m }
 func (c *Catalog) Driver() Driver { return c.db.Driver() }
 
 // Migrate adds the DES-owned columns, indexes and the des_containers table. It is idempotent and safe
-// to run concurrently (a database lock serialises it).
-func (c *Catalog) Migrate(ctx context.Context) error { return c.db.d.migrate(ctx, c) }
+// to run concurrently (a database lock serialises it). The table must exist and have the mapped
+// columns, which DES's indexes are made of: without them it returns ErrTableMissing or
+// ErrColumnMissing, naming them, and changes nothing.
+func (c *Catalog) Migrate(ctx context.Context) error {
+	have, err := c.db.d.columns(ctx, c, "")
+	if err != nil {
+		return fmt.Errorf("inspect catalog table %s: %w", c.m.Table, err)
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("%w: %s", ErrTableMissing, c.m.Table)
+	}
+	if missing := c.missingMapped(setOf(have)); len(missing) > 0 {
+		return fmt.Errorf("%w in %s: %s", ErrColumnMissing, c.m.Table, strings.Join(missing, ", "))
+	}
+	return c.db.d.migrate(ctx, c)
+}
+
+// missingMapped names the mapped columns the table lacks (the user's columns: no migration adds them).
+func (c *Catalog) missingMapped(present map[string]bool) []string {
+	var missing []string
+	for role, column := range c.m.requiredColumns() {
+		if !present[column] {
+			missing = append(missing, fmt.Sprintf("%s (columns.%s)", column, role))
+		}
+	}
+	sort.Strings(missing)
+	return missing
+}
 
 // Check verifies that the server can run the protocol and that the table and every mapped and
 // DES-owned column exist, naming what is missing.
@@ -95,12 +121,7 @@ func (c *Catalog) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: %s", ErrTableMissing, c.m.Table)
 	}
 	present := setOf(have)
-	var missing []string
-	for role, column := range c.m.requiredColumns() {
-		if !present[column] {
-			missing = append(missing, fmt.Sprintf("%s (columns.%s)", column, role))
-		}
-	}
+	missing := c.missingMapped(present)
 	for _, column := range desColumns {
 		if !present[column] {
 			missing = append(missing, column+" (DES-owned: run `manager migrate` or set catalog.allowMigration)")

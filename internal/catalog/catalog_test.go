@@ -160,6 +160,14 @@ func testCheckNamesWhatIsMissing(t *testing.T, d catalog.Driver) {
 		!strings.Contains(err.Error(), "des_container (DES-owned") {
 		t.Fatalf("missing columns: got %v", err)
 	}
+	// The migration cannot add the user's columns, and DES's indexes are made of them: it refuses,
+	// naming the column, and changes nothing.
+	if err := c.Migrate(ctx); !errors.Is(err, catalog.ErrColumnMissing) || !strings.Contains(err.Error(), "size (columns.size)") {
+		t.Fatalf("migration of a table without the size column: %v, want ErrColumnMissing naming size", err)
+	}
+	if err := c.Check(ctx); err == nil || !strings.Contains(err.Error(), "des_container (DES-owned") {
+		t.Fatalf("after the refused migration: %v, want the DES columns still missing", err)
+	}
 	mustExec(t, pool, `ALTER TABLE objects ADD COLUMN size bigint`)
 	if err := c.Migrate(ctx); err != nil {
 		t.Fatal(err)

@@ -131,8 +131,12 @@ type operation struct {
 	who string
 	// census operations read the whole table on purpose (on request only): not held to "no full scan"
 	census bool
-	// indexOnly operations must be served by an index alone, never reading the table's rows
-	indexOnly bool
+	// coveredBy names the index that holds every column the operation reads. Its plan must use it,
+	// and on MySQL say "Using index" (the rows are never read). PostgreSQL decides per plan whether an
+	// index-only scan beats visiting the rows, from how much of the table the visibility map has
+	// marked all-visible: at 10 M rows it scans the index alone; on a small table just written to it
+	// may visit the rows, so there only the index is required.
+	coveredBy string
 	run       func(ctx context.Context) error
 }
 
@@ -175,8 +179,14 @@ func testCatalogAtScale(t *testing.T, d catalog.Driver) {
 		if !r.op.census && len(r.fullScans) > 0 {
 			t.Errorf("%s: %s reads the whole catalog table:\n%s", d, r.op.name, strings.Join(r.fullScans, "\n---\n"))
 		}
-		if r.op.indexOnly && len(r.tableReads) > 0 {
-			t.Errorf("%s: %s reads the catalog table's rows, not only an index:\n%s", d, r.op.name, strings.Join(r.tableReads, "\n---\n"))
+		if ix := r.op.coveredBy; ix != "" {
+			plans := strings.Join(r.plans, "\n")
+			if !regexp.MustCompile(`\b` + ix + `\b`).MatchString(plans) {
+				t.Errorf("%s: %s does not use the index %s:\n%s", d, r.op.name, ix, plans)
+			}
+			if d == catalog.MySQL && len(r.tableReads) > 0 {
+				t.Errorf("%s: %s reads the catalog table's rows, not only the index %s:\n%s", d, r.op.name, ix, strings.Join(r.tableReads, "\n---\n"))
+			}
 		}
 	}
 }
@@ -216,7 +226,7 @@ func runOperations(t *testing.T, c *catalog.Catalog, db *testworld.CatalogDB, d 
 			_, err := c.FillByShard(ctx, []int32{7})
 			return err
 		}},
-		{name: "fill of 4096 shards", who: "controller, per DesShard reconcile", indexOnly: true, run: func(ctx context.Context) error {
+		{name: "fill of 4096 shards", who: "controller, per DesShard reconcile", coveredBy: "objects_des_backlog", run: func(ctx context.Context) error {
 			_, err := c.FillByShard(ctx, all)
 			return err
 		}},
