@@ -190,22 +190,26 @@ func splitCPUs(b *testing.B, pid int) {
 			rest.Set(cpu)
 		}
 	}
-	if err := unix.SchedSetaffinity(pid, &store); err != nil {
-		b.Fatalf("pin the S3 server to CPU %d: %v", first, err)
-	}
-	// sched_setaffinity sets one thread: set every thread of this process (threads started later
+	// sched_setaffinity sets one thread: set every thread of both processes (threads started later
 	// inherit it from theirs, and so does the packer child).
-	tasks, err := os.ReadDir("/proc/self/task")
+	pin(b, pid, &store)
+	pin(b, os.Getpid(), &rest)
+	b.Logf("S3 server on CPU %d, the client and the packer on %d other CPUs", first, rest.Count())
+}
+
+// pin sets the CPU affinity of every thread of process pid.
+func pin(b *testing.B, pid int, set *unix.CPUSet) {
+	b.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, task := range tasks {
 		tid, _ := strconv.Atoi(task.Name())
-		if err := unix.SchedSetaffinity(tid, &rest); err != nil {
-			b.Fatalf("pin thread %d: %v", tid, err)
+		if err := unix.SchedSetaffinity(tid, set); err != nil {
+			b.Fatalf("pin thread %d of process %d: %v", tid, pid, err)
 		}
 	}
-	b.Logf("S3 server on CPU %d, the client and the packer on %d other CPUs", first, rest.Count())
 }
 
 // selfCPU is this process's CPU so far (user and system).
