@@ -147,7 +147,7 @@ type measured struct {
 	statements []catalog.Statement
 	plans      []string
 	fullScans  []string // statements whose plan reads all of objects
-	tableReads []string // statements whose plan reads rows of objects (not only an index)
+	tableReads []string // statements whose plan reads rows of objects, not only a covering index (MySQL)
 }
 
 // TestCatalogAtScale runs every hot catalog operation once on a catalog of DES_SCALE_ROWS rows, on
@@ -184,7 +184,7 @@ func testCatalogAtScale(t *testing.T, d catalog.Driver) {
 			if !regexp.MustCompile(`\b` + ix + `\b`).MatchString(plans) {
 				t.Errorf("%s: %s does not use the index %s:\n%s", d, r.op.name, ix, plans)
 			}
-			if d == catalog.MySQL && len(r.tableReads) > 0 {
+			if len(r.tableReads) > 0 {
 				t.Errorf("%s: %s reads the catalog table's rows, not only the index %s:\n%s", d, r.op.name, ix, strings.Join(r.tableReads, "\n---\n"))
 			}
 		}
@@ -299,8 +299,9 @@ func runOperations(t *testing.T, c *catalog.Catalog, db *testworld.CatalogDB, d 
 	return out
 }
 
-// explain returns the plan of s, whether it reads all of the objects table, and whether it reads
-// objects only through indexes (an index-only scan; on MySQL "Using index", a covering index).
+// explain returns the plan of s, whether it reads all of the objects table, and whether its plan
+// promises to read objects through indexes alone: on MySQL "Using index" (a covering index); always
+// true on PostgreSQL, whose plans leave that to the visibility map when they run (see coveredBy).
 func explain(t *testing.T, db *sql.DB, d catalog.Driver, s catalog.Statement) (plan string, full, covered bool) {
 	t.Helper()
 	verb := strings.ToUpper(strings.Fields(s.Text)[0])
@@ -332,7 +333,6 @@ func explain(t *testing.T, db *sql.DB, d catalog.Driver, s catalog.Statement) (p
 			line := vals[0].String
 			lines = append(lines, line)
 			full = full || strings.Contains(line, "Seq Scan on objects")
-			covered = covered && !pgReadsRows.MatchString(line)
 			continue
 		}
 		fields := map[string]string{}
@@ -359,9 +359,6 @@ func explain(t *testing.T, db *sql.DB, d catalog.Driver, s catalog.Statement) (p
 	}
 	return strings.Join(lines, "\n"), full, covered
 }
-
-// pgReadsRows matches the plan nodes of PostgreSQL that read the objects table's rows.
-var pgReadsRows = regexp.MustCompile(`(Seq Scan|Bitmap Heap Scan|Tid Scan|Index Scan using \S+) on objects\b`)
 
 // record is the commit of rows as container, placed one after another.
 func record(container string, rows []catalog.Row) catalog.Record {

@@ -361,16 +361,12 @@ func count(t *testing.T, c client.Client, ns string, list client.ObjectList) int
 	return -1
 }
 
-// cpuSeconds is the process's user + system CPU time, from /proc/PID/stat.
+// cpuSeconds is the process's user + system CPU time in seconds.
 func cpuSeconds(t *testing.T, pid int) float64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := testworld.ProcessCPU(pid)
 	must(t, err)
-	// Fields after the command (which may hold spaces) start after the last ')'.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+	return d.Seconds()
 }
 
 // memory is the process's resident and peak resident set in MiB, from /proc/PID/status.

@@ -164,12 +164,21 @@ func insecureTransport() *http.Transport {
 	return &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a local test server's self-signed certificate
 }
 
-// cpuTime is the CPU (user and system) the process has used so far, from /proc: what a benchmark
-// needs to say which process a rate was bound by.
+// cpuTime is the CPU (user and system) the process has used so far.
 func (p *process) cpuTime() (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	d, err := ProcessCPU(p.cmd.Process.Pid)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", p.name, err)
+	}
+	return d, nil
+}
+
+// ProcessCPU is the CPU (user and system) process pid has used so far, from /proc: what a benchmark
+// or scale test needs to say which process a rate was bound by.
+func ProcessCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
 	}
 	// The command name may hold spaces and parentheses; the fields after its last ')' are fixed.
 	var fields []string
@@ -177,12 +186,12 @@ func (p *process) cpuTime() (time.Duration, error) {
 		fields = strings.Fields(string(stat[i+1:]))
 	}
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("%s: unexpected /proc stat %q", p.name, stat)
+		return 0, fmt.Errorf("unexpected /proc/%d/stat %q", pid, stat)
 	}
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("%s: /proc stat: %w", p.name, err)
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	// Clock ticks are USER_HZ, 100 on every Linux architecture Go supports.
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
