@@ -23,6 +23,10 @@ type Rule struct {
 	Op string
 	// Nth selects the call (1-based, counted per operation since Wrap); 0 selects every call.
 	Nth int
+	// Range, when set, selects only the GetObject calls whose Range header is exactly this
+	// ("bytes=2000-2999"). Concurrent readers send their calls in no fixed order, so "the third call"
+	// is not a fixed range of the object; a range is.
+	Range string
 	// Err is returned instead of sending the request (nil: send it).
 	Err error
 	// Delay is waited before the call (or before failing it), honouring the context.
@@ -92,11 +96,11 @@ func (f *Faults) MaxInFlight(op string) int {
 	return f.maxIn[op]
 }
 
-// matching returns the rules applying to the nth call of op.
-func (f *Faults) matching(op string, n int) []Rule {
+// matching returns the rules applying to the nth call of op, for the byte range rng ("" if none).
+func (f *Faults) matching(op string, n int, rng string) []Rule {
 	var out []Rule
 	for _, r := range f.rules {
-		if r.Op == op && (r.Nth == 0 || r.Nth == n) {
+		if r.Op == op && (r.Nth == 0 || r.Nth == n) && (r.Range == "" || r.Range == rng) {
 			out = append(out, r)
 		}
 	}
@@ -104,15 +108,14 @@ func (f *Faults) matching(op string, n int) []Rule {
 }
 
 // enter counts the call, applies the rules' delay and error, and returns the function that ends the
-// in-flight period and the rules that apply.
-// enter runs the S3 call through the fault rules, then (unless a rule answers) the real client.
-func (f *Faults) enter(ctx context.Context, op string) (func(), []Rule, error) {
+// in-flight period and the rules that apply. rng is the call's Range header ("" if none).
+func (f *Faults) enter(ctx context.Context, op, rng string) (func(), []Rule, error) {
 	f.mu.Lock()
 	f.calls[op]++
 	n := f.calls[op]
 	f.inFlight[op]++
 	f.maxIn[op] = max(f.maxIn[op], f.inFlight[op])
-	rules := f.matching(op, n)
+	rules := f.matching(op, n, rng)
 	f.mu.Unlock()
 	var delay time.Duration
 	var err error
@@ -147,7 +150,7 @@ func (f *Faults) enter(ctx context.Context, op string) (func(), []Rule, error) {
 // call runs one operation through the rules.
 func call[In, Out any](ctx context.Context, f *Faults, op string, in In, optFns []func(*s3.Options),
 	next func(context.Context, In, ...func(*s3.Options)) (Out, error)) (Out, error) {
-	leave, rules, err := f.enter(ctx, op)
+	leave, rules, err := f.enter(ctx, op, "")
 	if err != nil {
 		var zero Out
 		return zero, err
@@ -168,10 +171,10 @@ func call[In, Out any](ctx context.Context, f *Faults, op string, in In, optFns 
 	return out, err
 }
 
-// GetObject keeps the call in flight until the body is closed: that is when the connection is free.
-// GetObject runs the S3 call through the fault rules, then (unless a rule answers) the real client.
+// GetObject runs the S3 call through the fault rules, then (unless a rule answers) the real client. It
+// keeps the call in flight until the body is closed: that is when the connection is free.
 func (f *Faults) GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	leave, rules, err := f.enter(ctx, "GetObject")
+	leave, rules, err := f.enter(ctx, "GetObject", aws.ToString(in.Range))
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +237,7 @@ func (f *Faults) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opt
 // keys a DeleteKeyError rule picks are kept and reported failed.
 func (f *Faults) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
 	f.mu.Lock()
-	rules := f.matching("DeleteObjects", f.calls["DeleteObjects"]+1)
+	rules := f.matching("DeleteObjects", f.calls["DeleteObjects"]+1, "")
 	f.mu.Unlock()
 	var refused []types.Error
 	for _, r := range rules {
@@ -255,7 +258,7 @@ func (f *Faults) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, o
 	}
 	if len(refused) > 0 && len(in.Delete.Objects) == 0 {
 		// Nothing left to send (S3 refuses an empty Delete): answer for the store.
-		leave, _, err := f.enter(ctx, "DeleteObjects")
+		leave, _, err := f.enter(ctx, "DeleteObjects", "")
 		if err != nil {
 			return nil, err
 		}
