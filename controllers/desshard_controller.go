@@ -276,6 +276,9 @@ func (r *DesShardReconciler) sweepArchive(ctx context.Context, ds *desv1.DesShar
 // starts nothing and is recorded in status.fill.checkedAt, so the next check comes an interval later.
 func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, now time.Time) (time.Duration, bool, error) {
 	interval := ds.Spec.IntervalOrDefault()
+	if asked, requested, err := packNowRequest(ds.Annotations, obs.shards); asked {
+		return r.packNow(ctx, ds, obs, requested, err, now) // desshard_packnow.go
+	}
 	due, next := runDue(lastCheck(&ds.Status), interval, now)
 	if ds.Spec.Suspend {
 		return interval, false, nil
@@ -283,25 +286,37 @@ func (r *DesShardReconciler) scheduleRun(ctx context.Context, ds *desv1.DesShard
 	if !due {
 		return next.Sub(now), false, nil
 	}
-	run := ds.Status.Runs + 1
-	groups := groupShards(dueShards(obs.shards, obs.fill, obs.reclaim), int(ds.Spec.ShardsPerJob))
-	plans := planRun(ds.Name, run, groups, obs.busy)
+	plans := r.planShards(ds, obs, dueShards(obs.shards, obs.fill, obs.reclaim))
 	if len(plans) == 0 {
 		markChecked(&ds.Status, now)
 		log.FromContext(ctx).V(1).Info("no shard due", "pendingShards", len(obs.pending), "busyShards", len(obs.busy))
 		return interval, false, nil
 	}
+	if err := r.startRun(ctx, ds, obs, plans, now); err != nil {
+		return 0, false, err
+	}
+	return interval, true, nil
+}
+
+// planShards groups shards into the next run's Jobs, leaving out busy ones.
+func (r *DesShardReconciler) planShards(ds *desv1.DesShard, obs *shardObservation, shards []int32) []jobPlan {
+	return planRun(ds.Name, ds.Status.Runs+1, groupShards(shards, int(ds.Spec.ShardsPerJob)), obs.busy)
+}
+
+// startRun creates the next run's Jobs and records the run in the status.
+func (r *DesShardReconciler) startRun(ctx context.Context, ds *desv1.DesShard, obs *shardObservation, plans []jobPlan, now time.Time) error {
+	run := ds.Status.Runs + 1
 	for _, p := range plans {
 		if err := r.createJob(ctx, ds, obs.source, p, run); err != nil {
 			obs.jobRefused = err.Error()
-			return 0, false, err
+			return err
 		}
 	}
 	ds.Status.Runs = run
 	ds.Status.LastScheduleTime = &metav1.Time{Time: now}
 	markChecked(&ds.Status, now)
 	log.FromContext(ctx).Info("scheduled run", "run", run, "jobs", len(plans), "busyShards", len(obs.busy))
-	return interval, true, nil
+	return nil
 }
 
 func (r *DesShardReconciler) createJob(ctx context.Context, ds *desv1.DesShard, src *desv1.DesSource, p jobPlan, run int64) error {

@@ -43,9 +43,10 @@ func dueShards(shards []int32, decisions map[int32]fill.Decision, reclaim map[in
 	return due
 }
 
-// summarizeFill counts due and waiting shards for status.fill, keeping the time of the last check.
-// Nothing is said when the catalog could not be asked.
-func summarizeFill(st *desv1.DesShardStatus, decisions map[int32]fill.Decision) {
+// summarizeFill counts due and waiting shards and the pending rows for status.fill, keeping the time
+// of the last check. Nothing is said when the catalog could not be asked: the last count stays, with
+// its time.
+func summarizeFill(st *desv1.DesShardStatus, pending map[int32]fill.Stats, decisions map[int32]fill.Decision, now time.Time) {
 	if decisions == nil {
 		return
 	}
@@ -54,6 +55,11 @@ func summarizeFill(st *desv1.DesShardStatus, decisions map[int32]fill.Decision) 
 	}
 	f := st.Fill
 	f.DueShards, f.WaitingShards, f.NextPackBy = 0, 0, nil
+	f.PendingRows, f.PendingBytes, f.CountedAt = 0, 0, &metav1.Time{Time: now}
+	for _, p := range pending {
+		f.PendingRows += p.Rows
+		f.PendingBytes += p.Bytes
+	}
 	for _, d := range decisions {
 		switch {
 		case d.Due:

@@ -78,6 +78,10 @@ func testFillPolicyPacksOnlyShardsThatFill(t *testing.T, d catalog.Driver) {
 	if f := ds.Status.Fill; f == nil || f.DueShards != 3 || f.WaitingShards != 1 || f.NextPackBy == nil || !f.NextPackBy.Time.Equal(packBy) || f.CheckedAt == nil {
 		t.Errorf("status.fill = %+v, want 3 due, 1 waiting, next pack by %s", f, packBy)
 	}
+	// The pending rows of all shards, and when they were counted: this reconcile.
+	if f := ds.Status.Fill; f == nil || f.PendingRows != 20 || f.PendingBytes != 6180 || f.CountedAt == nil || !f.CountedAt.Time.Equal(now) {
+		t.Errorf("status.fill = %+v, want 20 pending rows of 6180 bytes counted at %s", f, now)
+	}
 	wantFill := map[int32]desv1.FillReason{1: desv1.FillWaiting, 2: desv1.FillMinFiles, 3: desv1.FillMinBytes, 4: desv1.FillMaxWait}
 	for _, s := range ds.Status.Shards {
 		if s.Fill != wantFill[s.ID] {

@@ -30,7 +30,7 @@ func (r *DesShardReconciler) updateStatus(ctx context.Context, base, ds *desv1.D
 	st.ActiveJobs = int32(active)
 	st.Containers = containersByPhase(obs.containers)
 	st.Shards = shardStatuses(obs, st.Shards)
-	summarizeFill(st, obs.fill)
+	summarizeFill(st, obs.pending, obs.fill, r.Clock.Now())
 	setStatusCondition(&st.Conditions, desv1.ConditionReady, problem == nil, reasonOr(problem, desv1.ReasonReady), messageOr(problem, fmt.Sprintf("%d shards of DesSource %s", len(obs.shards), ds.Spec.SourceRef)), ds.Generation)
 	progressingMsg := fmt.Sprintf("%d active Jobs", active)
 	if ds.Spec.Suspend {

@@ -27,7 +27,7 @@ func (r *DesShardReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("index DesShards by %s: %w", indexSourceRef, err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&desv1.DesShard{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&desv1.DesShard{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, packNowAsked()))).
 		Owns(&batchv1.Job{}, builder.WithPredicates(jobFinishedChanged())).
 		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(leaseToDesShard),
 			builder.WithPredicates(leaseHolderChanged())).

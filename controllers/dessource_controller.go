@@ -45,6 +45,9 @@ type DesSourceReconciler struct {
 	Clock    clock.PassiveClock
 	// RecheckInterval is how often a source is inspected again (counts refresh).
 	RecheckInterval time.Duration
+	// RecountDelay is how long after a packer or marker Job of the source ends its rows are counted
+	// again (0: defaultRecountDelay); Jobs that end within it are counted once.
+	RecountDelay time.Duration
 }
 
 // +kubebuilder:rbac:groups=des.datavision.io,resources=dessources,verbs=get;list;watch;update;patch
@@ -231,7 +234,7 @@ func (r *DesSourceReconciler) updateStatus(ctx context.Context, src *desv1.DesSo
 	}
 	setStatusCondition(&st.Conditions, desv1.ConditionReady, pass.problem == nil, ready, readyMsg, src.Generation)
 	if c := pass.counts; c != nil {
-		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed}
+		st.Rows = &desv1.RowCounts{Unnamed: c.Unnamed, Ready: c.Ready, Claimed: c.Claimed, Packed: c.Packed, Failed: c.Failed, CountedAt: &now}
 		st.Sources = sourceCounts(src, &c.Counts)
 		st.CommittedContainers = c.Containers
 	}
@@ -278,18 +281,19 @@ func sourceDegraded(markerErr error, c *catalog.Counts) (bool, desv1.ConditionRe
 	return false, desv1.ReasonMarkerOK, "marker CronJob matches spec.marker"
 }
 
-// SetupWithManager watches DesSources. Secrets are not watched (that would cache every Secret in the
-// cluster); a changed Secret is picked up at the next periodic check.
+// SetupWithManager watches DesSources, their marker CronJobs, and the end of their packer and marker
+// Jobs (dessource_refresh.go), so that the counts are recounted when a run changed them and not only
+// at the next periodic check. Secrets are not watched (that would cache every Secret in the cluster);
+// a changed Secret is picked up at the next periodic check.
 func (r *DesSourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&desv1.DesSource{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&batchv1.CronJob{}).
+		Watches(&batchv1.Job{}, jobEndRecounts(r.recountDelay())).
 		Named("dessource").
 		Complete(r)
 }
 
-// secretProblem is the Ready=False a Secret error calls for, naming the Secret and what it lacks, or
-// nil when err is not about a Secret.
 // driverName is the source's catalog driver for messages ("postgres" when unset).
 func driverName(src *desv1.DesSource) string {
 	if src.Spec.Catalog.Driver == "" {
@@ -298,6 +302,8 @@ func driverName(src *desv1.DesSource) string {
 	return src.Spec.Catalog.Driver
 }
 
+// secretProblem is the Ready=False a Secret error calls for, naming the Secret and what it lacks, or
+// nil when err is not about a Secret.
 func secretProblem(err error) *notReady {
 	switch {
 	case err == nil:

@@ -163,7 +163,11 @@ func testSourceReadyMigratesAndCounts(t *testing.T, d catalog.Driver) {
 	if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != src.Generation {
 		t.Fatalf("Ready = %+v", c)
 	}
-	want := desv1.RowCounts{Unnamed: 1, Ready: 2, Packed: 1}
+	want := desv1.RowCounts{Unnamed: 1, Ready: 2, Packed: 1, CountedAt: &metav1.Time{Time: e.clock.Now()}}
+	if rows := src.Status.Rows; rows == nil || rows.CountedAt == nil || !rows.CountedAt.Equal(want.CountedAt) {
+		t.Fatalf("rows = %+v, want them counted at %s", rows, want.CountedAt)
+	}
+	src.Status.Rows.CountedAt = want.CountedAt // compared above; the pointers differ
 	if src.Status.Rows == nil || *src.Status.Rows != want || src.Status.CommittedContainers != 1 {
 		t.Fatalf("rows = %+v in %d containers, want %+v in 1", src.Status.Rows, src.Status.CommittedContainers, want)
 	}

@@ -132,6 +132,12 @@ const (
 	// controller's configuration (--allowed-packer-images, --allowed-packer-service-accounts) does
 	// not allow, so no Job is created.
 	ReasonJobSettingsNotAllowed ConditionReason = "JobSettingsNotAllowed"
+	// ReasonPackNow (an event): the des.datavision.io/pack-now annotation was honoured: a run
+	// started now, or there was nothing to pack.
+	ReasonPackNow ConditionReason = "PackNow"
+	// ReasonPackNowRefused (a Warning event): the pack-now annotation could not be honoured (a shard
+	// the DesShard does not serve, a suspended DesShard); it is removed, so ask again once fixed.
+	ReasonPackNowRefused ConditionReason = "PackNowRefused"
 )
 
 // DesContainer events (see also RecoveredReason).

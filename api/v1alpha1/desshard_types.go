@@ -239,6 +239,16 @@ type FillStatus struct {
 	// CheckedAt is when the last run checked the shards' fill, whether or not it started Jobs.
 	// +optional
 	CheckedAt *metav1.Time `json:"checkedAt,omitempty"`
+	// PendingRows are the ready rows of all the shards, as of CountedAt.
+	// +optional
+	PendingRows int64 `json:"pendingRows,omitempty"`
+	// PendingBytes is their payload.
+	// +optional
+	PendingBytes int64 `json:"pendingBytes,omitempty"`
+	// CountedAt is when the pending rows were counted: at every reconcile that reached the catalog,
+	// which includes the end of each packer Job.
+	// +optional
+	CountedAt *metav1.Time `json:"countedAt,omitempty"`
 }
 
 // DesShardStatus is the observed state of a DesShard.
@@ -290,6 +300,8 @@ type DesShardStatus struct {
 // +kubebuilder:printcolumn:name="Last-Run",type=date,JSONPath=`.status.lastScheduleTime`
 // +kubebuilder:printcolumn:name="Due",type=integer,JSONPath=`.status.fill.dueShards`
 // +kubebuilder:printcolumn:name="Waiting",type=integer,JSONPath=`.status.fill.waitingShards`
+// +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.fill.pendingRows`
+// +kubebuilder:printcolumn:name="Counted",type=date,JSONPath=`.status.fill.countedAt`
 // +kubebuilder:printcolumn:name="Pack-By",type=date,priority=1,JSONPath=`.status.fill.nextPackBy`
 // +kubebuilder:printcolumn:name="Bucket",type=string,priority=1,JSONPath=`.spec.archive.bucket`
 // +kubebuilder:printcolumn:name="Prefix",type=string,priority=1,JSONPath=`.spec.archive.prefix`

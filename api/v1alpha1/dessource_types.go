@@ -226,6 +226,10 @@ type RowCounts struct {
 	Claimed int64 `json:"claimed,omitempty"`
 	Packed  int64 `json:"packed,omitempty"`
 	Failed  int64 `json:"failed,omitempty"`
+	// CountedAt is when the catalog was counted: at every periodic check, and a few seconds after a
+	// packer or marker Job of the source ends.
+	// +optional
+	CountedAt *metav1.Time `json:"countedAt,omitempty"`
 }
 
 // SourceCounts counts packed rows by what verified deletion did with their source objects.
@@ -277,6 +281,7 @@ type DesSourceStatus struct {
 // +kubebuilder:printcolumn:name="Packed",type=integer,JSONPath=`.status.rows.packed`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.rows.failed`
 // +kubebuilder:printcolumn:name="Deleted",type=integer,JSONPath=`.status.sources.deleted`
+// +kubebuilder:printcolumn:name="Counted",type=date,JSONPath=`.status.rows.countedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.committedContainers) || oldSelf.status.committedContainers == 0 || self.spec.naming.shardBits == oldSelf.spec.naming.shardBits",message="spec.naming.shardBits cannot change once containers exist: existing names would map to other shards"

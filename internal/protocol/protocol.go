@@ -20,6 +20,10 @@ const (
 	LabelGroup       = "des.datavision.io/group"
 	LabelShard       = "des.datavision.io/shard"
 	AnnotationShards = "des.datavision.io/shards"
+	// AnnotationPackNow on a DesShard asks for one run now, whatever the schedule and the fill
+	// policy say: "" or "all" for every shard of the DesShard, or a shard list (FormatShardList) for
+	// some. The controller removes it once honoured (kubectl des pack-now sets it).
+	AnnotationPackNow = "des.datavision.io/pack-now"
 )
 
 // Shard Lease timing: a packer renews every LeaseRenewInterval; a Lease not renewed for
