@@ -39,11 +39,11 @@ func jobEndRecounts(delay time.Duration) handler.EventHandler {
 	}
 }
 
-// sourceOfEndedJob is the DesSource to recount when a Job changes from old to new: one of DES's Jobs
-// that names its source and has just finished (completed or failed).
-func sourceOfEndedJob(old, new client.Object) (reconcile.Request, bool) {
-	oldJob, ok1 := old.(*batchv1.Job)
-	newJob, ok2 := new.(*batchv1.Job)
+// sourceOfEndedJob is the DesSource to recount when a Job changes from before to after: one of DES's
+// Jobs that names its source and has just finished (completed or failed).
+func sourceOfEndedJob(before, after client.Object) (reconcile.Request, bool) {
+	oldJob, ok1 := before.(*batchv1.Job)
+	newJob, ok2 := after.(*batchv1.Job)
 	if !ok1 || !ok2 {
 		return reconcile.Request{}, false
 	}
