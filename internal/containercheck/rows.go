@@ -38,8 +38,12 @@ func (r *RowReport) Err() error {
 	if r.ProblemCount == 0 {
 		return nil
 	}
-	return problem(ErrRows, errors.Join(r.Problems...), "%d mismatches between the catalog's %d rows and the object's %d files; the first: %v",
-		r.ProblemCount, r.Rows, r.Files, r.Problems[0])
+	what := fmt.Sprintf("%d mismatches", r.ProblemCount)
+	if r.ProblemCount == 1 {
+		what = "1 mismatch"
+	}
+	return problem(ErrRows, errors.Join(r.Problems...), "%s between the catalog's %d rows and the object's %d files; the first: %v",
+		what, r.Rows, r.Files, r.Problems[0])
 }
 
 // CompareRows compares the rows the catalog records as packed by the container (catalog.ContainerRows,
