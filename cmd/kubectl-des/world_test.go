@@ -251,3 +251,5 @@ func expect(t *testing.T, r result, code int, inStdout, inStderr []string) {
 		}
 	}
 }
+
+func clientKeyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
