@@ -252,4 +252,6 @@ func expect(t *testing.T, r result, code int, inStdout, inStderr []string) {
 	}
 }
 
-func clientKeyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+func clientKeyOf(ns, name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: ns, Name: name}
+}
