@@ -12,6 +12,7 @@ import (
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
+	"github.com/datavision/des/internal/containercheck"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
 	"github.com/datavision/des/internal/protocol"
@@ -105,23 +106,23 @@ func (rc *recoverer) recover(ctx context.Context, c *desv1.DesContainer) (recove
 		}
 		return rc.refuse(ctx, c, refused)
 	}
-	v, problem, err := rc.verifyObject(ctx, c)
+	v, found, err := rc.verifyObject(ctx, c)
 	if err != nil {
 		return recoveryOutcome{}, err
 	}
-	if problem == "" {
-		rec := rc.record(v.summary)
-		rec.Placements = v.placements
-		err := rc.cat.Commit(ctx, rec)
-		if err == nil {
-			return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "rolled forward: the object verifies against the claimed rows", summary: &v.summary}, nil
-		}
-		if !errors.Is(err, catalog.ErrRolledBack) {
-			return recoveryOutcome{}, err
-		}
-		problem = "its rows were no longer all claimed"
+	if found != nil {
+		return rc.rollBack(ctx, c, found.Error(), errors.Is(found, containercheck.ErrNoObject))
 	}
-	return rc.rollBack(ctx, c, problem, problem == noObject)
+	rec := rc.record(v.summary)
+	rec.Placements = v.placements
+	err = rc.cat.Commit(ctx, rec)
+	if err == nil {
+		return recoveryOutcome{phase: desv1.PhaseCommitted, reason: "rolled forward: the object verifies against the claimed rows", summary: &v.summary}, nil
+	}
+	if !errors.Is(err, catalog.ErrRolledBack) {
+		return recoveryOutcome{}, err
+	}
+	return rc.rollBack(ctx, c, "its rows were no longer all claimed", false)
 }
 
 // checkOwned returns, as refused, why the container's bucket and key are not its own to delete: not
@@ -169,9 +170,6 @@ func refusedReason(err error) desv1.ConditionReason {
 	return desv1.ReasonKeyNotOwned
 }
 
-// noObject is verifyObject's problem when nothing is stored at the container's key.
-const noObject = "no object at its key"
-
 // verifiedObject is what recovery learnt from a container's object that verifies: its summary, and
 // the placement of each claimed row in it, which the roll-forward commit records.
 type verifiedObject struct {
@@ -179,45 +177,37 @@ type verifiedObject struct {
 	placements []catalog.Placement
 }
 
-// verifyObject checks the object at the container's key: it must open (footer, index checksum), its
-// summary must match what the writer recorded, and its names must be exactly the claimed rows. A
-// problem is returned as text; err is for failures to look at all (retry later).
-func (rc *recoverer) verifyObject(ctx context.Context, c *desv1.DesContainer) (verifiedObject, string, error) {
+// verifyObject checks the object at the container's key through containercheck, the checks `kubectl
+// des verify` makes too: it must open (footer, index checksum), its summary must match what the
+// writer recorded, and its names must be exactly the claimed rows. A finding is returned as
+// problem (a containercheck.Problem, ErrNoObject when nothing is stored); err is for failures to
+// look at all (retry later).
+func (rc *recoverer) verifyObject(ctx context.Context, c *desv1.DesContainer) (verifiedObject, *containercheck.Problem, error) {
 	var v verifiedObject
-	ra, _, err := rc.store.OpenReaderAt(ctx, c.Spec.Bucket, c.Spec.Key, desformat.DefaultTailSize)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return v, noObject, nil
-	}
+	rec := containercheck.Recorded{IndexChecksum: c.Status.IndexChecksum, PayloadChecksum: c.Status.PayloadChecksum}
+	obj, err := containercheck.Open(ctx, rc.store, c.Spec.Bucket, c.Spec.Key, rec)
 	if err != nil {
-		return v, "", fmt.Errorf("open %s: %w", c.Spec.Key, err)
+		found, err := asProblem(err)
+		return v, found, err
 	}
-	r, err := desformat.NewReader(ra, ra.Size(), desformat.ReaderOptions{TailSize: desformat.DefaultTailSize})
-	if err != nil {
-		return v, fmt.Sprintf("the object does not verify: %v", err), nil
-	}
-	if v.summary, err = r.Summary(ctx); err != nil {
-		return v, fmt.Sprintf("the object does not verify: %v", err), nil
-	}
-	summary := v.summary
-	if st := c.Status; st.IndexChecksum != "" && (st.IndexChecksum != summary.IndexChecksum() || st.PayloadChecksum != summary.PayloadChecksum()) {
-		return v, fmt.Sprintf("the object's checksums %s/%s differ from the recorded %s/%s",
-			summary.IndexChecksum(), summary.PayloadChecksum(), st.IndexChecksum, st.PayloadChecksum), nil
-	}
+	v.summary = obj.Summary
 	claimed, err := rc.cat.ClaimedIDs(ctx, c.Name)
 	if err != nil {
-		return v, "", err
+		return v, nil, err
 	}
-	locs, err := r.Locations(ctx)
-	if err != nil {
-		if ctx.Err() != nil || !errors.Is(err, desformat.ErrCorrupt) {
-			return v, "", fmt.Errorf("read the placements in %s: %w", c.Spec.Key, err)
-		}
-		return v, fmt.Sprintf("the object does not verify: %v", err), nil
+	if v.placements, err = obj.PlaceClaimed(ctx, claimed); err != nil {
+		found, err := asProblem(err)
+		return v, found, err
 	}
-	if v.placements, err = catalog.PlaceClaimed(locs, claimed); err != nil {
-		return v, fmt.Sprintf("the object holds %d files but %d rows are claimed by the container (%v)", len(locs), len(claimed), err), nil
+	return v, nil, nil
+}
+
+// asProblem sorts an error of containercheck into a finding or a failure to look.
+func asProblem(err error) (*containercheck.Problem, error) {
+	if p, ok := containercheck.AsProblem(err); ok {
+		return p, nil
 	}
-	return v, "", nil
+	return nil, err
 }
 
 // returnRows runs the roll-back statement for c and reports how many rows went back to ready. If

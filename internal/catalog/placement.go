@@ -210,16 +210,7 @@ func (c *Catalog) Locate(ctx context.Context, names []string) (map[string]FileLo
 		if err := r.Scan(&fl.Name, &fl.Key, &fl.Bucket, &fl.ObjectSize, &size, &off, &length, &crc, &ext); err != nil {
 			return fl, err
 		}
-		fl.Size = size
-		if off != nil && length != nil {
-			fl.Placed, fl.Offset, fl.Size = true, *off, *length
-		}
-		if crc != nil {
-			fl.CRC32C, fl.HasCRC = uint32(*crc), true
-		}
-		if ext != nil {
-			fl.ExternalKey = *ext
-		}
+		setPlacement(&fl, size, off, length, crc, ext)
 		return fl, nil
 	})
 	if err != nil {
@@ -232,4 +223,64 @@ func (c *Catalog) Locate(ctx context.Context, names []string) (map[string]FileLo
 		}
 	}
 	return out, nil
+}
+
+// ContainerRow is one row packed by a container, as a verifier compares it with the container's
+// object: the row's id and where the catalog says its payload is.
+type ContainerRow struct {
+	ID int64
+	// Recorded is false when des_containers has no record of the row's container key: a reader's
+	// Locate would not return the row at all. Bucket and ObjectSize are then empty.
+	Recorded bool
+	FileLocation
+}
+
+// ContainerRows returns up to limit rows packed by container, in id order after afterID, each with
+// the placement Locate would give it (the key's des_containers record supplies bucket and object
+// size). Unlike Locate it finds rows by container, not by name, so a verifier also sees rows that
+// name files the object does not hold. A read-only role suffices.
+func (c *Catalog) ContainerRows(ctx context.Context, container string, afterID int64, limit int) ([]ContainerRow, error) {
+	m := c.m
+	q := c.q("")
+	// LEFT JOIN: a row whose key has no record is a finding, not something to leave out.
+	q.add(`SELECT t.%[1]s, t.%[2]s, t.%[3]s, d.bucket, d.object_size, t.%[4]s, t.%[5]s, t.%[6]s, t.%[7]s, t.%[8]s
+		FROM %[9]s AS t LEFT JOIN %[10]s AS d ON d.%[11]s = t.%[3]s
+		WHERE t.%[12]s = %[13]s AND t.%[14]s = %[15]s AND t.%[1]s > %[16]s ORDER BY t.%[1]s LIMIT %[17]s`,
+		c.col(m.ID), c.col(m.DesName), colContainerKey, c.col(m.Size), colOffset, colLength, colCRC32C, colExternalKey,
+		c.table(), c.containers(), c.col("key"), colContainer, q.arg(container), c.col(m.Status), q.arg(m.Packed),
+		q.arg(afterID), q.arg(limit))
+	out, err := collect(ctx, c.db.sql, q, func(r *sql.Rows) (ContainerRow, error) {
+		var cr ContainerRow
+		var key, bucket sql.NullString
+		var objectSize sql.NullInt64
+		var size int64
+		var off, length, crc *int64
+		var ext *string
+		if err := r.Scan(&cr.ID, &cr.Name, &key, &bucket, &objectSize, &size, &off, &length, &crc, &ext); err != nil {
+			return cr, err
+		}
+		cr.Key, cr.Recorded = key.String, bucket.Valid
+		cr.Bucket, cr.ObjectSize = bucket.String, objectSize.Int64
+		setPlacement(&cr.FileLocation, size, off, length, crc, ext)
+		return cr, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rows packed by %s: %w", container, err)
+	}
+	return out, nil
+}
+
+// setPlacement fills fl's placement from a row's columns as Locate reads them: without an offset and
+// a length the row was packed before placements were recorded, and only its catalog size is known.
+func setPlacement(fl *FileLocation, size int64, off, length, crc *int64, ext *string) {
+	fl.Size = size
+	if off != nil && length != nil {
+		fl.Placed, fl.Offset, fl.Size = true, *off, *length
+	}
+	if crc != nil {
+		fl.CRC32C, fl.HasCRC = uint32(*crc), true
+	}
+	if ext != nil {
+		fl.ExternalKey = *ext
+	}
 }

@@ -168,3 +168,47 @@ func testClaimedIDsAndPlaceClaimed(t *testing.T, d catalog.Driver) {
 		})
 	}
 }
+
+// TestContainerRows: a container's packed rows come back in id order, page by page, each with the
+// placement Locate gives it; a row whose key has no des_containers record is returned unrecorded, and
+// rows of other containers or not packed are not returned.
+func TestContainerRows(t *testing.T) { testworld.ForEachDialect(t, testContainerRows) }
+
+func testContainerRows(t *testing.T, d catalog.Driver) {
+	ctx := context.Background()
+	c, pool := newCatalog(t, d, 6, 1)
+	mine, _ := c.Claim(ctx, 0, "c1", 4)
+	other, _ := c.Claim(ctx, 0, "c2", 1)
+	rec := record("c1", mine)
+	for _, r := range []catalog.Record{rec, record("c2", other)} {
+		if err := c.Commit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(t, pool, `UPDATE objects SET des_container_key = 'elsewhere.des' WHERE id = $1`, mine[3].ID)
+	var got []catalog.ContainerRow
+	for after := int64(0); ; {
+		page, err := c.ContainerRows(ctx, "c1", after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].ID
+	}
+	if len(got) != len(mine) {
+		t.Fatalf("ContainerRows returned %d rows, c1 packed %d: %+v", len(got), len(mine), got)
+	}
+	for i, p := range rec.Placements {
+		want := catalog.ContainerRow{ID: p.ID, Recorded: true, FileLocation: catalog.FileLocation{
+			Key: rec.Key, Bucket: rec.Bucket, ObjectSize: rec.ObjectSize, Placed: true, Location: p.Location}}
+		if i == 3 {
+			want.Recorded, want.Key, want.Bucket, want.ObjectSize = false, "elsewhere.des", "", 0
+		}
+		if got[i] != want {
+			t.Errorf("row %d = %+v, want %+v", i, got[i], want)
+		}
+	}
+}
