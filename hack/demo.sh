@@ -82,6 +82,8 @@ kubectl|exec|shell)
   fi
   enter=(nsenter "--net=/proc/$spid/ns/net" --)
   export KUBECONFIG=$dir/kubeconfig
+  # kubectl finds its plugins on PATH: `kubectl des` is bin/kubectl-des (make build).
+  export PATH="$root/bin:$PATH"
   shift
   case "$cmd" in
   kubectl) exec "${enter[@]}" "$root/bin/k8s/v1.37.2/kubectl" "$@" ;;

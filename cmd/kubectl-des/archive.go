@@ -6,7 +6,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"time"
 
@@ -180,34 +179,6 @@ func openCatalog(e *env, src *desv1.DesSource, alternative string) (cat *catalog
 		return nil, nil, act(errCatalog, fmt.Errorf("catalog of DesSource %s: %w", src.Name, err), "correct DesSource %s spec.catalog", src.Name)
 	}
 	return cat, pool.Close, nil
-}
-
-// parseAnywhere is parseArgs with flags allowed after the positional arguments too (`ls NAME -l`, as
-// kubectl takes them); after "--" everything is positional.
-func parseAnywhere(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, int, bool) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, exitOK, false
-			}
-			return nil, exitUsage, false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
-	if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
-		fs.Usage()
-		return nil, exitUsage, false
-	}
-	return pos, exitOK, true
 }
 
 // plural is "1 file", "2 files".

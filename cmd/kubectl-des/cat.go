@@ -21,7 +21,7 @@ import (
 func runCat(e *env, args []string) int {
 	fs := commandFlags(e, "cat", "[--source DESSOURCE] NAME...")
 	source := fs.String("source", "", "the DesSource whose catalog to ask (default: the only one in the namespace)")
-	names, code, ok := parseAnywhere(fs, args, 1, -1)
+	names, code, ok := parseArgs(e, fs, args, 1, -1)
 	if !ok {
 		return code
 	}

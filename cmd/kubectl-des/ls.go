@@ -16,7 +16,7 @@ import (
 func runLs(e *env, args []string) int {
 	fs := commandFlags(e, "ls", "[-l] CONTAINER")
 	long := fs.Bool("l", false, "long listing: size, offset in the object, flags (ext: stored beside it), CRC-32C, name")
-	pos, code, ok := parseAnywhere(fs, args, 1, 1)
+	pos, code, ok := parseArgs(e, fs, args, 1, 1)
 	if !ok {
 		return code
 	}

@@ -17,7 +17,7 @@ import (
 func runVerify(e *env, args []string) int {
 	fs := commandFlags(e, "verify", "[--skip-catalog] CONTAINER")
 	skipCatalog := fs.Bool("skip-catalog", false, "check the archive only, without comparing it with the catalog")
-	pos, code, ok := parseAnywhere(fs, args, 1, 1)
+	pos, code, ok := parseArgs(e, fs, args, 1, 1)
 	if !ok {
 		return code
 	}

@@ -120,9 +120,22 @@ func run(ctx context.Context, dir string, files int, exit bool, driver catalog.D
 		return err
 	}
 
+	// What a person sees right after the run must be true already (issue 18).
+	took, err := s.WaitSourceStatus(ctx, seed, "scans", p, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("kubectl get dessources after the run: %w", err)
+	}
+	logf("kubectl get dessources agrees with the catalog %.1fs after the run ended", took.Seconds())
+
 	out, _ := s.Kubectl(ctx, "get", "pods", "-A", "-o", "wide")
 	printHead(out, 12)
 	out, _ = s.Kubectl(ctx, "-n", "scans", "get", "dessources,desshards")
+	fmt.Println(out)
+	out, err = s.Kubectl(ctx, "des", "-n", "scans", "status")
+	if err != nil {
+		return fmt.Errorf("kubectl des status: %w\n%s", err, out)
+	}
+	fmt.Println("$ kubectl des -n scans status")
 	fmt.Println(out)
 	out, _ = s.Kubectl(ctx, "-n", "scans", "get", "descontainers", "--sort-by=.spec.shard")
 	printHead(out, 12)
@@ -201,6 +214,11 @@ Explore (the stack stays up until 'make demo-down'). It lives in its own network
 'hack/demo.sh exec' enters ('hack/demo.sh shell' opens a shell there):
   hack/demo.sh kubectl get pods -A -o wide
   hack/demo.sh kubectl get des -n scans
+  hack/demo.sh kubectl des -n scans status
+  hack/demo.sh kubectl des -n scans why scans-all
+  hack/demo.sh kubectl des -n scans pack-now scans-all
+  hack/demo.sh kubectl des -n scans verify <container from kubectl get descontainers>
+  hack/demo.sh kubectl des -n scans cat %[4]s | wc -c
   hack/demo.sh kubectl describe desshard -n scans scans-all
   hack/demo.sh kubectl logs -n des-system deploy/des-controller
   hack/demo.sh exec curl -s '%[3]s/v1/files/%[4]s' | wc -c

@@ -421,3 +421,29 @@ func (seed *Seed) same(how, name string, data []byte) error {
 	}
 	return nil
 }
+
+// WaitSourceStatus waits until the DesSource's status (what `kubectl get dessources` prints) agrees
+// with the catalog counts p of a finished run: the controller recounts when the run's Jobs end, not
+// only at its periodic check a minute later. It returns how long that took.
+func (s *Stack) WaitSourceStatus(ctx context.Context, seed *Seed, name string, p Progress, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	want := p.Rows.Rows()
+	err := poll(ctx, timeout, func() (bool, string, error) {
+		src := &desv1.DesSource{}
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: seed.Namespace, Name: name}, src); err != nil {
+			return false, "", err
+		}
+		r := src.Status.Rows
+		if r == nil {
+			return false, "no status.rows yet", nil
+		}
+		got := catalog.Counts{Unnamed: r.Unnamed, Ready: r.Ready, Claimed: r.Claimed, Packed: r.Packed, Failed: r.Failed}
+		deleted := int64(0)
+		if src.Status.Sources != nil {
+			deleted = src.Status.Sources.Deleted
+		}
+		return got == want && deleted == p.Rows.SourcesDeleted,
+			fmt.Sprintf("status.rows %+v and %d sources deleted, catalog %+v and %d", got, deleted, want, p.Rows.SourcesDeleted), nil
+	})
+	return time.Since(start), err
+}

@@ -217,7 +217,14 @@ func (s *Stack) Kubectl(ctx context.Context, args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, "kubectl"), append([]string{"--kubeconfig", s.Kubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "kubectl"), args...)
+	// The kubeconfig comes from the environment, not --kubeconfig: kubectl looks for a plugin only
+	// when the command comes first, and hands plugins its environment, not its flags. It finds
+	// plugins on PATH: `kubectl des` is bin/kubectl-des, beside this program's binary.
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.Kubeconfig)
+	if self, err := os.Executable(); err == nil {
+		cmd.Env = append(cmd.Env, "PATH="+filepath.Dir(self)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
