@@ -245,7 +245,7 @@ func TestMetricNameCheckFails(t *testing.T) {
 		{`des_container_recoveries_total_bucket`, []string{"des_container_recoveries_total_bucket"}}, // _bucket of a counter
 		{`des_containers_count`, []string{"des_containers_count"}},                                   // _count of a gauge
 		{`rate(des_packer_fetch_duration_seconds_count[5m]) + des_packer_container_object_bytes_sum`, nil},
-		{`max by (namespace) (des_containers) > on (namespace) des_conatiners`, []string{"des_conatiners"}},
+		{`max by (namespace) (des_containers) > on (namespace) des_containerz`, []string{"des_containerz"}},
 		{`sum(rate(des_reader_http_requests_total[5m]))`, nil},
 	}
 	for _, c := range cases {

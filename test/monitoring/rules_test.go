@@ -153,6 +153,7 @@ func TestPromtoolRefusesBrokenRules(t *testing.T) {
 		args func(t *testing.T) []string
 	}{
 		{"expression that does not parse", func(t *testing.T) []string {
+			t.Helper()
 			return []string{"check", "rules", writeRules(t, t.TempDir(), groups, func(r map[string]any) {
 				if r["alert"] == "DesRowsFailed" {
 					r["expr"] = `max by (namespace, dessource) (des_source_rows{state="failed"} > 0`
@@ -160,6 +161,7 @@ func TestPromtoolRefusesBrokenRules(t *testing.T) {
 			})}
 		}},
 		{"template that does not parse", func(t *testing.T) []string {
+			t.Helper()
 			return []string{"check", "rules", writeRules(t, t.TempDir(), groups, func(r map[string]any) {
 				if r["alert"] == "DesRowsFailed" {
 					r["annotations"].(map[string]any)["summary"] = "{{ $labels.namespace "
@@ -167,6 +169,7 @@ func TestPromtoolRefusesBrokenRules(t *testing.T) {
 			})}
 		}},
 		{"threshold the unit test does not reach", func(t *testing.T) []string {
+			t.Helper()
 			return []string{"test", "rules", unitTests(t, groups, func(r map[string]any) {
 				if r["alert"] == "DesRowsFailed" {
 					r["expr"] = strings.Replace(r["expr"].(string), "> 0", "> 100", 1)
