@@ -48,7 +48,7 @@ test-deps: ## Install the system packages tests need (PostgreSQL, MariaDB, redis
 	hack/test-deps.sh
 
 .PHONY: test-assets
-test-assets: ## Build the control plane, kubelet, kube-scheduler, versitygw, controller-gen and the pause image into bin/.
+test-assets: ## Build the control plane, kubelet, kube-scheduler, versitygw, controller-gen, promtool, the prometheus-operator CRDs and the pause image into bin/
 	hack/test-assets.sh
 
 $(CONTROLLER_GEN) $(GOLANGCI_LINT):

@@ -81,6 +81,10 @@ func shardFill(s *desv1.ShardStatus, st fill.Stats, d fill.Decision) {
 		s.Fill = desv1.FillReason(d.Reason)
 	case d.Reason == fill.Waiting:
 		s.Fill = desv1.FillWaiting
+	}
+	// Due shards keep their pack-by too: one still unpacked past it holds late rows, which the
+	// controller's des_desshard_pack_overdue_seconds reports.
+	if !d.PackBy.IsZero() {
 		s.PackBy = &metav1.Time{Time: d.PackBy}
 	}
 }

@@ -204,8 +204,9 @@ type ShardStatus struct {
 	// MinFiles, MinBytes or MaxWait) or Waiting.
 	// +optional
 	Fill FillReason `json:"fill,omitempty"`
-	// PackBy is when a waiting shard becomes due by spec.limits.maxWait at the latest (it is packed at
-	// the first run after it), unless it fills sooner.
+	// PackBy is when the shard's oldest pending row has waited spec.limits.maxWait: a waiting shard
+	// becomes due then at the latest (it is packed at the first run after it), unless it fills sooner;
+	// a due shard still pending well past it is late (metric des_desshard_pack_overdue_seconds).
 	// +optional
 	PackBy *metav1.Time `json:"packBy,omitempty"`
 	// SourcesDue counts the shard's committed containers whose source objects are due for verified

@@ -177,7 +177,8 @@ func startController(ctx context.Context, f *controllerFlags, log logr.Logger) e
 	if err := containers.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DesContainer controller: %w", err)
 	}
-	metrics.Registry.MustRegister(&controllers.ContainerPhaseCollector{Reader: mgr.GetClient()})
+	metrics.Registry.MustRegister(&controllers.ContainerPhaseCollector{Reader: mgr.GetClient()},
+		&controllers.StatusCollector{Reader: mgr.GetClient()})
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

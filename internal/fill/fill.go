@@ -51,7 +51,9 @@ const (
 type Decision struct {
 	Due    bool
 	Reason Reason
-	// PackBy is when a Waiting shard becomes due by MaxWait (zero for every other reason).
+	// PackBy is when the oldest ready row has waited MaxWait: a Waiting shard becomes due then, and a
+	// due shard still unpacked past it holds rows that are late (the controller's
+	// des_desshard_pack_overdue_seconds). Zero without ready rows or when the oldest row's time is unknown.
 	PackBy time.Time
 }
 
@@ -60,19 +62,20 @@ type Decision struct {
 // worse than one small container.
 func Decide(p Policy, s Stats, now time.Time) Decision {
 	minFiles, minBytes := p.thresholds()
-	switch {
-	case s.Rows <= 0:
+	if s.Rows <= 0 {
 		return Decision{Reason: Empty}
-	case s.Rows >= minFiles:
-		return Decision{Due: true, Reason: MinFiles}
-	case s.Bytes >= minBytes:
-		return Decision{Due: true, Reason: MinBytes}
-	case s.Oldest.IsZero():
-		return Decision{Due: true, Reason: MaxWait}
 	}
-	packBy := s.Oldest.Add(p.MaxWait)
-	if !now.Before(packBy) {
-		return Decision{Due: true, Reason: MaxWait}
+	var packBy time.Time
+	if !s.Oldest.IsZero() {
+		packBy = s.Oldest.Add(p.MaxWait)
+	}
+	switch {
+	case s.Rows >= minFiles:
+		return Decision{Due: true, Reason: MinFiles, PackBy: packBy}
+	case s.Bytes >= minBytes:
+		return Decision{Due: true, Reason: MinBytes, PackBy: packBy}
+	case packBy.IsZero(), !now.Before(packBy):
+		return Decision{Due: true, Reason: MaxWait, PackBy: packBy}
 	}
 	return Decision{Reason: Waiting, PackBy: packBy}
 }

@@ -18,14 +18,15 @@ func TestDecide(t *testing.T) {
 	}{
 		{"no rows", p, Stats{}, false, Empty, time.Time{}},
 		{"below every threshold", p, Stats{Rows: 999, Bytes: 4 << 20, Oldest: now.Add(-time.Hour)}, false, Waiting, now.Add(23 * time.Hour)},
-		{"exactly min files", p, Stats{Rows: 1000, Bytes: 1, Oldest: now}, true, MinFiles, time.Time{}},
-		{"min bytes with few files", p, Stats{Rows: 3, Bytes: 1 << 30, Oldest: now}, true, MinBytes, time.Time{}},
-		{"oldest row waited max wait", p, Stats{Rows: 1, Bytes: 1, Oldest: now.Add(-24 * time.Hour)}, true, MaxWait, time.Time{}},
+		{"exactly min files", p, Stats{Rows: 1000, Bytes: 1, Oldest: now}, true, MinFiles, now.Add(24 * time.Hour)},
+		{"min bytes with few files", p, Stats{Rows: 3, Bytes: 1 << 30, Oldest: now}, true, MinBytes, now.Add(24 * time.Hour)},
+		{"oldest row waited max wait", p, Stats{Rows: 1, Bytes: 1, Oldest: now.Add(-24 * time.Hour)}, true, MaxWait, now},
+		{"due by min files and late: pack-by passed", p, Stats{Rows: 1000, Bytes: 1, Oldest: now.Add(-30 * time.Hour)}, true, MinFiles, now.Add(-6 * time.Hour)},
 		{"oldest row a moment short of max wait", p, Stats{Rows: 1, Bytes: 1, Oldest: now.Add(-24*time.Hour + time.Nanosecond)}, false, Waiting, now.Add(time.Nanosecond)},
 		{"unknown age counts as waited", p, Stats{Rows: 5, Bytes: 5}, true, MaxWait, time.Time{}},
-		{"min files above max files: a full container is due", Policy{MinFiles: 500, MinBytes: 1 << 30, MaxFiles: 100, MaxWait: time.Hour}, Stats{Rows: 100, Bytes: 1, Oldest: now}, true, MinFiles, time.Time{}},
-		{"min bytes above max bytes: a full container is due", Policy{MinFiles: 500, MinBytes: 1 << 30, MaxBytes: 1 << 20, MaxWait: time.Hour}, Stats{Rows: 2, Bytes: 1 << 20, Oldest: now}, true, MinBytes, time.Time{}},
-		{"min files 1 packs whatever is ready", Policy{MinFiles: 1, MinBytes: 1 << 30, MaxWait: time.Hour}, Stats{Rows: 1, Bytes: 0, Oldest: now}, true, MinFiles, time.Time{}},
+		{"min files above max files: a full container is due", Policy{MinFiles: 500, MinBytes: 1 << 30, MaxFiles: 100, MaxWait: time.Hour}, Stats{Rows: 100, Bytes: 1, Oldest: now}, true, MinFiles, now.Add(time.Hour)},
+		{"min bytes above max bytes: a full container is due", Policy{MinFiles: 500, MinBytes: 1 << 30, MaxBytes: 1 << 20, MaxWait: time.Hour}, Stats{Rows: 2, Bytes: 1 << 20, Oldest: now}, true, MinBytes, now.Add(time.Hour)},
+		{"min files 1 packs whatever is ready", Policy{MinFiles: 1, MinBytes: 1 << 30, MaxWait: time.Hour}, Stats{Rows: 1, Bytes: 0, Oldest: now}, true, MinFiles, now.Add(time.Hour)},
 		{"rows from the future wait from their time", p, Stats{Rows: 1, Bytes: 1, Oldest: now.Add(time.Hour)}, false, Waiting, now.Add(25 * time.Hour)},
 	}
 	for _, c := range cases {

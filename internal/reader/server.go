@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
@@ -70,6 +71,10 @@ func (s *Server) Close() { s.cancel() }
 
 // Handler returns the HTTP handler with every route, behind authentication when Config.Auth enables it.
 func (s *Server) Handler() http.Handler { return s.auth.wrap(s.mux) }
+
+// DescribeMetrics sends the descriptions of every metric the server exposes on /metrics, whether or
+// not it has a value yet (test/monitoring checks the dashboard's and the alerts' metric names by them).
+func (s *Server) DescribeMetrics(ch chan<- *prometheus.Desc) { s.metrics.reg.Describe(ch) }
 
 // CacheStats returns the index cache counters.
 func (s *Server) CacheStats() CacheStats { return s.cache.snapshot() }
