@@ -69,6 +69,15 @@ func escapePath(p string) string {
 	return b.String()
 }
 
+// escapable is nameEscapes as a table: escapePath looks at every byte of every path it packs,
+// and a map lookup per byte was a tenth of des pack's CPU time on 100,000 files.
+var escapable = func() (t [256]bool) {
+	for c := range nameEscapes {
+		t[c] = true
+	}
+	return t
+}()
+
 // needsEscape: a forbidden character always; '%' only when two hex digits follow, since only
 // then could the decoder mistake it for an escape.
 func needsEscape(p string, i int) bool {
@@ -76,8 +85,7 @@ func needsEscape(p string, i int) bool {
 	if c == '%' {
 		return hexPairAt(p, i+1)
 	}
-	_, forbidden := nameEscapes[c]
-	return forbidden
+	return escapable[c]
 }
 
 // unescapeName decodes a name written by escapePath. Only the escapes above are decoded (a '%'
