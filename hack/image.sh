@@ -3,7 +3,8 @@
 #   hack/image.sh manager [OUT]  the DES image: /manager (static), CA certificates, user 65532
 #                                (the Dockerfile's contract); default OUT bin/manager-image.tar
 #   hack/image.sh pause [OUT]    the test world's pod sandbox image; default OUT bin/pause-image.tar
-# IMAGE overrides the tag (des.datavision.io/manager:dev, des.datavision.io/pause:dev); GO_BUILD_TAGS
+# IMAGE overrides the tag (des.datavision.io/manager:dev, des.datavision.io/pause:dev); VERSION is
+# stamped into the manager (internal/version, default dev); GO_BUILD_TAGS
 # are passed to go build (the e2e's image is built with "chaos": internal/packer/chaos_clock.go).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +17,7 @@ manager)
   tag=${IMAGE:-des.datavision.io/manager:dev}
   ca=/etc/ssl/certs/ca-certificates.crt
   [ -s "$ca" ] || { echo "image: $ca is missing: run 'make test-deps' (apt-get install ca-certificates)" >&2; exit 1; }
-  (cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -tags "${GO_BUILD_TAGS:-}" -ldflags "-s -w" -o "$build/manager" ./cmd/manager)
+  (cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -tags "${GO_BUILD_TAGS:-}" -ldflags "-s -w -X github.com/datavision/des/internal/version.Version=${VERSION:-dev}" -o "$build/manager" ./cmd/manager)
   files=(--file "$build/manager=/manager:0755" --file "$ca=/etc/ssl/certs/ca-certificates.crt:0644")
   entry=/manager
   ;;

@@ -10,6 +10,8 @@
 #                               tier (the system instance is never used)
 #   mariadb-server              mariadbd and mariadb-install-db, started privately by test/testworld
 #                               for the MariaDB catalog (the system instance is never used)
+#   tar                         GNU tar, the baseline of cmd/des's BenchmarkPackVsTar and the
+#                               reference of its path test (TestPackPathsLikeTar)
 set -euo pipefail
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
@@ -20,13 +22,13 @@ have_mariadb() { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; }
 missing=()
 have_postgres || missing+=(postgresql)
 have_mariadb || missing+=(mariadb-server)
-for pair in redis-server:redis-server containerd:containerd runc:runc ctr:containerd ip:iproute2; do
+for pair in redis-server:redis-server containerd:containerd runc:runc ctr:containerd ip:iproute2 tar:tar; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "[test-deps] postgresql, redis-server, mariadb-server, containerd, runc, CNI plugins, iproute2, ca-certificates present" >&2
+  echo "[test-deps] postgresql, redis-server, mariadb-server, containerd, runc, CNI plugins, iproute2, ca-certificates, tar present" >&2
   exit 0
 fi
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -46,7 +46,8 @@ func newGetWorld(t *testing.T) *getWorld {
 	name, _ := g.New()
 	shard, _ := des.Shard(name, 4)
 	gw := &getWorld{key: protocol.ContainerKey("archive", day, int32(shard), "c0000000000000001"), des: name,
-		files: map[string]string{"a.txt": "alpha\n", "ü ✓.txt": "unicode\n", "empty": "", "big.bin": randomPayload(300<<10, 3), name: "named\n"}}
+		files: map[string]string{"a.txt": "alpha\n", "ü ✓.txt": "unicode\n", "empty": "", "big.bin": randomPayload(300<<10, 3), name: "named\n",
+			"dir%2Fsub%2Fa.txt": "in a folder\n", "..%2Fescape": "looks like a way out\n"}}
 	var buf bytes.Buffer
 	aw, err := des.NewWriter(&buf, des.WriterOptions{})
 	if err != nil {
@@ -112,6 +113,9 @@ func TestGet(t *testing.T) {
 		{"batch", []string{"--container", gw.key, "-o", "DIR", "a.txt", "big.bin", "empty", "ü ✓.txt"}, 0, "", []string{"a.txt", "big.bin", "empty", "ü ✓.txt"}},
 		{"batch with a missing name", []string{"--container", gw.key, "-o", "DIR", "a.txt", "nope"}, 1, "", []string{"a.txt"}},
 		{"batch damaged on the way", []string{"--reader", bad, "--container", gw.key, "-o", "DIR", "a.txt", "big.bin"}, 1, "", []string{"a.txt"}},
+		{"a path", []string{"--container", gw.key, "dir/sub/a.txt"}, 0, "in a folder\n", nil},
+		{"batch with a path: folders created", []string{"--container", gw.key, "-o", "DIR", "dir/sub/a.txt", "a.txt"}, 0, "", []string{"dir/sub/a.txt", "a.txt"}},
+		{"name that would climb out stays in DIR", []string{"--container", gw.key, "-o", "DIR", "..%2Fescape"}, 0, "", []string{"..%2Fescape"}},
 		{"several names without -o", []string{"--container", gw.key, "a.txt", "empty"}, 2, "", nil},
 		{"bad reader URL", []string{"--reader", "localhost:1", "a.txt"}, 2, "", nil},
 	}
@@ -131,20 +135,32 @@ func TestGet(t *testing.T) {
 	}
 }
 
-// checkDir checks that dir holds exactly the files names, with their stored bytes.
+// checkDir checks that dir holds exactly the files at paths names (and nothing outside it), with
+// the bytes stored under their escaped names.
 func checkDir(t *testing.T, dir string, names []string, files map[string]string) {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
+	var found []string
+	err := filepath.WalkDir(filepath.Dir(dir), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			found = append(found, filepath.ToSlash(rel))
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != len(names) {
-		t.Fatalf("%d files written, want %q", len(ents), names)
+	if len(found) != len(names) {
+		t.Fatalf("files written: %q, want %q", found, names)
 	}
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil || string(b) != files[n] {
-			t.Fatalf("%s: %d bytes (%v), want the %d stored", n, len(b), err, len(files[n]))
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(n)))
+		want, stored := files[n] // a name written as it is
+		if !stored {
+			want = files[escapePath(n)] // a path
+		}
+		if err != nil || string(b) != want {
+			t.Fatalf("%s: %d bytes (%v), want the %d stored", n, len(b), err, len(want))
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/datavision/des/internal/desformat"
 )
@@ -15,16 +17,22 @@ import (
 func runPack(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("pack", "-o ARCHIVE [flags] FILE|DIR...",
 		`Write an archive holding the given files and every regular file below the
-given directories. Each file is stored under its base name; two inputs with
-the same base name are an error. Inputs are checked before anything is
-written, and the archive appears under its name only when complete.
-Use -o - to write the archive to stdout.`, stdout, stderr)
+given directories (symbolic links and devices below them are skipped). Paths
+are stored like GNU tar stores them: as given, cleaned, with leading "/" and
+"../" removed, so 'des pack -o x.des dir' stores dir/sub/a.txt and
+'des pack -o x.des /data/dir' stores data/dir/sub/a.txt. Names cannot hold
+"/", so a path is stored percent-escaped (dir%2Fsub%2Fa.txt), which DES v1
+readers read as a plain name; des ls shows it as dir/sub/a.txt again.
+Two inputs with the same path are an error. Inputs are checked before
+anything is written, and the archive appears under its name only when
+complete. Use -o - to write the archive to stdout. A progress bar is shown
+on stderr when it is a terminal (not with -q).`, stdout, stderr)
 	out := c.fs.String("o", "", "output archive `path` (required; - for stdout)")
 	var threshold int64
 	c.fs.Var(sizeFlag{&threshold}, "external-threshold", "store payloads of at least this many `bytes` (K/M/G suffixes ok) in --external-root; 0 disables")
 	extRoot := c.fs.String("external-root", "", "`DIR` laid out like the bucket that receives external payloads as DIR/PREFIX/_bigFiles/NAME")
 	extPrefix := c.fs.String("external-prefix", "", "key `PREFIX` for external payloads")
-	quiet := c.fs.Bool("q", false, "do not print a summary")
+	quiet := c.fs.Bool("q", false, "no summary and no progress bar")
 	inputs, code, ok := c.parse(args, 1, -1)
 	if !ok {
 		return code
@@ -38,11 +46,11 @@ Use -o - to write the archive to stdout.`, stdout, stderr)
 		fmt.Fprintln(stderr, "des pack: --external-threshold needs --external-root")
 		return exitUsage
 	}
-	files, err := collectInputs(inputs)
+	files, err := collectInputs(inputs, *out, stderr)
 	if err != nil {
 		return c.fail(err)
 	}
-	opts := desformat.WriterOptions{ExternalThreshold: threshold, ExternalPrefix: *extPrefix}
+	opts := desformat.WriterOptions{ExternalThreshold: threshold, ExternalPrefix: *extPrefix, BufferSize: packWriteBuffer}
 	if threshold > 0 {
 		if err := os.MkdirAll(*extRoot, 0o755); err != nil {
 			return c.fail(err)
@@ -51,7 +59,12 @@ Use -o - to write the archive to stdout.`, stdout, stderr)
 			return c.fail(err)
 		}
 	}
-	total, err := writeArchiveTo(context.Background(), *out, stdout, files, opts)
+	// The live heap is the list of names and bounded read-ahead; the default GC target would
+	// collect it over and over for nothing while 100,000 small files stream through.
+	debug.SetGCPercent(400)
+	bar := newProgress(stderr, *quiet, "pack", len(files), 0)
+	total, err := writeArchiveTo(context.Background(), *out, stdout, files, opts, bar)
+	bar.finish()
 	if err != nil {
 		return c.fail(err)
 	}
@@ -65,63 +78,106 @@ Use -o - to write the archive to stdout.`, stdout, stderr)
 	return exitOK
 }
 
+// packWriteBuffer: the archive goes out in 1 MiB writes (400 system calls for 100,000 files of
+// 4 KiB, where tar makes 40,000 of 10 KiB).
+const packWriteBuffer = 1 << 20
+
 // packInput is one file to pack.
 type packInput struct {
-	path string
-	name string
+	path string // where it is read from
+	name string // the stored name: escapePath of its archive path
 }
 
-// collectInputs expands directories and checks every name (validity and
-// uniqueness) before any output exists.
-func collectInputs(args []string) ([]packInput, error) {
-	var files []packInput
-	seen := make(map[string]string)
-	add := func(path string) error {
-		name := filepath.Base(path)
-		if err := desformat.ValidateName(name); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if prev, dup := seen[name]; dup {
-			return fmt.Errorf("%w: %s and %s are both named %q", desformat.ErrDuplicateName, prev, path, name)
-		}
-		seen[name] = path
-		files = append(files, packInput{path: path, name: name})
-		return nil
+// collectInputs expands directories and checks every name (validity and uniqueness) before any
+// output exists. The archive being written is skipped if a walk meets it, as tar does.
+func collectInputs(args []string, out string, stderr io.Writer) ([]packInput, error) {
+	c := inputCollector{stderr: stderr}
+	if len(args) > 1 {
+		// One argument cannot repeat a path: a walk visits each file once, and archivePath and
+		// escapePath keep distinct paths below one root distinct. Only several arguments can
+		// overlap, so only they pay for a set of 100,000 names.
+		c.seen = make(map[string]string)
+	}
+	if out != "-" {
+		c.out, _ = os.Stat(out) // no archive yet: nothing to skip
 	}
 	for _, arg := range args {
-		st, err := os.Stat(arg)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case st.Mode().IsRegular():
-			err = add(arg)
-		case st.IsDir():
-			err = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if d.Type().IsRegular() {
-					return add(path)
-				}
-				return nil // directories recurse; symlinks and devices are skipped
-			})
-		default:
-			err = fmt.Errorf("%s: not a regular file or directory", arg)
-		}
-		if err != nil {
+		if err := c.collect(arg); err != nil {
 			return nil, err
 		}
 	}
-	return files, nil
+	return c.files, nil
+}
+
+type inputCollector struct {
+	files  []packInput
+	seen   map[string]string // stored name -> the input path it came from
+	out    fs.FileInfo       // the existing output archive, or nil
+	stderr io.Writer
+}
+
+func (c *inputCollector) collect(arg string) error {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.Mode().IsRegular():
+		return c.add(arg)
+	case st.IsDir():
+		// WalkDir visits names in lexical order, so the archive order does not depend on the
+		// file system.
+		return filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.Type().IsRegular() {
+				return nil // directories recurse; symlinks and devices are skipped
+			}
+			if c.isArchive(path, d) {
+				fmt.Fprintf(c.stderr, "des pack: %s: skipped, it is the archive being written\n", path)
+				return nil
+			}
+			return c.add(path)
+		})
+	}
+	return fmt.Errorf("%s: not a regular file or directory", arg)
+}
+
+// isArchive reports whether path is the output archive (only its base name costs a stat).
+func (c *inputCollector) isArchive(path string, d fs.DirEntry) bool {
+	if c.out == nil || d.Name() != c.out.Name() {
+		return false
+	}
+	st, err := os.Stat(path)
+	return err == nil && os.SameFile(st, c.out)
+}
+
+func (c *inputCollector) add(path string) error {
+	ap := archivePath(path)
+	if ap == "" {
+		return fmt.Errorf("%s: no path left to store after removing leading \"/\" and \"../\"", path)
+	}
+	name := escapePath(ap)
+	if err := desformat.ValidateName(name); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if c.seen != nil {
+		if prev, dup := c.seen[name]; dup {
+			return fmt.Errorf("%w: %s and %s are both stored as %q", desformat.ErrDuplicateName, prev, path, ap)
+		}
+		c.seen[name] = path
+	}
+	c.files = append(c.files, packInput{path: path, name: name})
+	return nil
 }
 
 // writeArchiveTo writes the archive to path ("-": stdout). A file is
 // written under a temporary name and renamed when complete, so a failed
 // pack never leaves a truncated archive behind.
-func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []packInput, opts desformat.WriterOptions) (total int64, err error) {
+func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []packInput, opts desformat.WriterOptions, bar *progress) (total int64, err error) {
 	if path == "-" {
-		return packFiles(ctx, stdout, files, opts)
+		return packFiles(ctx, stdout, files, opts, bar)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -133,7 +189,7 @@ func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []
 			os.Remove(tmp.Name())
 		}
 	}()
-	if total, err = packFiles(ctx, tmp, files, opts); err != nil {
+	if total, err = packFiles(ctx, tmp, files, opts, bar); err != nil {
 		return 0, err
 	}
 	if err := tmp.Close(); err != nil {
@@ -145,38 +201,40 @@ func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []
 	return total, os.Rename(tmp.Name(), path)
 }
 
-func packFiles(ctx context.Context, out io.Writer, files []packInput, opts desformat.WriterOptions) (int64, error) {
+// packFiles appends files in order while a prefetcher reads ahead of it.
+func packFiles(ctx context.Context, out io.Writer, files []packInput, opts desformat.WriterOptions, bar *progress) (int64, error) {
 	w, err := desformat.NewWriter(out, opts)
 	if err != nil {
 		return 0, err
 	}
+	pf := startPrefetch(files, prefetchWorkers(), prefetchWindow)
+	defer pf.stop()
 	var total int64
+	var br bytes.Reader
 	for _, in := range files {
-		n, err := packOne(ctx, w, in)
-		if err != nil {
-			return 0, err
+		l := pf.next()
+		if err := packOne(ctx, w, in, l, &br); err != nil {
+			return 0, errors.Join(err, w.Abort())
 		}
-		total += n
+		total += l.size
+		bar.add(1, l.size)
 	}
 	return total, w.Close()
 }
 
-func packOne(ctx context.Context, w *desformat.Writer, in packInput) (int64, error) {
-	f, err := os.Open(in.path)
-	if err != nil {
-		return 0, err
+func packOne(ctx context.Context, w *desformat.Writer, in packInput, l *loaded, br *bytes.Reader) error {
+	if l.err != nil {
+		return l.err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
+	if l.stream != nil {
+		defer l.stream.Close()
 	}
-	err = w.Add(ctx, desformat.FileHeader{Name: in.name, Size: st.Size()}, f)
+	err := w.Add(ctx, desformat.FileHeader{Name: in.name, Size: l.size}, l.reader(br))
 	if errors.Is(err, desformat.ErrSizeMismatch) {
 		err = fmt.Errorf("%w (did %s change while packing?)", err, in.path)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", in.path, err)
+		return fmt.Errorf("%s: %w", in.path, err)
 	}
-	return st.Size(), nil
+	return nil
 }

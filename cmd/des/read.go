@@ -14,10 +14,13 @@ const externalRootHelp = "`DIR` laid out like the bucket (DIR/<key>) holding ext
 
 func runLs(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("ls", "[-l] ARCHIVE",
-		`List the names in an archive, one per line, in archive order. With -l,
-also show size, flags (ext = external payload) and the CRC-32C checksum
+		`List the files in an archive, one per line, in archive order. A name that
+holds a path (des pack stores dir/sub/a.txt as dir%2Fsub%2Fa.txt, see
+'des pack --help') is shown as the path; -raw shows names as stored. With
+-l, also show size, flags (ext = external payload) and the CRC-32C checksum
 ("-" for archives written without checksums, like DES v1).`, stdout, stderr)
 	long := c.fs.Bool("l", false, "long listing: size, flags, checksum, name")
+	raw := c.fs.Bool("raw", false, "show names exactly as stored, without decoding paths")
 	pos, code, ok := c.parse(args, 1, 1)
 	if !ok {
 		return code
@@ -28,9 +31,13 @@ also show size, flags (ext = external payload) and the CRC-32C checksum
 	}
 	defer closer.Close()
 	bw := bufio.NewWriter(stdout)
+	show := displayName
+	if *raw {
+		show = func(name string) string { return name }
+	}
 	for _, e := range r.Entries() {
 		if !*long {
-			fmt.Fprintln(bw, e.Name)
+			fmt.Fprintln(bw, show(e.Name))
 			continue
 		}
 		sum := "-"
@@ -45,7 +52,7 @@ also show size, flags (ext = external payload) and the CRC-32C checksum
 		if e.IsExternal() {
 			flags = "ext"
 		}
-		fmt.Fprintf(bw, "%12d  %-3s  %-8s  %s\n", e.Size, flags, sum, e.Name)
+		fmt.Fprintf(bw, "%12d  %-3s  %-8s  %s\n", e.Size, flags, sum, show(e.Name))
 	}
 	if err := bw.Flush(); err != nil {
 		return c.fail(err)
@@ -55,7 +62,8 @@ also show size, flags (ext = external payload) and the CRC-32C checksum
 
 func runCat(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("cat", "[--external-root DIR] ARCHIVE NAME",
-		`Write one file's bytes to stdout. The checksum is verified as the bytes
+		`Write one file's bytes to stdout. NAME is a name as stored or a path as
+des ls shows it (dir/sub/a.txt). The checksum is verified as the bytes
 stream; on a mismatch des exits 1 after the last byte (discard the output).`, stdout, stderr)
 	extRoot := c.fs.String("external-root", "", externalRootHelp)
 	pos, code, ok := c.parse(args, 2, 2)
@@ -68,7 +76,7 @@ stream; on a mismatch des exits 1 after the last byte (discard the output).`, st
 		return c.fail(err)
 	}
 	defer closer.Close()
-	f, err := r.Open(ctx, pos[1])
+	f, err := r.Open(ctx, lookupName(r, pos[1]))
 	if err != nil {
 		return c.fail(err)
 	}
@@ -81,7 +89,8 @@ stream; on a mismatch des exits 1 after the last byte (discard the output).`, st
 
 func runMeta(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("meta", "ARCHIVE NAME",
-		"Print one file's meta JSON object exactly as stored, followed by a newline.", stdout, stderr)
+		`Print one file's meta JSON object exactly as stored, followed by a newline.
+NAME is a name as stored or a path as des ls shows it.`, stdout, stderr)
 	pos, code, ok := c.parse(args, 2, 2)
 	if !ok {
 		return code
@@ -91,7 +100,7 @@ func runMeta(args []string, stdout, stderr io.Writer) int {
 		return c.fail(err)
 	}
 	defer closer.Close()
-	meta, err := r.Meta(pos[1])
+	meta, err := r.Meta(lookupName(r, pos[1]))
 	if err != nil {
 		return c.fail(err)
 	}
@@ -103,8 +112,10 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("verify", "[--external-root DIR] ARCHIVE",
 		`Check an archive: header, footer, index (and its checksum), every meta
 object and every payload's length and CRC-32C. External payloads are
-checked when --external-root is given. Exits 1 if anything is wrong.`, stdout, stderr)
+checked when --external-root is given. Exits 1 if anything is wrong.
+A progress bar is shown on stderr when it is a terminal (not with -q).`, stdout, stderr)
 	extRoot := c.fs.String("external-root", "", externalRootHelp)
+	quiet := c.fs.Bool("q", false, "no progress bar")
 	pos, code, ok := c.parse(args, 1, 1)
 	if !ok {
 		return code
@@ -115,7 +126,7 @@ checked when --external-root is given. Exits 1 if anything is wrong.`, stdout, s
 		return c.fail(err)
 	}
 	defer closer.Close()
-	rep, err := r.Verify(ctx)
+	rep, err := verifyWithProgress(ctx, r, *extRoot != "", stderr, *quiet)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -201,4 +212,39 @@ func printStat(w io.Writer, path string, r *desformat.Reader) {
 	}
 	fmt.Fprintf(tw, "payload checksums:\t%s\n", payload)
 	tw.Flush()
+}
+
+// lookupName maps what a user typed to a stored name: the name itself when the archive has it,
+// else its escaped form, so both dir%2Fsub%2Fa.txt and dir/sub/a.txt find that file. A name
+// found neither way is returned as typed, for the reader's not-found error to name it.
+func lookupName(r *desformat.Reader, arg string) string {
+	if _, ok := r.Lookup(arg); ok {
+		return arg
+	}
+	if esc := escapePath(arg); esc != arg {
+		if _, ok := r.Lookup(esc); ok {
+			return esc
+		}
+	}
+	return arg
+}
+
+// verifyWithProgress runs Verify with a bar over the payload bytes it reads (external ones only
+// when they are checked).
+func verifyWithProgress(ctx context.Context, r *desformat.Reader, external bool, stderr io.Writer, quiet bool) (*desformat.VerifyReport, error) {
+	var total int64
+	for _, e := range r.IndexEntries() {
+		if external || !e.IsExternal() {
+			total += e.Size
+		}
+	}
+	bar := newProgress(stderr, quiet, "verify", r.NumIndexEntries(), total)
+	defer bar.finish()
+	return r.VerifyProgress(ctx, func(e desformat.Entry) {
+		if external || !e.IsExternal() {
+			bar.add(1, e.Size)
+		} else {
+			bar.add(1, 0)
+		}
+	})
 }

@@ -47,10 +47,10 @@ func TestCLIS3(t *testing.T) {
 		"large.bin":     randomPayload(3<<20+123, 1), // internal, several read-ahead windows
 		"big.bin":       randomPayload(5<<20, 2),     // external
 	}
-	src := writeTree(t, files)
 	local := filepath.Join(t.TempDir(), "a.des")
+	t.Chdir(writeTree(t, files)) // "." stores the files under their own names
 	mustCLI(t, 0, "pack", "-q", "-o", local, "--external-threshold", "4M", "--external-root", "s3://"+bucket,
-		"--external-prefix", "archive/2026-02-24/0001/c1", src)
+		"--external-prefix", "archive/2026-02-24/0001/c1", ".")
 	archive, err := os.ReadFile(local)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +114,8 @@ func TestCLIS3Flags(t *testing.T) {
 	}
 	bucket := w.NewBucket(t)
 	var buf bytes.Buffer
-	code := run([]string{"pack", "-q", "-o", "-", writeTree(t, map[string]string{"f": "flags"})}, &buf, os.Stderr)
+	t.Chdir(writeTree(t, map[string]string{"f": "flags"}))
+	code := run([]string{"pack", "-q", "-o", "-", "f"}, &buf, os.Stderr)
 	if code != 0 {
 		t.Fatal("pack")
 	}

@@ -47,6 +47,12 @@ func (v *VerifyReport) Err() error {
 // store when configured). Problems are collected, not fatal; the returned
 // error is non-nil only for I/O failures or cancellation.
 func (r *Reader) Verify(ctx context.Context) (*VerifyReport, error) {
+	return r.VerifyProgress(ctx, nil)
+}
+
+// VerifyProgress is Verify calling checked (when not nil) after each index entry, so a caller can
+// show how far it got; checked runs on the calling goroutine.
+func (r *Reader) VerifyProgress(ctx context.Context, checked func(Entry)) (*VerifyReport, error) {
 	v := &VerifyReport{
 		Entries:       r.idx.len(),
 		Names:         r.idx.unique,
@@ -61,6 +67,9 @@ func (r *Reader) Verify(ctx context.Context) (*VerifyReport, error) {
 		}
 		e := r.idx.entryAt(i)
 		r.verifyEntry(ctx, &e, v, buf)
+		if checked != nil {
+			checked(e)
+		}
 	}
 	return v, nil
 }
