@@ -122,7 +122,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION_LDFLAGS = -X github.com/datavision/des/internal/version.Version=$(VERSION)
 
 .PHONY: build
-build: ## Build the manager and des binaries into bin/, stamped with VERSION (default: git describe).
+build: ## Build the manager, des and kubectl-des (the kubectl plugin) binaries into bin/, stamped with VERSION (default: git describe).
 	go build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # The tag `make image` writes into the tarball (IfNotPresent pull policy: not :latest).
