@@ -240,12 +240,13 @@ type FillStatus struct {
 	// CheckedAt is when the last run checked the shards' fill, whether or not it started Jobs.
 	// +optional
 	CheckedAt *metav1.Time `json:"checkedAt,omitempty"`
-	// PendingRows are the ready rows of all the shards, as of CountedAt.
+	// PendingRows are the ready rows of all the shards, as of CountedAt (written when 0 too, so the
+	// printer column shows 0).
 	// +optional
-	PendingRows int64 `json:"pendingRows,omitempty"`
+	PendingRows int64 `json:"pendingRows"`
 	// PendingBytes is their payload.
 	// +optional
-	PendingBytes int64 `json:"pendingBytes,omitempty"`
+	PendingBytes int64 `json:"pendingBytes"`
 	// CountedAt is when the pending rows were counted: at every reconcile that reached the catalog,
 	// which includes the end of each packer Job.
 	// +optional
@@ -274,9 +275,9 @@ type DesShardStatus struct {
 	// ShardCount is the number of shards this DesShard serves.
 	// +optional
 	ShardCount int32 `json:"shardCount,omitempty"`
-	// ActiveJobs running now.
+	// ActiveJobs running now (written when 0 too, for the printer column).
 	// +optional
-	ActiveJobs int32 `json:"activeJobs,omitempty"`
+	ActiveJobs int32 `json:"activeJobs"`
 	// Containers counts DesContainers by phase.
 	// +optional
 	Containers map[string]int64 `json:"containers,omitempty"`

@@ -220,12 +220,21 @@ type Marker struct {
 }
 
 // RowCounts counts catalog rows per state.
+//
+// The counts are always written, zeros too: `kubectl get dessources` shows 0, not an empty column
+// that reads as "not counted". The schema keeps them optional all the same: a status stored before
+// they were always written lacks them.
 type RowCounts struct {
-	Unnamed int64 `json:"unnamed,omitempty"`
-	Ready   int64 `json:"ready,omitempty"`
-	Claimed int64 `json:"claimed,omitempty"`
-	Packed  int64 `json:"packed,omitempty"`
-	Failed  int64 `json:"failed,omitempty"`
+	// +optional
+	Unnamed int64 `json:"unnamed"`
+	// +optional
+	Ready int64 `json:"ready"`
+	// +optional
+	Claimed int64 `json:"claimed"`
+	// +optional
+	Packed int64 `json:"packed"`
+	// +optional
+	Failed int64 `json:"failed"`
 	// CountedAt is when the catalog was counted: at every periodic check, and a few seconds after a
 	// packer or marker Job of the source ends.
 	// +optional

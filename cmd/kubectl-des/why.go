@@ -118,8 +118,20 @@ func diagnose(in whyInput) []finding {
 	if _, asked := ds.Annotations[protocol.AnnotationPackNow]; asked {
 		add(false, "", "a pack-now request is waiting for the controller (annotation %s)", protocol.AnnotationPackNow)
 	}
+	if !anyBlocking(out) {
+		add(false, "", "nothing holds DesShard %s back", ds.Name)
+	}
 	out = append(out, nextRun(ds, in.now))
 	return out
+}
+
+func anyBlocking(fs []finding) bool {
+	for _, f := range fs {
+		if f.blocking {
+			return true
+		}
+	}
+	return false
 }
 
 func sourceFindings(ds *desv1.DesShard, src *desv1.DesSource) []finding {
@@ -211,6 +223,9 @@ func oneShard(ds *desv1.DesShard, s desv1.ShardStatus, now time.Time) []finding 
 	}
 	if s.SourcesDue > 0 {
 		out = append(out, finding{text: fmt.Sprintf("shard %d: %d containers' source objects are due for deletion", s.ID, s.SourcesDue)})
+	}
+	if len(out) == 0 && s.LastSuccess != nil {
+		out = append(out, finding{text: fmt.Sprintf("shard %d: idle: no ready rows; last container committed %s", s.ID, ago(s.LastSuccess, now))})
 	}
 	return out
 }

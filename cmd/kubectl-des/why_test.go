@@ -45,7 +45,10 @@ func TestDiagnoseSaysWhatHoldsAShardBack(t *testing.T) {
 		info     []string // substrings that must appear somewhere
 	}{
 		{name: "healthy and idle", ds: whyShard(nil), source: readySource(), shard: -1,
-			info: []string{"nothing to pack", "no run checked yet"}},
+			info: []string{"nothing to pack", "nothing holds DesShard daily back", "no run checked yet"}},
+		{name: "packed and idle", ds: whyShard(func(d *desv1.DesShard) {
+			d.Status.Shards = []desv1.ShardStatus{{ID: 2, LastSuccess: &metav1.Time{Time: now.Add(-3 * time.Minute)}}}
+		}), source: readySource(), shard: 2, info: []string{"shard 2: idle: no ready rows; last container committed 3m ago", "nothing holds"}},
 		{name: "suspended", ds: whyShard(func(d *desv1.DesShard) { d.Spec.Suspend = true }), source: readySource(), shard: -1,
 			blocking: []string{"spec.suspend is true"}},
 		{name: "source missing", ds: whyShard(nil), shard: -1, blocking: []string{"DesSource src does not exist"}},

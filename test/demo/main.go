@@ -218,7 +218,7 @@ Explore (the stack stays up until 'make demo-down'). It lives in its own network
   hack/demo.sh kubectl des -n scans why scans-all
   hack/demo.sh kubectl des -n scans pack-now scans-all
   hack/demo.sh kubectl des -n scans verify <container from kubectl get descontainers>
-  hack/demo.sh kubectl des -n scans cat %[4]s | wc -c
+  hack/demo.sh kubectl des -n scans cat '%[4]s' | wc -c
   hack/demo.sh kubectl describe desshard -n scans scans-all
   hack/demo.sh kubectl logs -n des-system deploy/des-controller
   hack/demo.sh exec curl -s '%[3]s/v1/files/%[4]s' | wc -c
