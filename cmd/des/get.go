@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/progress"
 	"github.com/datavision/des/pkg/client"
 )
 
@@ -60,7 +61,7 @@ progress bar is shown on stderr when it is a terminal (not with -q).`, stdout, s
 	if *outDir == "" {
 		return getOne(ctx, c, rc, client.Ref{Container: *container, Name: names[0]})
 	}
-	bar := newProgress(stderr, *quiet, "get", len(names), 0)
+	bar := progress.New(stderr, *quiet, "des get", len(names), 0)
 	return getBatch(ctx, c, rc, client.BatchRequest{Container: *container, Names: names}, *outDir, bar)
 }
 
@@ -89,8 +90,8 @@ func getOne(ctx context.Context, c *command, rc *client.Reader, ref client.Ref) 
 }
 
 // getBatch writes every file of one batch request below dir.
-func getBatch(ctx context.Context, c *command, rc *client.Reader, req client.BatchRequest, dir string, bar *progress) int {
-	defer bar.finish()
+func getBatch(ctx context.Context, c *command, rc *client.Reader, req client.BatchRequest, dir string, bar *progress.Bar) int {
+	defer bar.Finish()
 	// The Root refuses any path that would leave dir, through ".." or a symbolic link, even one
 	// planted between two files; displayName already never yields such a path.
 	root, err := os.OpenRoot(dir)
@@ -102,22 +103,22 @@ func getBatch(ctx context.Context, c *command, rc *client.Reader, req client.Bat
 	for p, err := range rc.Batch(ctx, req) {
 		switch {
 		case p == nil:
-			bar.finish()
+			bar.Finish()
 			return c.fail(err)
 		case p.Missing:
-			bar.finish() // before the message, so it is not drawn over
+			bar.Finish() // before the message, so it is not drawn over
 			fmt.Fprintf(c.stderr, "des get: %s: not found\n", displayName(p.Name))
 			code = exitError
 		case err != nil:
-			bar.finish()
+			bar.Finish()
 			return c.fail(err)
 		default:
 			n, err := writePart(root, p)
 			if err != nil {
-				bar.finish()
+				bar.Finish()
 				return c.fail(err)
 			}
-			bar.add(1, n)
+			bar.Add(1, n)
 		}
 	}
 	return code

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/progress"
 )
 
 func runPack(args []string, stdout, stderr io.Writer) int {
@@ -62,9 +63,9 @@ on stderr when it is a terminal (not with -q).`, stdout, stderr)
 	// The live heap is the list of names and bounded read-ahead; the default GC target would
 	// collect it over and over for nothing while 100,000 small files stream through.
 	debug.SetGCPercent(400)
-	bar := newProgress(stderr, *quiet, "pack", len(files), 0)
+	bar := progress.New(stderr, *quiet, "des pack", len(files), 0)
 	total, err := writeArchiveTo(context.Background(), *out, stdout, files, opts, bar)
-	bar.finish()
+	bar.Finish()
 	if err != nil {
 		return c.fail(err)
 	}
@@ -175,7 +176,7 @@ func (c *inputCollector) add(path string) error {
 // writeArchiveTo writes the archive to path ("-": stdout). A file is
 // written under a temporary name and renamed when complete, so a failed
 // pack never leaves a truncated archive behind.
-func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []packInput, opts desformat.WriterOptions, bar *progress) (total int64, err error) {
+func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []packInput, opts desformat.WriterOptions, bar *progress.Bar) (total int64, err error) {
 	if path == "-" {
 		return packFiles(ctx, stdout, files, opts, bar)
 	}
@@ -202,7 +203,7 @@ func writeArchiveTo(ctx context.Context, path string, stdout io.Writer, files []
 }
 
 // packFiles appends files in order while a prefetcher reads ahead of it.
-func packFiles(ctx context.Context, out io.Writer, files []packInput, opts desformat.WriterOptions, bar *progress) (int64, error) {
+func packFiles(ctx context.Context, out io.Writer, files []packInput, opts desformat.WriterOptions, bar *progress.Bar) (int64, error) {
 	w, err := desformat.NewWriter(out, opts)
 	if err != nil {
 		return 0, err
@@ -217,7 +218,7 @@ func packFiles(ctx context.Context, out io.Writer, files []packInput, opts desfo
 			return 0, errors.Join(err, w.Abort())
 		}
 		total += l.size
-		bar.add(1, l.size)
+		bar.Add(1, l.size)
 	}
 	return total, w.Close()
 }

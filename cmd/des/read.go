@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/progress"
 )
 
 const externalRootHelp = "`DIR` laid out like the bucket (DIR/<key>) holding external payloads"
@@ -61,12 +62,15 @@ holds a path (des pack stores dir/sub/a.txt as dir%2Fsub%2Fa.txt, see
 }
 
 func runCat(args []string, stdout, stderr io.Writer) int {
-	c := newCommand("cat", "[--external-root DIR] ARCHIVE NAME",
-		`Write one file's bytes to stdout. NAME is a name as stored or a path as
-des ls shows it (dir/sub/a.txt). The checksum is verified as the bytes
-stream; on a mismatch des exits 1 after the last byte (discard the output).`, stdout, stderr)
+	c := newCommand("cat", "[-q] [--external-root DIR] ARCHIVE NAME...",
+		`Write the files' bytes to stdout, one after the other in the order given.
+NAME is a name as stored or a path as des ls shows it (dir/sub/a.txt).
+Every name is looked up before a byte is written. Checksums are verified as
+the bytes stream; on a mismatch des exits 1 after that file's last byte
+(discard the output). Many files get a progress bar on a terminal (-q: none).`, stdout, stderr)
 	extRoot := c.fs.String("external-root", "", externalRootHelp)
-	pos, code, ok := c.parse(args, 2, 2)
+	quiet := c.fs.Bool("q", false, "no progress bar")
+	pos, code, ok := c.parse(args, 2, -1)
 	if !ok {
 		return code
 	}
@@ -76,15 +80,50 @@ stream; on a mismatch des exits 1 after the last byte (discard the output).`, st
 		return c.fail(err)
 	}
 	defer closer.Close()
-	f, err := r.Open(ctx, lookupName(r, pos[1]))
+	names, total, err := catNames(r, pos[1:])
 	if err != nil {
 		return c.fail(err)
 	}
-	defer f.Close()
-	if _, err := io.Copy(stdout, struct{ io.Reader }{f}); err != nil {
-		return c.fail(err)
+	bar := progress.New(stderr, *quiet, "des cat", len(names), total)
+	defer bar.Finish()
+	for _, name := range names {
+		n, err := catOne(ctx, r, name, stdout)
+		if err != nil {
+			bar.Finish() // before the message, so it is not drawn over
+			return c.fail(err)
+		}
+		bar.Add(1, n)
 	}
 	return exitOK
+}
+
+// catNames resolves every argument to a stored name, and sums their sizes, before anything is
+// written: a typo in the last name must not leave the others half-written on stdout.
+func catNames(r *desformat.Reader, args []string) ([]string, int64, error) {
+	names := make([]string, len(args))
+	var total int64
+	for i, arg := range args {
+		names[i] = lookupName(r, arg)
+		e, err := r.Stat(names[i])
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", arg, err)
+		}
+		total += e.Size
+	}
+	return names, total, nil
+}
+
+func catOne(ctx context.Context, r *desformat.Reader, name string, stdout io.Writer) (int64, error) {
+	f, err := r.Open(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := io.Copy(stdout, struct{ io.Reader }{f})
+	if err != nil {
+		return n, fmt.Errorf("%s: %w", name, err)
+	}
+	return n, nil
 }
 
 func runMeta(args []string, stdout, stderr io.Writer) int {
@@ -238,13 +277,13 @@ func verifyWithProgress(ctx context.Context, r *desformat.Reader, external bool,
 			total += e.Size
 		}
 	}
-	bar := newProgress(stderr, quiet, "verify", r.NumIndexEntries(), total)
-	defer bar.finish()
+	bar := progress.New(stderr, quiet, "des verify", r.NumIndexEntries(), total)
+	defer bar.Finish()
 	return r.VerifyProgress(ctx, func(e desformat.Entry) {
 		if external || !e.IsExternal() {
-			bar.add(1, e.Size)
+			bar.Add(1, e.Size)
 		} else {
-			bar.add(1, 0)
+			bar.Add(1, 0)
 		}
 	})
 }

@@ -13,25 +13,27 @@ import (
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/objstore"
+	"github.com/datavision/des/internal/progress"
 	"github.com/datavision/des/internal/protocol"
 )
 
 // runCat writes files to stdout by name: the catalog says where each is (container key, offset,
 // size, CRC-32C), and one ranged read of the archive fetches it, as the reader sidecar serves it.
 func runCat(e *env, args []string) int {
-	fs := commandFlags(e, "cat", "[--source DESSOURCE] NAME...")
+	fs := commandFlags(e, "cat", "[--source DESSOURCE] [-q] NAME...")
 	source := fs.String("source", "", "the DesSource whose catalog to ask (default: the only one in the namespace)")
+	quiet := fs.Bool("q", false, "no progress bar (there is none unless stderr is a terminal)")
 	names, code, ok := parseArgs(e, fs, args, 1, -1)
 	if !ok {
 		return code
 	}
-	if err := catFiles(e, *source, names); err != nil {
+	if err := catFiles(e, *source, names, *quiet); err != nil {
 		return fail(e, "cat", err)
 	}
 	return exitOK
 }
 
-func catFiles(e *env, source string, names []string) error {
+func catFiles(e *env, source string, names []string, quiet bool) error {
 	src, err := pickSource(e, source)
 	if err != nil {
 		return err
@@ -52,12 +54,20 @@ func catFiles(e *env, source string, names []string) error {
 	}
 	arch := &archives{e: e, src: src, byKey: map[string]*archive{}, stores: map[string]*objstore.Store{}}
 	bw := bufio.NewWriterSize(e.stdout, 256<<10)
+	var total int64
+	for _, name := range names {
+		total += locs[name].Size
+	}
+	bar := progress.New(e.stderr, quiet, "kubectl des cat", len(names), total)
+	defer bar.Finish()
 	for _, name := range names {
 		if err := arch.write(bw, locs[name]); err != nil {
 			// What was written before this file is verified and stays written.
 			_ = bw.Flush()
+			bar.Finish() // before the message, so it is not drawn over
 			return fmt.Errorf("%q: %w", name, err)
 		}
+		bar.Add(1, locs[name].Size)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write to stdout: %w", err)

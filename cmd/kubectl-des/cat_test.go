@@ -57,7 +57,7 @@ func TestCatFailures(t *testing.T) {
 		inStderr []string
 		stdout   func(w *world) string
 	}{
-		{name: "no name", args: nil, inStderr: []string{"usage: kubectl des cat [--source DESSOURCE] NAME..."}},
+		{name: "no name", args: nil, inStderr: []string{"usage: kubectl des cat [--source DESSOURCE] [-q] NAME..."}},
 		{name: "a name not packed", args: []string{"N_1", "nope", "N_2"},
 			inStderr: []string{`not packed: "nope"`, "has no packed row of that name in a committed container"}},
 		{name: "not committed yet", setup: func(w *world) {

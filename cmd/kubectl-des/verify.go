@@ -8,6 +8,8 @@ import (
 	desv1 "github.com/datavision/des/api/v1alpha1"
 	"github.com/datavision/des/internal/catalog"
 	"github.com/datavision/des/internal/containercheck"
+	"github.com/datavision/des/internal/desformat"
+	"github.com/datavision/des/internal/progress"
 	"github.com/datavision/des/internal/protocol"
 )
 
@@ -15,13 +17,14 @@ import (
 // makes before it rolls a container forward, and then what recovery does not read: every payload,
 // and, for a committed container, every catalog row against the file it places.
 func runVerify(e *env, args []string) int {
-	fs := commandFlags(e, "verify", "[--skip-catalog] CONTAINER")
+	fs := commandFlags(e, "verify", "[--skip-catalog] [-q] CONTAINER")
 	skipCatalog := fs.Bool("skip-catalog", false, "check the archive only, without comparing it with the catalog")
+	quiet := fs.Bool("q", false, "no progress bar (there is none unless stderr is a terminal)")
 	pos, code, ok := parseArgs(e, fs, args, 1, 1)
 	if !ok {
 		return code
 	}
-	v := &verification{e: e, out: e.stdout}
+	v := &verification{e: e, out: e.stdout, quiet: *quiet}
 	if err := v.run(pos[0], *skipCatalog); err != nil {
 		return fail(e, "verify", fmt.Errorf("%s: %w", pos[0], err))
 	}
@@ -33,6 +36,7 @@ type verification struct {
 	e        *env
 	out      io.Writer
 	findings []error // the container is not as recorded
+	quiet    bool    // no progress bar
 }
 
 // maxListed bounds the problems printed per check; the count says how many there were.
@@ -121,7 +125,13 @@ func (v *verification) checkObject(con *desv1.DesContainer, obj *containercheck.
 
 // checkPayloads reads every payload back. Its error is a failure to read, not a finding.
 func (v *verification) checkPayloads(obj *containercheck.Object) error {
-	rep, err := obj.VerifyPayloads(v.e.ctx)
+	var total int64
+	for _, e := range obj.Reader.IndexEntries() {
+		total += e.Size
+	}
+	bar := progress.New(v.e.stderr, v.quiet, "kubectl des verify", obj.Reader.NumIndexEntries(), total)
+	rep, err := obj.VerifyPayloads(v.e.ctx, func(e desformat.Entry) { bar.Add(1, e.Size) })
+	bar.Finish() // before the verdict lines
 	if _, isFinding := containercheck.AsProblem(err); isFinding {
 		v.report("payloads", err, rep.Problems...)
 		return nil

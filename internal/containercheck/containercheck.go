@@ -154,10 +154,11 @@ func (o *Object) PlaceClaimed(ctx context.Context, claimed map[string]int64) ([]
 }
 
 // VerifyPayloads reads every payload back (external ones from the bucket) and checks its length and
-// CRC-32C, and every meta object, as `des verify` does. The report is returned either way; the error
-// is a Problem when anything failed to verify, or the failure that stopped the reading.
-func (o *Object) VerifyPayloads(ctx context.Context) (*desformat.VerifyReport, error) {
-	rep, err := o.Reader.Verify(ctx)
+// CRC-32C, and every meta object, as `des verify` does; checked (when not nil) is called after each
+// index entry, for a progress bar. The report is returned either way; the error is a Problem when
+// anything failed to verify, or the failure that stopped the reading.
+func (o *Object) VerifyPayloads(ctx context.Context, checked func(desformat.Entry)) (*desformat.VerifyReport, error) {
+	rep, err := o.Reader.VerifyProgress(ctx, checked)
 	if err != nil {
 		return rep, fmt.Errorf("verify the payloads of %s: %w", o.Key, err)
 	}

@@ -84,7 +84,7 @@ func TestOpenJudgesTheObject(t *testing.T) {
 			if obj.Summary != sum {
 				t.Fatalf("summary %+v, want %+v", obj.Summary, sum)
 			}
-			rep, err := obj.VerifyPayloads(ctx)
+			rep, err := obj.VerifyPayloads(ctx, nil)
 			if !matches(t, err, tc.payloads, tc.inText) {
 				return
 			}

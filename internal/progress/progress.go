@@ -1,4 +1,7 @@
-package main
+// Package progress draws the one-line progress bar of DES's long commands (des pack, verify, get;
+// kubectl des cat, verify) on stderr, and only for a person watching it on a terminal: piped or
+// redirected output, -q and TERM=dumb stay quiet. The des CLI and the kubectl plugin share it.
+package progress
 
 import (
 	"fmt"
@@ -12,13 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// progressInterval caps redraws at 10 a second: smooth to the eye, negligible work.
-const progressInterval = 100 * time.Millisecond
+// Interval caps redraws at 10 a second: smooth to the eye, negligible work.
+const Interval = 100 * time.Millisecond
 
-// wantProgress decides whether a long command draws a progress bar: only for a person watching
+// Want decides whether a long command draws a progress bar: only for a person watching
 // stderr on a terminal. Piped or redirected stderr (scripts, CI logs), -q, and TERM=dumb (which
 // cannot move the cursor back) stay quiet.
-func wantProgress(quiet, stderrIsTerminal bool, term string) bool {
+func Want(quiet, stderrIsTerminal bool, term string) bool {
 	return !quiet && stderrIsTerminal && term != "dumb"
 }
 
@@ -33,9 +36,9 @@ func terminalFd(w io.Writer) (int, bool) {
 	return fd, err == nil
 }
 
-// progress is a one-line bar on stderr, redrawn by its own goroutine from counters the command
-// bumps with add. A nil *progress (no terminal, or -q) does nothing, so callers need no checks.
-type progress struct {
+// Bar is a one-line bar on stderr, redrawn by its own goroutine from counters the command bumps
+// with Add. A nil *Bar (no terminal, or -q) does nothing, so callers need no checks.
+type Bar struct {
 	w          io.Writer
 	label      string
 	totalFiles int64
@@ -48,25 +51,25 @@ type progress struct {
 	stopc, donec chan struct{}
 }
 
-// newProgress starts a bar for a command that will handle totalFiles files (and totalBytes
-// bytes, if known), or returns nil when wantProgress says no.
-func newProgress(stderr io.Writer, quiet bool, label string, totalFiles int, totalBytes int64) *progress {
+// New starts a bar labelled label ("des pack") for a command that will handle totalFiles files
+// (and totalBytes bytes, if known), or returns nil when Want says no.
+func New(stderr io.Writer, quiet bool, label string, totalFiles int, totalBytes int64) *Bar {
 	fd, isTerm := terminalFd(stderr)
-	if !wantProgress(quiet, isTerm, os.Getenv("TERM")) {
+	if !Want(quiet, isTerm, os.Getenv("TERM")) {
 		return nil
 	}
 	width := 80
 	if ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
 		width = int(ws.Col)
 	}
-	p := &progress{w: stderr, label: label, totalFiles: int64(totalFiles), totalBytes: totalBytes, width: width,
+	p := &Bar{w: stderr, label: label, totalFiles: int64(totalFiles), totalBytes: totalBytes, width: width,
 		start: time.Now(), stopc: make(chan struct{}), donec: make(chan struct{})}
 	go p.loop()
 	return p
 }
 
-// add counts files and bytes done; safe from any goroutine.
-func (p *progress) add(files int, bytes int64) {
+// Add counts files and bytes done; safe from any goroutine.
+func (p *Bar) Add(files int, bytes int64) {
 	if p == nil {
 		return
 	}
@@ -74,9 +77,9 @@ func (p *progress) add(files int, bytes int64) {
 	p.bytes.Add(bytes)
 }
 
-// finish stops the bar and clears its line, so the command's own output starts on a clean line.
+// Finish stops the bar and clears its line, so the command's own output starts on a clean line.
 // Commands shorter than one interval never draw at all.
-func (p *progress) finish() {
+func (p *Bar) Finish() {
 	if p == nil {
 		return
 	}
@@ -84,9 +87,9 @@ func (p *progress) finish() {
 	<-p.donec
 }
 
-func (p *progress) loop() {
+func (p *Bar) loop() {
 	defer close(p.donec)
-	t := time.NewTicker(progressInterval)
+	t := time.NewTicker(Interval)
 	defer t.Stop()
 	drawn := false
 	for {
@@ -97,19 +100,19 @@ func (p *progress) loop() {
 			}
 			return
 		case <-t.C:
-			fmt.Fprint(p.w, renderProgress(p.snapshot(), p.width))
+			fmt.Fprint(p.w, render(p.snapshot(), p.width))
 			drawn = true
 		}
 	}
 }
 
-func (p *progress) snapshot() progressState {
-	return progressState{label: p.label, files: p.files.Load(), totalFiles: p.totalFiles,
+func (p *Bar) snapshot() state {
+	return state{label: p.label, files: p.files.Load(), totalFiles: p.totalFiles,
 		bytes: p.bytes.Load(), totalBytes: p.totalBytes, elapsed: time.Since(p.start)}
 }
 
-// progressState is what one frame shows.
-type progressState struct {
+// state is what one frame shows.
+type state struct {
 	label             string
 	files, totalFiles int64
 	bytes, totalBytes int64
@@ -117,7 +120,7 @@ type progressState struct {
 }
 
 // fraction is how far the command is, by bytes when their total is known, else by files.
-func (s progressState) fraction() float64 {
+func (s state) fraction() float64 {
 	var f float64
 	switch {
 	case s.totalBytes > 0:
@@ -128,14 +131,14 @@ func (s progressState) fraction() float64 {
 	return min(max(f, 0), 1)
 }
 
-// renderProgress draws one frame: carriage return, the line, clear-to-end-of-line. The line fits
+// render draws one frame: carriage return, the line, clear-to-end-of-line. The line fits
 // in width-1 columns (a full-width line would wrap on some terminals); the bar takes up to 30
 // columns of what the figures leave and is dropped when fewer than 10 remain.
 //
 //	des pack [========>           ]  45% 45000/100000 files  175.8 MiB  58.6 MiB/s  ETA 0:04
-func renderProgress(s progressState, width int) string {
+func render(s state, width int) string {
 	f := s.fraction()
-	head := "des " + s.label + " "
+	head := s.label + " "
 	stats := fmt.Sprintf("%3d%% %d/%d files  %s  %s/s  ETA %s",
 		int(f*100), s.files, s.totalFiles, formatBytes(s.bytes), formatBytes(rate(s.bytes, s.elapsed)), eta(f, s.elapsed))
 	line := head + stats
