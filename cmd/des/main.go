@@ -2,7 +2,7 @@
 //
 //	des pack [-q] -o ARCHIVE FILE|DIR...
 //	des ls [-l] [-raw] ARCHIVE
-//	des cat ARCHIVE NAME
+//	des cat ARCHIVE NAME...
 //	des meta ARCHIVE NAME
 //	des verify [-q] ARCHIVE
 //	des stat ARCHIVE
@@ -47,7 +47,7 @@ type verb struct {
 var verbs = map[string]verb{
 	"pack":    {runPack, "write an archive from files and directories"},
 	"ls":      {runLs, "list the names in an archive"},
-	"cat":     {runCat, "write one file's bytes to stdout"},
+	"cat":     {runCat, "write files' bytes to stdout, in the order given"},
 	"meta":    {runMeta, "print one file's meta JSON"},
 	"verify":  {runVerify, "check structure and every checksum"},
 	"stat":    {runStat, "describe an archive's layout"},
