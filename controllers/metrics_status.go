@@ -35,10 +35,10 @@ var (
 		"The DesShard's spec.interval between packing runs: a row may wait up to maxWait plus one interval before a run packs it.",
 		[]string{"namespace", "desshard"}, nil)
 	sourceRowsDesc = prometheus.NewDesc("des_source_rows",
-		"Catalog rows of the DesSource by state (unnamed, ready, claimed, packed, failed), as of its status.lastChecked.",
+		"Catalog rows of the DesSource by state (unnamed, ready, claimed, packed, failed), as of its status.rows.countedAt.",
 		[]string{"namespace", "dessource", "state"}, nil)
 	sourceDeletionDesc = prometheus.NewDesc("des_source_deletion_rows",
-		"Packed rows of the DesSource by what verified deletion did with their source objects (deleted, waiting, verified, refused), as of status.lastChecked.",
+		"Packed rows of the DesSource by what verified deletion did with their source objects (deleted, waiting, verified, refused), as of status.rows.countedAt.",
 		[]string{"namespace", "dessource", "state"}, nil)
 )
 
