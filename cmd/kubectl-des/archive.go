@@ -75,14 +75,18 @@ func get(e *env, resource, name string, obj client.Object) error {
 	return nil
 }
 
-// list reads DES resources of the namespace.
-func list(e *env, resource string, l client.ObjectList) error {
-	err := e.kube.List(e.ctx, l, client.InNamespace(e.namespace))
+// list reads DES resources of the namespace (of every namespace with -A, for status).
+func list(e *env, resource string, l client.ObjectList, opts ...client.ListOption) error {
+	where, opts := "in "+e.namespace, append([]client.ListOption{client.InNamespace(e.namespace)}, opts...)
+	if e.allNamespaces {
+		where, opts = "cluster-wide (-A)", opts[1:]
+	}
+	err := e.kube.List(e.ctx, l, opts...)
 	if apierrors.IsForbidden(err) {
-		return act(errForbidden, fmt.Errorf("list %s: %w", resource, err), "your RBAC must allow list on %s in %s", resource, e.namespace)
+		return act(errForbidden, fmt.Errorf("list %s: %w", resource, err), "your RBAC must allow list on %s %s", resource, where)
 	}
 	if err != nil {
-		return fmt.Errorf("list %s in %s: %w", resource, e.namespace, err)
+		return fmt.Errorf("list %s %s: %w", resource, where, err)
 	}
 	return nil
 }

@@ -34,8 +34,8 @@ func runPackNow(e *env, args []string) int {
 	}
 	ds := &desv1.DesShard{}
 	key := client.ObjectKey{Namespace: e.namespace, Name: pos[0]}
-	if err := e.kube.Get(e.ctx, key, ds); err != nil {
-		return fail(e, "pack-now", fmt.Errorf("DesShard %s in namespace %s: %w", key.Name, key.Namespace, err))
+	if err := get(e, "desshards", key.Name, ds); err != nil {
+		return fail(e, "pack-now", err)
 	}
 	if ds.Spec.Suspend {
 		return fail(e, "pack-now", errSuspended)

@@ -86,6 +86,11 @@ func TestStatusWhyAndPackNowAgainstTheAPIServer(t *testing.T) {
 		}
 	}
 
+	code, out, errOut = p.run("-A", "status")
+	if code != exitOK || !strings.Contains(out, "NAMESPACE") || !strings.Contains(out, p.ns+"  scans") {
+		t.Fatalf("status -A: exit %d, no NAMESPACE column with %s:\n%s%s", code, p.ns, out, errOut)
+	}
+
 	code, out, errOut = p.run("why", "scans-all", "2")
 	if code != exitOK || !strings.Contains(out, "✗ shard 2: below the fill policy: 7 ready rows") || !strings.Contains(out, "kubectl des pack-now scans-all --shards 2") {
 		t.Fatalf("why: exit %d:\n%s%s", code, out, errOut)

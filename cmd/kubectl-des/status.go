@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 )
@@ -21,17 +20,13 @@ func runStatus(e *env, args []string) int {
 	if _, code, ok := parseArgs(e, fs, args, 0, 0); !ok {
 		return code
 	}
-	var opts []client.ListOption
-	if !e.allNamespaces {
-		opts = append(opts, client.InNamespace(e.namespace))
-	}
 	sources := &desv1.DesSourceList{}
-	if err := e.kube.List(e.ctx, sources, opts...); err != nil {
-		return fail(e, "status", fmt.Errorf("list DesSources: %w", err))
+	if err := list(e, "dessources", sources); err != nil {
+		return fail(e, "status", err)
 	}
 	shards := &desv1.DesShardList{}
-	if err := e.kube.List(e.ctx, shards, opts...); err != nil {
-		return fail(e, "status", fmt.Errorf("list DesShards: %w", err))
+	if err := list(e, "desshards", shards); err != nil {
+		return fail(e, "status", err)
 	}
 	now := time.Now()
 	if len(sources.Items)+len(shards.Items) == 0 {

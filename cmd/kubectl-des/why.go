@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,7 +9,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -58,19 +58,19 @@ type whyInput struct {
 
 func gatherWhy(e *env, name string) (whyInput, error) {
 	in := whyInput{ds: &desv1.DesShard{}}
-	if err := e.kube.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: name}, in.ds); err != nil {
-		return in, fmt.Errorf("DesShard %s in namespace %s: %w", name, e.namespace, err)
+	if err := get(e, "desshards", name, in.ds); err != nil {
+		return in, err
 	}
 	src := &desv1.DesSource{}
-	switch err := e.kube.Get(e.ctx, client.ObjectKey{Namespace: e.namespace, Name: in.ds.Spec.SourceRef}, src); {
+	switch err := get(e, "dessources", in.ds.Spec.SourceRef, src); {
 	case err == nil:
 		in.source = src
-	case !apierrors.IsNotFound(err):
-		return in, fmt.Errorf("DesSource %s: %w", in.ds.Spec.SourceRef, err)
+	case !errors.Is(err, errNotFound):
+		return in, err // a missing DesSource is a finding, not a failure
 	}
 	jobs := &batchv1.JobList{}
-	if err := e.kube.List(e.ctx, jobs, client.InNamespace(e.namespace), client.MatchingLabels{protocol.LabelDesShard: name}); err != nil {
-		return in, fmt.Errorf("list the Jobs of %s: %w", name, err)
+	if err := list(e, "jobs", jobs, client.MatchingLabels{protocol.LabelDesShard: name}); err != nil {
+		return in, err
 	}
 	in.jobs = jobs.Items
 	return in, nil
