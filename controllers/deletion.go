@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -161,8 +162,10 @@ func finishDeletion(ctx context.Context, d *deletion, obj client.Object) (string
 		return waiting, err
 	}
 	controllerutil.RemoveFinalizer(obj, protocol.FinalizerContainers)
-	if err := d.c.Update(ctx, obj); err != nil {
-		return "", fmt.Errorf("remove finalizer: %w", client.IgnoreNotFound(err))
+	// Gone already (another pass removed the finalizer and the API server deleted it) is done, not an
+	// error: wrapping IgnoreNotFound's nil made a "remove finalizer: %!w(<nil>)" Reconciler error.
+	if err := client.IgnoreNotFound(d.c.Update(ctx, obj)); err != nil {
+		return "", fmt.Errorf("remove finalizer: %w", err)
 	}
 	return "", nil
 }
@@ -184,8 +187,12 @@ func recordDeleting(ctx context.Context, c client.Client, rec events.EventRecord
 	was := meta.FindStatusCondition(*conds, desv1.ConditionReady)
 	first := was == nil || was.Reason != string(desv1.ReasonDeleting)
 	setStatusCondition(conds, desv1.ConditionReady, false, desv1.ReasonDeleting, waiting, obj.GetGeneration())
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("record deletion progress: %w", client.IgnoreNotFound(err))
+	err := c.Status().Patch(ctx, obj, client.MergeFrom(base))
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile: nothing left to record on
+	}
+	if err != nil {
+		return fmt.Errorf("record deletion progress: %w", err)
 	}
 	if first {
 		rec.Eventf(obj, nil, corev1.EventTypeNormal, string(desv1.ReasonDeleting), "Delete", "%s", waiting)
