@@ -82,7 +82,7 @@ func median(d []time.Duration) time.Duration {
 func BenchmarkPackVsTar(b *testing.B) {
 	tar, err := exec.LookPath("tar")
 	if err != nil {
-		b.Skip("GNU tar is not installed: make test-deps installs it")
+		b.Fatal("GNU tar is not installed: make test-deps installs it")
 	}
 	bin := buildDes(b, b.TempDir())
 	scratch := benchScratch(b)

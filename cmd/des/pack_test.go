@@ -20,7 +20,7 @@ import (
 // leading "./" and doubled slashes as typed). Checked against the real tar.
 func TestPackPathsLikeTar(t *testing.T) {
 	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("tar is not installed (make test-deps installs it)")
+		t.Fatal("GNU tar is not installed: make test-deps installs it")
 	}
 	base := writeTree(t, map[string]string{"top/dir/a.txt": "a", "top/dir/sub/b.txt": "b", "top/dir/sub/deep/c": "c", "top/f.txt": "f"})
 	work := filepath.Join(base, "top", "dir", "sub") // for the ../ cases
@@ -140,7 +140,7 @@ func openFds(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Skip("no /proc/self/fd")
+		t.Fatalf("count open file descriptors: %v", err)
 	}
 	return len(ents)
 }

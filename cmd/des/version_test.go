@@ -32,9 +32,6 @@ func buildDes(t testing.TB, dir string, args ...string) string {
 
 // The way make build stamps a binary reaches des --version.
 func TestVersionStampedByLdflags(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	bin := buildDes(t, t.TempDir(), "-ldflags", "-X github.com/datavision/des/internal/version.Version=v9.8.7-4-gabcdef0-dirty")
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil || string(out) != "des v9.8.7-4-gabcdef0-dirty\n" {
