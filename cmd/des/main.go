@@ -23,6 +23,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 
@@ -100,12 +101,7 @@ func printVersion(w io.Writer) {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: des COMMAND [flags] ARGS...")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(verbs)) {
 		fmt.Fprintf(w, "  %-8s %s\n", n, verbs[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'des COMMAND --help' for a command's flags.")

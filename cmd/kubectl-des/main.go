@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -162,12 +163,7 @@ func scheme() *runtime.Scheme {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: kubectl des [--kubeconfig F] [--context C] [-n NS | -A] COMMAND ARGS...")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(verbs)) {
 		fmt.Fprintf(w, "  %-9s %s\n", n, verbs[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'kubectl des COMMAND --help' for a command's flags; 'kubectl des --version' for the version.")
