@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -166,15 +167,7 @@ func jobFindings(jobs []batchv1.Job, shard int32) []finding {
 
 func jobPacks(j *batchv1.Job, shard int32) bool {
 	shards, err := protocol.ParseShardList(j.Annotations[protocol.AnnotationShards])
-	if err != nil {
-		return false
-	}
-	for _, s := range shards {
-		if s == shard {
-			return true
-		}
-	}
-	return false
+	return err == nil && slices.Contains(shards, shard)
 }
 
 // shardFindings says per reported shard (or for the one asked about) whether a packer holds it and
