@@ -131,7 +131,10 @@ func (rc *recoverer) recover(ctx context.Context, c *desv1.DesContainer) (recove
 // committed. A DesContainer's spec is written by whoever may create DesContainers; recovery must not
 // be a way to delete arbitrary objects. err is for failing to ask the catalog.
 func (rc *recoverer) checkOwned(ctx context.Context, c *desv1.DesContainer) (refused, err error) {
-	if err := c.CheckLocation(rc.bucket, rc.prefix); err != nil {
+	if err := protocol.CheckContainerBucket(rc.bucket, c.Spec.Bucket); err != nil {
+		return err, nil
+	}
+	if err := protocol.CheckContainerKey(rc.prefix, c.Spec.ShardRef, c.Spec.Day, c.Spec.Shard, c.Name, c.Spec.Key); err != nil {
 		return err, nil
 	}
 	// Both keys of the container's prefix: they share its _bigFiles/, which a roll-back deletes, so

@@ -9,7 +9,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
 
 	desv1 "github.com/datavision/des/api/v1alpha1"
 )
@@ -157,7 +156,7 @@ func shorten(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-// ago is a past time as kubectl shows ages ("12s ago", "5m ago"); "-" when unset.
+// ago is a past time as kubectl shows ages ("12s", "5m"); "-" when unset.
 func ago(t *metav1.Time, now time.Time) string {
 	if t == nil {
 		return "-"
@@ -176,6 +175,17 @@ func until(t *metav1.Time, now time.Time) string {
 	return "now"
 }
 
-// human is a duration as kubectl prints ages ("75s", "5m", "3h10m"); a time a little in the future
-// (clocks differ) counts as now.
-func human(d time.Duration) string { return duration.HumanDuration(max(d, 0)) }
+func human(d time.Duration) string {
+	switch {
+	case d < 0:
+		d = 0
+		fallthrough
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

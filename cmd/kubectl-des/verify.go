@@ -10,6 +10,7 @@ import (
 	"github.com/datavision/des/internal/containercheck"
 	"github.com/datavision/des/internal/desformat"
 	"github.com/datavision/des/internal/progress"
+	"github.com/datavision/des/internal/protocol"
 )
 
 // runVerify reads a container back and checks it through containercheck, the checks crash recovery
@@ -95,7 +96,11 @@ func verifiable(con *desv1.DesContainer) error {
 // ownLocation is recovery's rule: a container's object is in its DesShard's archive bucket, at the
 // key the protocol gives its name. Anything else is not what DES wrote there, whatever it holds.
 func ownLocation(con *desv1.DesContainer, ds *desv1.DesShard) error {
-	if err := con.CheckLocation(ds.Spec.Archive.Bucket, ds.Spec.Archive.Prefix); err != nil {
+	err := protocol.CheckContainerBucket(ds.Spec.Archive.Bucket, con.Spec.Bucket)
+	if err == nil {
+		err = protocol.CheckContainerKey(ds.Spec.Archive.Prefix, ds.Name, con.Spec.Day, con.Spec.Shard, con.Name, con.Spec.Key)
+	}
+	if err != nil {
 		return fmt.Errorf("the DesContainer does not name its DesShard's archive location: %w", err)
 	}
 	return nil
